@@ -1,0 +1,55 @@
+//! `mouton`: the command line of the mouton workspace.
+//!
+//! Thin glue: every subcommand parses its arguments, calls a library crate and prints.
+//! Exit codes: 0 success, 2 bad input or usage, 1 internal failure.
+
+mod emd_cmd;
+mod input;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Teach a machine to draw sheep: Quick, Draw! doodles, GANs on dfdx, Earth Mover's distances.
+#[derive(Debug, Parser)]
+#[command(name = "mouton", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Earth Mover's / Wasserstein distance between two histograms or two samples.
+    Emd(emd_cmd::EmdArgs),
+}
+
+/// A problem with what the user gave us (exit code 2), as opposed to an internal failure (1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    let result = match cli.command {
+        Command::Emd(args) => emd_cmd::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<BadInput>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}

@@ -1,0 +1,495 @@
+//! Exact discrete optimal transport (`emd`, `emd2`) by the network simplex method on the
+//! bipartite transportation graph.
+//!
+//! The basis is a spanning tree of the n + m nodes (n + m - 1 arcs, degenerate zero-flow arcs
+//! included), stored as parent pointers with depths and child lists. Each pivot picks an entering
+//! arc of negative reduced cost by block search (blocks of about sqrt(n m) arcs, as in LEMON, which
+//! POT wraps), pushes flow round the cycle it closes, drops the blocking arc (ties go to the last
+//! one met from the cycle's apex, LEMON's rule against stalling), and re-hangs the cut subtree,
+//! updating its potentials and depths. A pivot costs O(block + cycle + subtree) = O(sqrt(n m) +
+//! n + m); the number of pivots is not polynomially bounded in theory (this is the plain network
+//! simplex) but in practice grows roughly like (n + m) log(n + m). Memory is O(n m) for the
+//! plan only.
+
+use crate::validate::{mass_pair, MassPolicy};
+use crate::EmdError;
+
+const NONE: usize = usize::MAX;
+
+/// Settings of the exact solver.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmdOptions {
+    /// Pivot cap; [`EmdError::NotConverged`] past it. The default is never reached in practice.
+    pub max_iter: usize,
+    /// What to do when `a` and `b` have different totals.
+    pub mass: MassPolicy,
+}
+
+impl Default for EmdOptions {
+    fn default() -> Self {
+        EmdOptions {
+            max_iter: 100_000_000,
+            mass: MassPolicy::Strict,
+        }
+    }
+}
+
+/// An optimal transport plan and its cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OtPlan {
+    /// Optimal cost sum_ij plan_ij cost_ij.
+    pub cost: f64,
+    /// The plan, `rows x cols`, row-major: `plan[i * cols + j]` is the mass moved from i to j.
+    pub plan: Vec<f64>,
+    /// Rows (length of `a`).
+    pub rows: usize,
+    /// Columns (length of `b`).
+    pub cols: usize,
+    /// Dual potentials of `a` (alpha) and `b` (beta): alpha_i + beta_j <= cost_ij, with equality
+    /// wherever mass moves. Entries of zero-mass bins are 0.
+    pub alpha: Vec<f64>,
+    /// See `alpha`.
+    pub beta: Vec<f64>,
+    /// Simplex pivots performed.
+    pub iterations: usize,
+}
+
+/// Optimal transport plan between histograms `a` (n) and `b` (m) for a row-major `n x m` cost
+/// matrix: POT's `ot.emd`.
+///
+/// ```
+/// use mouton_emd::{emd, EmdOptions};
+/// // Move [0.5, 0.5] at x = 0, 1 onto [0.5, 0.5] at x = 1, 2 with cost |x - y|.
+/// let cost = [1.0, 2.0, 0.0, 1.0];
+/// let ot = emd(&[0.5, 0.5], &[0.5, 0.5], &cost, &EmdOptions::default())?;
+/// assert_eq!(ot.cost, 1.0);
+/// // Optimal plans here are not unique; every one has cost 1 and the right marginals.
+/// assert_eq!(ot.plan[0] + ot.plan[1], 0.5);
+/// assert_eq!(ot.plan[0] + ot.plan[2], 0.5);
+/// # Ok::<(), mouton_emd::EmdError>(())
+/// ```
+pub fn emd(a: &[f64], b: &[f64], cost: &[f64], opts: &EmdOptions) -> Result<OtPlan, EmdError> {
+    let (n, m) = (a.len(), b.len());
+    let (sa, sb) = mass_pair("a", a, "b", b, opts.mass)?;
+    if cost.len() != n * m {
+        return Err(EmdError::CostShape {
+            rows: n,
+            cols: m,
+            len: cost.len(),
+        });
+    }
+    crate::validate::finite("cost", cost)?;
+
+    // Zero-mass bins never carry flow: solve on the support only.
+    let rows: Vec<usize> = (0..n).filter(|&i| a[i] > 0.0).collect();
+    let cols: Vec<usize> = (0..m).filter(|&j| b[j] > 0.0).collect();
+    let aa: Vec<f64> = rows.iter().map(|&i| a[i] * sa).collect();
+    let bb: Vec<f64> = cols.iter().map(|&j| b[j] * sb).collect();
+    let sub;
+    let c: &[f64] = if rows.len() == n && cols.len() == m {
+        cost
+    } else {
+        sub = rows
+            .iter()
+            .flat_map(|&i| cols.iter().map(move |&j| cost[i * m + j]))
+            .collect::<Vec<_>>();
+        &sub
+    };
+
+    let mut s = Simplex::new(&aa, &bb, c);
+    let iterations = s.solve(opts.max_iter)?;
+
+    let (nn, mm) = (rows.len(), cols.len());
+    let mut plan = vec![0.0; n * m];
+    let mut total = 0.0;
+    for node in 0..nn + mm {
+        let par = s.parent[node];
+        if par == NONE {
+            continue;
+        }
+        let (i, j) = if node < nn {
+            (node, par - nn)
+        } else {
+            (par, node - nn)
+        };
+        let f = s.flow[node];
+        plan[rows[i] * m + cols[j]] = f;
+        total += f * c[i * mm + j];
+    }
+    let mut alpha = vec![0.0; n];
+    let mut beta = vec![0.0; m];
+    for (k, &i) in rows.iter().enumerate() {
+        alpha[i] = s.pi[k];
+    }
+    for (k, &j) in cols.iter().enumerate() {
+        beta[j] = s.pi[nn + k];
+    }
+    Ok(OtPlan {
+        cost: total,
+        plan,
+        rows: n,
+        cols: m,
+        alpha,
+        beta,
+        iterations,
+    })
+}
+
+/// Optimal transport cost only: POT's `ot.emd2`. See [`emd`].
+///
+/// ```
+/// use mouton_emd::{emd2, EmdOptions};
+/// let w = emd2(&[1.0], &[0.25, 0.75], &[2.0, 4.0], &EmdOptions::default())?;
+/// assert_eq!(w, 3.5);
+/// # Ok::<(), mouton_emd::EmdError>(())
+/// ```
+pub fn emd2(a: &[f64], b: &[f64], cost: &[f64], opts: &EmdOptions) -> Result<f64, EmdError> {
+    emd(a, b, cost, opts).map(|p| p.cost)
+}
+
+/// Network simplex state. Nodes 0..n are sources (rows), n..n+m sinks (columns); node 0 is the
+/// root. Every non-root node's tree arc joins it to its parent and carries `flow[node]`.
+struct Simplex<'c> {
+    n: usize,
+    m: usize,
+    c: &'c [f64],
+    parent: Vec<usize>,
+    depth: Vec<usize>,
+    flow: Vec<f64>,
+    /// Potentials: reduced cost of arc (i, j) is c_ij - pi[i] - pi[n + j].
+    pi: Vec<f64>,
+    first_child: Vec<usize>,
+    next_sib: Vec<usize>,
+    prev_sib: Vec<usize>,
+    // scratch
+    up_i: Vec<usize>,
+    up_j: Vec<usize>,
+    stack: Vec<usize>,
+}
+
+impl<'c> Simplex<'c> {
+    /// North-west corner start: a staircase path, always a spanning tree.
+    fn new(a: &[f64], b: &[f64], c: &'c [f64]) -> Self {
+        let (n, m) = (a.len(), b.len());
+        let nodes = n + m;
+        let mut s = Simplex {
+            n,
+            m,
+            c,
+            parent: vec![NONE; nodes],
+            depth: vec![0; nodes],
+            flow: vec![0.0; nodes],
+            pi: vec![0.0; nodes],
+            first_child: vec![NONE; nodes],
+            next_sib: vec![NONE; nodes],
+            prev_sib: vec![NONE; nodes],
+            up_i: Vec::new(),
+            up_j: Vec::new(),
+            stack: Vec::new(),
+        };
+        let (mut i, mut j) = (0, 0);
+        let (mut ra, mut rb) = (a[0], b[0]);
+        // The first cell hangs sink 0 under the root.
+        s.attach(n, 0, ra.min(rb));
+        loop {
+            let f = ra.min(rb);
+            ra -= f;
+            rb -= f;
+            if i == n - 1 && j == m - 1 {
+                break;
+            }
+            let go_right = i == n - 1 || (j < m - 1 && rb <= ra);
+            if go_right {
+                j += 1;
+                rb = b[j];
+                let f = ra.min(rb).max(0.0);
+                s.attach(n + j, i, f);
+            } else {
+                i += 1;
+                ra = a[i];
+                let f = ra.min(rb).max(0.0);
+                s.attach(i, n + j, f);
+            }
+        }
+        s
+    }
+
+    /// Hangs a new node under `parent` during construction, setting its potential and depth.
+    fn attach(&mut self, node: usize, parent: usize, f: f64) {
+        self.parent[node] = parent;
+        self.flow[node] = f;
+        self.depth[node] = self.depth[parent] + 1;
+        self.pi[node] = self.arc_cost(node, parent) - self.pi[parent];
+        self.link(node, parent);
+    }
+
+    #[inline]
+    fn arc_cost(&self, x: usize, y: usize) -> f64 {
+        let (i, j) = if x < self.n {
+            (x, y - self.n)
+        } else {
+            (y, x - self.n)
+        };
+        self.c[i * self.m + j]
+    }
+
+    fn link(&mut self, child: usize, parent: usize) {
+        let head = self.first_child[parent];
+        self.next_sib[child] = head;
+        self.prev_sib[child] = NONE;
+        if head != NONE {
+            self.prev_sib[head] = child;
+        }
+        self.first_child[parent] = child;
+    }
+
+    fn unlink(&mut self, child: usize) {
+        let (p, nx, pv) = (
+            self.parent[child],
+            self.next_sib[child],
+            self.prev_sib[child],
+        );
+        if pv != NONE {
+            self.next_sib[pv] = nx;
+        } else {
+            self.first_child[p] = nx;
+        }
+        if nx != NONE {
+            self.prev_sib[nx] = pv;
+        }
+    }
+
+    fn solve(&mut self, max_iter: usize) -> Result<usize, EmdError> {
+        let (n, m) = (self.n, self.m);
+        let arcs = n * m;
+        let cmax = self.c.iter().fold(0.0f64, |acc, x| acc.max(x.abs()));
+        let tol = 1e-12 * cmax.max(f64::MIN_POSITIVE);
+        let block = ((arcs as f64).sqrt() as usize).max(10).min(arcs);
+        let (mut ci, mut cj) = (0usize, 0usize);
+        let mut iterations = 0;
+        loop {
+            // Block search: the most negative reduced cost in the next block with one, wrapping
+            // round; a full pass without one proves optimality.
+            let mut best = -tol;
+            let mut enter = None;
+            let mut scanned = 0;
+            let mut in_block = 0;
+            while scanned < arcs {
+                let row = &self.c[ci * m..(ci + 1) * m];
+                let ui = self.pi[ci];
+                let v = &self.pi[n..];
+                // Scan the rest of this row, or up to the end of the block.
+                let end = (cj + (block - in_block)).min(m);
+                for (jj, (&cc, &vj)) in row[cj..end].iter().zip(&v[cj..end]).enumerate() {
+                    let r = cc - ui - vj;
+                    if r < best {
+                        best = r;
+                        enter = Some((ci, cj + jj));
+                    }
+                }
+                let took = end - cj;
+                scanned += took;
+                in_block += took;
+                cj = end;
+                if cj == m {
+                    cj = 0;
+                    ci = if ci + 1 == n { 0 } else { ci + 1 };
+                }
+                if in_block >= block {
+                    if enter.is_some() {
+                        break;
+                    }
+                    in_block = 0;
+                }
+            }
+            let Some((ei, ej)) = enter else {
+                return Ok(iterations);
+            };
+            if iterations >= max_iter {
+                return Err(EmdError::NotConverged {
+                    solver: "network simplex",
+                    iterations,
+                    residual: -best,
+                });
+            }
+            iterations += 1;
+            self.pivot(ei, n + ej, best);
+        }
+    }
+
+    /// Brings arc (source `i`, sink `jn`) with reduced cost `r` < 0 into the tree.
+    fn pivot(&mut self, i: usize, jn: usize, r: f64) {
+        let n = self.n;
+        // Walk both ends up to the apex. The cycle runs i -> jn -> (up) apex -> (down) i, so a
+        // tree arc loses flow when crossed sink-to-source: a sink child on jn's side, a source
+        // child on i's side.
+        self.up_i.clear();
+        self.up_j.clear();
+        let (mut x, mut y) = (i, jn);
+        while x != y {
+            if self.depth[x] >= self.depth[y] {
+                self.up_i.push(x);
+                x = self.parent[x];
+            } else {
+                self.up_j.push(y);
+                y = self.parent[y];
+            }
+        }
+        // Blocking arc: the last minimum met from the apex in cycle order, i.e. the highest on
+        // jn's side, else the deepest on i's side.
+        let mut theta = f64::INFINITY;
+        let mut leave = NONE;
+        let mut leave_on_j = false;
+        for &c in self.up_i.iter() {
+            if c < n && self.flow[c] < theta {
+                theta = self.flow[c];
+                leave = c;
+            }
+        }
+        for &c in self.up_j.iter() {
+            if c >= n && self.flow[c] <= theta {
+                theta = self.flow[c];
+                leave = c;
+                leave_on_j = true;
+            }
+        }
+        let theta = theta.max(0.0);
+        if theta > 0.0 {
+            for &c in &self.up_i {
+                if c < n {
+                    self.flow[c] -= theta;
+                } else {
+                    self.flow[c] += theta;
+                }
+            }
+            for &c in &self.up_j {
+                if c >= n {
+                    self.flow[c] -= theta;
+                } else {
+                    self.flow[c] += theta;
+                }
+            }
+        }
+        // Re-hang the subtree under `leave` from the entering arc's endpoint inside it.
+        let (u_in, u_out) = if leave_on_j { (jn, i) } else { (i, jn) };
+        let path = if leave_on_j { &self.up_j } else { &self.up_i };
+        let k = path.iter().position(|&c| c == leave).map_or(0, |p| p + 1);
+        let path: Vec<usize> = path[..k].to_vec();
+        debug_assert_eq!(path.first().copied(), Some(u_in));
+        for &w in &path {
+            self.unlink(w);
+        }
+        let mut new_parent = u_out;
+        let mut carried = theta;
+        for &w in &path {
+            let old = self.flow[w];
+            self.parent[w] = new_parent;
+            self.flow[w] = carried;
+            self.link(w, new_parent);
+            carried = old;
+            new_parent = w;
+        }
+        // Shift potentials so the entering arc has zero reduced cost, and fix depths.
+        let (d_src, d_snk) = if u_in < n { (r, -r) } else { (-r, r) };
+        self.stack.clear();
+        self.stack.push(u_in);
+        while let Some(w) = self.stack.pop() {
+            self.pi[w] += if w < n { d_src } else { d_snk };
+            self.depth[w] = self.depth[self.parent[w]] + 1;
+            let mut ch = self.first_child[w];
+            while ch != NONE {
+                self.stack.push(ch);
+                ch = self.next_sib[ch];
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn brute_force_2x2(a: [f64; 2], b: [f64; 2], c: [f64; 4]) -> f64 {
+        // Plans [[t, a0 - t], [b0 - t, ...]]: cost is linear in t, so an end point is optimal.
+        let lo = 0f64.max(a[0] - b[1]);
+        let hi = a[0].min(b[0]);
+        let f =
+            |t: f64| t * c[0] + (a[0] - t) * c[1] + (b[0] - t) * c[2] + (a[1] - b[0] + t) * c[3];
+        f(lo).min(f(hi))
+    }
+
+    #[test]
+    fn two_by_two_matches_brute_force() {
+        let cases = [
+            ([0.3, 0.7], [0.6, 0.4], [1.0, 5.0, 2.0, 0.5]),
+            ([0.5, 0.5], [0.5, 0.5], [0.0, 1.0, 1.0, 0.0]),
+            ([0.9, 0.1], [0.2, 0.8], [3.0, 1.0, 0.0, 7.0]),
+        ];
+        for (a, b, c) in cases {
+            let got = emd2(&a, &b, &c, &EmdOptions::default()).unwrap();
+            let want = brute_force_2x2(a, b, c);
+            assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn permutation_assignment() {
+        // Uniform masses and a cost that favours the reversed permutation.
+        let n = 6;
+        let c: Vec<f64> = (0..n * n)
+            .map(|k| {
+                let (i, j) = (k / n, k % n);
+                if i + j == n - 1 {
+                    0.0
+                } else {
+                    1.0 + (i * j) as f64
+                }
+            })
+            .collect();
+        let a = vec![1.0; n];
+        let ot = emd(&a, &a, &c, &EmdOptions::default()).unwrap();
+        assert_eq!(ot.cost, 0.0);
+        for i in 0..n {
+            assert_eq!(ot.plan[i * n + (n - 1 - i)], 1.0);
+        }
+        // Dual feasibility and complementary slackness.
+        for i in 0..n {
+            for j in 0..n {
+                let r = c[i * n + j] - ot.alpha[i] - ot.beta[j];
+                assert!(r > -1e-9, "negative reduced cost {r}");
+                if ot.plan[i * n + j] > 0.0 {
+                    assert!(r.abs() < 1e-9);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_mass_bins_and_errors() {
+        let c = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let ot = emd(&[0.0, 1.0], &[0.5, 0.0, 0.5], &c, &EmdOptions::default()).unwrap();
+        assert_eq!(ot.plan, vec![0.0, 0.0, 0.0, 0.5, 0.0, 0.5]);
+        assert_eq!(ot.cost, 5.0);
+        assert!(matches!(
+            emd(&[1.0], &[1.0], &c, &EmdOptions::default()),
+            Err(EmdError::CostShape {
+                rows: 1,
+                cols: 1,
+                len: 6
+            })
+        ));
+        assert!(matches!(
+            emd(&[1.0], &[2.0], &[0.0], &EmdOptions::default()),
+            Err(EmdError::UnequalMass { .. })
+        ));
+        let norm = EmdOptions {
+            mass: MassPolicy::Normalize,
+            ..Default::default()
+        };
+        assert_eq!(emd2(&[1.0], &[2.0], &[3.0], &norm).unwrap(), 3.0);
+        assert!(matches!(
+            emd(&[1.0], &[1.0], &[f64::NAN], &EmdOptions::default()),
+            Err(EmdError::NonFinite { name: "cost", .. })
+        ));
+    }
+}
