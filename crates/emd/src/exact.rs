@@ -465,6 +465,22 @@ mod tests {
     }
 
     #[test]
+    fn pivot_cap_reports_non_convergence() {
+        let c = [0.0, 1.0, 1.0, 0.0];
+        let capped = EmdOptions {
+            max_iter: 0,
+            ..Default::default()
+        };
+        // North-west corner puts mass on the costly off-diagonal, so one pivot is needed.
+        let err = emd(&[0.5, 0.5], &[0.5, 0.5], &[1.0, 0.0, 0.0, 1.0], &capped).unwrap_err();
+        assert!(
+            matches!(err, EmdError::NotConverged { iterations: 0, .. }),
+            "{err}"
+        );
+        assert!(emd(&[0.5, 0.5], &[0.5, 0.5], &c, &capped).is_ok());
+    }
+
+    #[test]
     fn zero_mass_bins_and_errors() {
         let c = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let ot = emd(&[0.0, 1.0], &[0.5, 0.0, 0.5], &c, &EmdOptions::default()).unwrap();

@@ -1,0 +1,165 @@
+//! The mathematical properties of every distance, as proptests.
+
+use mouton_emd::{
+    delta_emd, emd2, sinkhorn, sliced_wasserstein_distance, wasserstein_1d, EmdOptions, MassPolicy,
+    SinkhornMethod, SinkhornOptions, SlicedOptions,
+};
+use proptest::prelude::*;
+
+const STRICT: MassPolicy = MassPolicy::Strict;
+
+/// A histogram of `n` bins with total mass 1 (at least one bin positive).
+fn histogram(n: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(0.0f64..10.0, n).prop_map(|mut h| {
+        h[0] += 0.5;
+        let s: f64 = h.iter().sum();
+        h.iter_mut().for_each(|x| *x /= s);
+        h
+    })
+}
+
+fn histograms(k: usize) -> impl Strategy<Value = Vec<Vec<f64>>> {
+    (1usize..24).prop_flat_map(move |n| prop::collection::vec(histogram(n), k))
+}
+
+fn samples() -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(-100.0f64..100.0, 1..40)
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * (1.0 + a.abs().max(b.abs()))
+}
+
+fn grid_cost(n: usize) -> Vec<f64> {
+    (0..n * n)
+        .map(|k| ((k / n) as f64 - (k % n) as f64).abs())
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    #[test]
+    fn nonnegative_and_symmetric(h in histograms(2), u in samples(), v in samples(), p in 1.0f64..4.0) {
+        let (a, b) = (&h[0], &h[1]);
+        let ab = delta_emd(a, b, None, STRICT).unwrap();
+        prop_assert!(ab >= 0.0);
+        prop_assert!(close(ab, delta_emd(b, a, None, STRICT).unwrap(), 1e-12));
+        let uv = wasserstein_1d(&u, &v, None, None, p).unwrap();
+        prop_assert!(uv >= 0.0);
+        prop_assert!(close(uv, wasserstein_1d(&v, &u, None, None, p).unwrap(), 1e-12));
+        let c = grid_cost(a.len());
+        let e = emd2(a, b, &c, &EmdOptions::default()).unwrap();
+        prop_assert!(e >= -1e-12);
+        prop_assert!(close(e, emd2(b, a, &c, &EmdOptions::default()).unwrap(), 1e-9));
+    }
+
+    #[test]
+    fn distance_to_itself_is_zero(h in histograms(1), u in samples(), p in 1.0f64..4.0) {
+        let a = &h[0];
+        prop_assert_eq!(delta_emd(a, a, None, STRICT).unwrap(), 0.0);
+        prop_assert_eq!(wasserstein_1d(&u, &u, None, None, p).unwrap(), 0.0);
+        let e = emd2(a, a, &grid_cost(a.len()), &EmdOptions::default()).unwrap();
+        prop_assert!(e.abs() < 1e-12, "{}", e);
+    }
+
+    #[test]
+    fn triangle_inequality_w1_histograms(h in histograms(3)) {
+        let w = |x: &Vec<f64>, y: &Vec<f64>| delta_emd(x, y, None, STRICT).unwrap();
+        prop_assert!(w(&h[0], &h[2]) <= w(&h[0], &h[1]) + w(&h[1], &h[2]) + 1e-12);
+    }
+
+    #[test]
+    fn shift_moves_w1_by_c(u in samples(), c in -50.0f64..50.0) {
+        let shifted: Vec<f64> = u.iter().map(|x| x + c).collect();
+        let w = wasserstein_1d(&u, &shifted, None, None, 1.0).unwrap();
+        prop_assert!(close(w, c.abs(), 1e-9), "{} vs {}", w, c.abs());
+    }
+
+    #[test]
+    fn delta_equals_cdf_formula_equals_exact_ot(h in histograms(2)) {
+        let (a, b) = (&h[0], &h[1]);
+        let n = a.len();
+        let delta = delta_emd(a, b, None, STRICT).unwrap();
+        let x: Vec<f64> = (0..n).map(|i| i as f64).collect();
+        let cdf = wasserstein_1d(&x, &x, Some(a), Some(b), 1.0).unwrap();
+        let exact = emd2(a, b, &grid_cost(n), &EmdOptions::default()).unwrap();
+        prop_assert!(close(delta, cdf, 1e-9), "delta {} vs cdf {}", delta, cdf);
+        prop_assert!(close(delta, exact, 1e-9), "delta {} vs exact {}", delta, exact);
+    }
+
+    #[test]
+    fn exact_ot_on_positions_matches_delta(h in histograms(2), gaps in prop::collection::vec(0.01f64..5.0, 24)) {
+        let (a, b) = (&h[0], &h[1]);
+        let n = a.len();
+        let mut x = vec![0.0];
+        for g in &gaps[..n - 1] {
+            x.push(x.last().unwrap() + g);
+        }
+        let c: Vec<f64> = (0..n * n).map(|k| (x[k / n] - x[k % n]).abs()).collect();
+        let delta = delta_emd(a, b, Some(&x), STRICT).unwrap();
+        let exact = emd2(a, b, &c, &EmdOptions::default()).unwrap();
+        prop_assert!(close(delta, exact, 1e-9), "delta {} vs exact {}", delta, exact);
+    }
+
+    #[test]
+    fn sliced_of_1d_data_is_exact_1d(u in samples(), v in samples(), p in 1.0f64..3.0, seed in any::<u64>()) {
+        let opts = SlicedOptions { n_projections: 3, p, seed };
+        let sw = sliced_wasserstein_distance(&u, &v, 1, None, None, &opts).unwrap();
+        let w = wasserstein_1d(&u, &v, None, None, p).unwrap();
+        prop_assert!(close(sw, w, 1e-9), "sliced {} vs exact {}", sw, w);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn sinkhorn_approaches_exact_as_epsilon_shrinks(
+        n in 2usize..12,
+        m in 2usize..12,
+        seed in prop::collection::vec(0.0f64..1.0, 2 * 144 + 24),
+    ) {
+        let norm = |v: &[f64]| { let s: f64 = v.iter().sum(); v.iter().map(|x| x / s).collect::<Vec<_>>() };
+        let a = norm(&seed[..n].iter().map(|x| x + 0.1).collect::<Vec<_>>());
+        let b = norm(&seed[12..12 + m].iter().map(|x| x + 0.1).collect::<Vec<_>>());
+        let c: Vec<f64> = seed[24..24 + n * m].to_vec();
+        let exact = emd2(&a, &b, &c, &EmdOptions::default()).unwrap();
+        let mut last_gap = f64::INFINITY;
+        for eps in [0.1, 0.02, 0.004] {
+            for method in [SinkhornMethod::Stabilized, SinkhornMethod::Log] {
+                let opts = SinkhornOptions { epsilon: eps, max_iter: 200_000, tol: 1e-11, method, ..Default::default() };
+                let res = sinkhorn(&a, &b, &c, &opts).unwrap();
+                prop_assert!(res.converged, "{:?} eps {} did not converge", method, eps);
+                // The entropic plan is feasible, so it never beats the exact optimum.
+                prop_assert!(res.cost >= exact - 1e-9);
+                let gap = res.cost - exact;
+                prop_assert!(gap <= last_gap + 1e-9, "gap grew: {} after {}", gap, last_gap);
+                if method == SinkhornMethod::Log { last_gap = gap; }
+            }
+        }
+        // The gap is O(eps log(nm)); at eps = 0.004 that is below 0.004 * ln(144) ~ 0.02.
+        prop_assert!(last_gap <= 0.004 * ((n * m) as f64).ln() + 1e-9, "gap {}", last_gap);
+    }
+}
+
+#[test]
+fn sliced_is_deterministic_and_detects_a_shift() {
+    let x: Vec<f32> = (0..64 * 16)
+        .map(|k| ((k * 37) % 101) as f32 / 101.0)
+        .collect();
+    let y: Vec<f32> = x.iter().map(|v| v + 0.5).collect();
+    let opts = SlicedOptions {
+        n_projections: 64,
+        p: 2.0,
+        seed: 3,
+    };
+    let a = sliced_wasserstein_distance(&x, &y, 16, None, None, &opts).unwrap();
+    let b = sliced_wasserstein_distance(&x, &y, 16, None, None, &opts).unwrap();
+    assert_eq!(a, b);
+    // y is x shifted by s = 0.5 * (1, ..., 1), |s| = 2: each projection's W_2 is |<dir, s>|, and
+    // E <dir, s>^2 = |s|^2 / d, so SW_2 -> 2 / sqrt(16) = 0.5 (64 directions: within ~20 %).
+    assert!((a - 0.5).abs() < 0.1, "{a}");
+    let same = sliced_wasserstein_distance(&x, &x, 16, None, None, &opts).unwrap();
+    assert_eq!(same, 0.0);
+}
