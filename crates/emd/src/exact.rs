@@ -154,7 +154,8 @@ struct Simplex<'c> {
     m: usize,
     c: &'c [f64],
     parent: Vec<usize>,
-    depth: Vec<usize>,
+    /// Last pivot in which the apex search reached a node, and from which end (see `pivot`).
+    stamp: Vec<u64>,
     flow: Vec<f64>,
     /// Potentials: reduced cost of arc (i, j) is c_ij - pi[i] - pi[n + j].
     pi: Vec<f64>,
@@ -164,7 +165,9 @@ struct Simplex<'c> {
     // scratch
     up_i: Vec<usize>,
     up_j: Vec<usize>,
+    path: Vec<usize>,
     stack: Vec<usize>,
+    pivots: u64,
 }
 
 impl<'c> Simplex<'c> {
@@ -177,7 +180,7 @@ impl<'c> Simplex<'c> {
             m,
             c,
             parent: vec![NONE; nodes],
-            depth: vec![0; nodes],
+            stamp: vec![0; nodes],
             flow: vec![0.0; nodes],
             pi: vec![0.0; nodes],
             first_child: vec![NONE; nodes],
@@ -185,7 +188,9 @@ impl<'c> Simplex<'c> {
             prev_sib: vec![NONE; nodes],
             up_i: Vec::new(),
             up_j: Vec::new(),
+            path: Vec::new(),
             stack: Vec::new(),
+            pivots: 0,
         };
         let (mut i, mut j) = (0, 0);
         let (mut ra, mut rb) = (a[0], b[0]);
@@ -218,7 +223,6 @@ impl<'c> Simplex<'c> {
     fn attach(&mut self, node: usize, parent: usize, f: f64) {
         self.parent[node] = parent;
         self.flow[node] = f;
-        self.depth[node] = self.depth[parent] + 1;
         self.pi[node] = self.arc_cost(node, parent) - self.pi[parent];
         self.link(node, parent);
     }
@@ -318,6 +322,7 @@ impl<'c> Simplex<'c> {
     }
 
     /// Brings arc (source `i`, sink `jn`) with reduced cost `r` < 0 into the tree.
+    #[inline(never)]
     fn pivot(&mut self, i: usize, jn: usize, r: f64) {
         let n = self.n;
         // Walk both ends up to the apex. The cycle runs i -> jn -> (up) apex -> (down) i, so a
@@ -325,15 +330,37 @@ impl<'c> Simplex<'c> {
         // child on i's side.
         self.up_i.clear();
         self.up_j.clear();
+        // Climb from both ends in turn, stamping nodes 2k (from i) or 2k + 1 (from jn); the
+        // first node already stamped by the other climb is the apex. No depths to maintain.
+        self.pivots += 1;
+        let (si, sj) = (2 * self.pivots, 2 * self.pivots + 1);
         let (mut x, mut y) = (i, jn);
-        while x != y {
-            if self.depth[x] >= self.depth[y] {
+        self.stamp[x] = si;
+        self.stamp[y] = sj;
+        let apex = loop {
+            if self.parent[x] != NONE {
                 self.up_i.push(x);
                 x = self.parent[x];
-            } else {
+                if self.stamp[x] == sj {
+                    break x;
+                }
+                self.stamp[x] = si;
+            }
+            if self.parent[y] != NONE {
                 self.up_j.push(y);
                 y = self.parent[y];
+                if self.stamp[y] == si {
+                    break y;
+                }
+                self.stamp[y] = sj;
             }
+        };
+        // One climb may have passed the apex: cut it back there.
+        if let Some(k) = self.up_i.iter().position(|&c| c == apex) {
+            self.up_i.truncate(k);
+        }
+        if let Some(k) = self.up_j.iter().position(|&c| c == apex) {
+            self.up_j.truncate(k);
         }
         // Blocking arc: the last minimum met from the apex in cycle order, i.e. the highest on
         // jn's side, else the deepest on i's side.
@@ -372,9 +399,11 @@ impl<'c> Simplex<'c> {
         }
         // Re-hang the subtree under `leave` from the entering arc's endpoint inside it.
         let (u_in, u_out) = if leave_on_j { (jn, i) } else { (i, jn) };
-        let path = if leave_on_j { &self.up_j } else { &self.up_i };
-        let k = path.iter().position(|&c| c == leave).map_or(0, |p| p + 1);
-        let path: Vec<usize> = path[..k].to_vec();
+        let mut path = std::mem::take(&mut self.path);
+        path.clear();
+        let side = if leave_on_j { &self.up_j } else { &self.up_i };
+        let k = side.iter().position(|&c| c == leave).map_or(0, |p| p + 1);
+        path.extend_from_slice(&side[..k]);
         debug_assert_eq!(path.first().copied(), Some(u_in));
         for &w in &path {
             self.unlink(w);
@@ -389,13 +418,13 @@ impl<'c> Simplex<'c> {
             carried = old;
             new_parent = w;
         }
-        // Shift potentials so the entering arc has zero reduced cost, and fix depths.
+        self.path = path;
+        // Shift the subtree's potentials so the entering arc has zero reduced cost.
         let (d_src, d_snk) = if u_in < n { (r, -r) } else { (-r, r) };
         self.stack.clear();
         self.stack.push(u_in);
         while let Some(w) = self.stack.pop() {
             self.pi[w] += if w < n { d_src } else { d_snk };
-            self.depth[w] = self.depth[self.parent[w]] + 1;
             let mut ch = self.first_child[w];
             while ch != NONE {
                 self.stack.push(ch);
