@@ -2,14 +2,17 @@
 //! bipartite transportation graph.
 //!
 //! The basis is a spanning tree of the n + m nodes (n + m - 1 arcs, degenerate zero-flow arcs
-//! included), stored as parent pointers with depths and child lists. Each pivot picks an entering
-//! arc of negative reduced cost by block search (blocks of about sqrt(n m) arcs, as in LEMON, which
-//! POT wraps), pushes flow round the cycle it closes, drops the blocking arc (ties go to the last
-//! one met from the cycle's apex, LEMON's rule against stalling), and re-hangs the cut subtree,
-//! updating its potentials and depths. A pivot costs O(block + cycle + subtree) = O(sqrt(n m) +
-//! n + m); the number of pivots is not polynomially bounded in theory (this is the plain network
-//! simplex) but in practice grows roughly like (n + m) log(n + m). Memory is O(n m) for the
-//! plan only.
+//! included), stored as parent pointers and child lists. It starts from the least-cost rule (cells
+//! filled in increasing cost, bucket-sorted in O(n m)), which halves the pivots of a north-west
+//! corner start on random instances. Each pivot picks an entering arc of negative reduced cost by
+//! block search (blocks of about sqrt(n m) arcs, as in LEMON, which POT wraps), pushes flow round
+//! the cycle it closes, drops the blocking arc (ties go to the last one met from the cycle's apex,
+//! LEMON's rule against stalling), re-hangs the cut subtree and shifts its potentials.
+//!
+//! Complexity: a pivot costs O(sqrt(n m) + n + m). The number of pivots of the plain network
+//! simplex has no polynomial bound in theory; in practice it grows roughly like (n + m) log(n + m)
+//! (3,900 pivots for n = m = 500 in `bench/emd_vs_python.py`). Memory is O(n m) for the plan and
+//! the start's cell order.
 
 use crate::validate::{mass_pair, MassPolicy};
 use crate::EmdError;
@@ -171,8 +174,153 @@ struct Simplex<'c> {
 }
 
 impl<'c> Simplex<'c> {
-    /// North-west corner start: a staircase path, always a spanning tree.
+    /// Least-cost start: fill cells in (bucketed) increasing cost, as much as each takes. Every
+    /// fill exhausts a row or a column, so the filled cells form a forest; zero-flow arcs join its
+    /// trees into a spanning tree. Far closer to optimal than the north-west corner, for O(n m).
     fn new(a: &[f64], b: &[f64], c: &'c [f64]) -> Self {
+        let (n, m) = (a.len(), b.len());
+        if n * m > u32::MAX as usize {
+            return Self::north_west(a, b, c);
+        }
+        let (lo, hi) = c
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &x| {
+                (l.min(x), h.max(x))
+            });
+        let buckets = (n * m).clamp(1, 1 << 16);
+        let scale = if hi > lo {
+            (buckets - 1) as f64 / (hi - lo)
+        } else {
+            0.0
+        };
+        let bucket = |x: f64| ((x - lo) * scale) as usize;
+        let mut start = vec![0u32; buckets + 1];
+        for &x in c {
+            start[bucket(x) + 1] += 1;
+        }
+        for k in 0..buckets {
+            start[k + 1] += start[k];
+        }
+        let mut cells = vec![0u32; n * m];
+        for (k, &x) in c.iter().enumerate() {
+            let b = &mut start[bucket(x)];
+            cells[*b as usize] = k as u32;
+            *b += 1;
+        }
+        let (mut ra, mut rb) = (a.to_vec(), b.to_vec());
+        let (mut row_done, mut col_done) = (vec![false; n], vec![false; m]);
+        let mut arcs: Vec<(usize, usize, f64)> = Vec::with_capacity(n + m);
+        for &k in &cells {
+            let (i, j) = (k as usize / m, k as usize % m);
+            if row_done[i] || col_done[j] {
+                continue;
+            }
+            let f = ra[i].min(rb[j]);
+            ra[i] -= f;
+            rb[j] -= f;
+            row_done[i] = ra[i] <= 0.0;
+            col_done[j] = rb[j] <= 0.0;
+            arcs.push((i, n + j, f));
+            if arcs.len() == n + m - 1 {
+                break;
+            }
+        }
+        Self::from_forest(n, m, c, arcs)
+    }
+
+    /// Completes a forest of (source, sink, flow) arcs with zero-flow arcs and hangs it from node 0.
+    fn from_forest(n: usize, m: usize, c: &'c [f64], mut arcs: Vec<(usize, usize, f64)>) -> Self {
+        let nodes = n + m;
+        let mut uf: Vec<usize> = (0..nodes).collect();
+        fn find(uf: &mut [usize], mut x: usize) -> usize {
+            while uf[x] != x {
+                uf[x] = uf[uf[x]];
+                x = uf[x];
+            }
+            x
+        }
+        for &(s, d, _) in &arcs {
+            let (rs, rd) = (find(&mut uf, s), find(&mut uf, d));
+            uf[rs] = rd;
+        }
+        // Join every other tree to node 0's: through sink `d` of its own if it has one (arc 0-d),
+        // else its lone source to sink n (arc s-n), joining n to 0's tree first if needed.
+        let (r0, rn) = (find(&mut uf, 0), find(&mut uf, n));
+        if r0 != rn {
+            arcs.push((0, n, 0.0));
+            uf[rn] = r0;
+        }
+        for d in n..nodes {
+            let (r0, rd) = (find(&mut uf, 0), find(&mut uf, d));
+            if rd != r0 {
+                arcs.push((0, d, 0.0));
+                uf[rd] = r0;
+            }
+        }
+        for src in 0..n {
+            let (r0, rs) = (find(&mut uf, 0), find(&mut uf, src));
+            if rs != r0 {
+                arcs.push((src, n, 0.0));
+                uf[rs] = r0;
+            }
+        }
+        debug_assert_eq!(arcs.len(), nodes - 1);
+        // Adjacency in CSR form, then a breadth-first walk from the root.
+        let mut deg = vec![0usize; nodes + 1];
+        for &(s, d, _) in &arcs {
+            deg[s + 1] += 1;
+            deg[d + 1] += 1;
+        }
+        for k in 0..nodes {
+            deg[k + 1] += deg[k];
+        }
+        let mut fill = deg.clone();
+        let mut adj = vec![(0usize, 0.0f64); 2 * arcs.len()];
+        for &(s, d, f) in &arcs {
+            adj[fill[s]] = (d, f);
+            fill[s] += 1;
+            adj[fill[d]] = (s, f);
+            fill[d] += 1;
+        }
+        let mut s = Self::empty(n, m, c);
+        let mut seen = vec![false; nodes];
+        let mut queue = std::collections::VecDeque::from([0usize]);
+        seen[0] = true;
+        while let Some(u) = queue.pop_front() {
+            for &(w, f) in &adj[deg[u]..deg[u + 1]] {
+                if !seen[w] {
+                    seen[w] = true;
+                    s.attach(w, u, f);
+                    queue.push_back(w);
+                }
+            }
+        }
+        s
+    }
+
+    fn empty(n: usize, m: usize, c: &'c [f64]) -> Self {
+        let nodes = n + m;
+        Simplex {
+            n,
+            m,
+            c,
+            parent: vec![NONE; nodes],
+            stamp: vec![0; nodes],
+            flow: vec![0.0; nodes],
+            pi: vec![0.0; nodes],
+            first_child: vec![NONE; nodes],
+            next_sib: vec![NONE; nodes],
+            prev_sib: vec![NONE; nodes],
+            up_i: Vec::new(),
+            up_j: Vec::new(),
+            path: Vec::new(),
+            stack: Vec::new(),
+            pivots: 0,
+        }
+    }
+
+    /// North-west corner start: a staircase, always a spanning tree.
+    fn north_west(a: &[f64], b: &[f64], c: &'c [f64]) -> Self {
         let (n, m) = (a.len(), b.len());
         let nodes = n + m;
         let mut s = Simplex {
@@ -495,18 +643,64 @@ mod tests {
 
     #[test]
     fn pivot_cap_reports_non_convergence() {
-        let c = [0.0, 1.0, 1.0, 0.0];
         let capped = EmdOptions {
             max_iter: 0,
             ..Default::default()
         };
-        // North-west corner puts mass on the costly off-diagonal, so one pivot is needed.
-        let err = emd(&[0.5, 0.5], &[0.5, 0.5], &[1.0, 0.0, 0.0, 1.0], &capped).unwrap_err();
+        // The greedy start fills the free cell (0, 0) and is left with (1, 1) at cost 100; the
+        // optimum uses the off-diagonal, so one pivot is needed.
+        let trap = [0.0, 1.0, 1.0, 100.0];
+        let err = emd(&[0.5, 0.5], &[0.5, 0.5], &trap, &capped).unwrap_err();
         assert!(
             matches!(err, EmdError::NotConverged { iterations: 0, .. }),
             "{err}"
         );
-        assert!(emd(&[0.5, 0.5], &[0.5, 0.5], &c, &capped).is_ok());
+        assert_eq!(
+            emd2(&[0.5, 0.5], &[0.5, 0.5], &trap, &EmdOptions::default()).unwrap(),
+            1.0
+        );
+        // Where the start is already optimal no pivot is needed.
+        assert!(emd(&[0.5, 0.5], &[0.5, 0.5], &[0.0, 1.0, 1.0, 0.0], &capped).is_ok());
+    }
+
+    #[test]
+    fn both_starts_reach_the_same_optimum() {
+        // A small deterministic generator: no dependency needed for a test this size.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        for (n, m) in [(1, 5), (5, 1), (7, 9), (30, 20), (40, 40)] {
+            let a: Vec<f64> = (0..n).map(|_| next() + 0.01).collect();
+            let b: Vec<f64> = (0..m).map(|_| next() + 0.01).collect();
+            let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
+            let a: Vec<f64> = a.iter().map(|x| x / sa).collect();
+            let b: Vec<f64> = b.iter().map(|x| x / sb).collect();
+            // Integer costs: many ties, so many degenerate pivots.
+            let c: Vec<f64> = (0..n * m).map(|_| (next() * 8.0).floor()).collect();
+            let opts = EmdOptions {
+                mass: MassPolicy::Normalize,
+                ..Default::default()
+            };
+            let greedy = emd2(&a, &b, &c, &opts).unwrap();
+            let (an, bn): (Vec<f64>, Vec<f64>) = (
+                a.iter().map(|x| x / a.iter().sum::<f64>()).collect(),
+                b.iter().map(|x| x / b.iter().sum::<f64>()).collect(),
+            );
+            let mut nw = Simplex::north_west(&an, &bn, &c);
+            nw.solve(usize::MAX).unwrap();
+            let nw_cost: f64 = (0..n + m)
+                .filter(|&v| nw.parent[v] != NONE)
+                .map(|v| nw.flow[v] * nw.arc_cost(v, nw.parent[v]))
+                .sum();
+            assert!(
+                (greedy - nw_cost).abs() < 1e-12,
+                "{n}x{m}: {greedy} vs {nw_cost}"
+            );
+        }
     }
 
     #[test]
