@@ -1,1 +1,24 @@
-//! End-to-end tests of mouton live in this package's test targets.
+//! Helpers for mouton's cross-crate and command-line end-to-end tests (the test targets of this
+//! package).
+
+use std::path::PathBuf;
+
+/// Path of the `mouton` binary built by `cargo test --workspace`.
+///
+/// Cargo sets `CARGO_BIN_EXE_mouton` only for the `mouton` package's own tests; its integration
+/// test `crates/cli/tests/cli_surface.rs` makes the workspace test run build the binary into the
+/// target directory, next to this package's test executables' `deps/` folder.
+pub fn mouton_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executables live in <target>/<profile>/deps");
+    let bin = dir.join(format!("mouton{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        bin.display()
+    );
+    bin
+}

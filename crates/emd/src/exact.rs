@@ -20,6 +20,14 @@ use crate::EmdError;
 const NONE: usize = usize::MAX;
 
 /// Settings of the exact solver.
+///
+/// ```
+/// use mouton_emd::{emd2, EmdOptions, MassPolicy};
+/// // Compare shapes only: b is rescaled to a's total.
+/// let opts = EmdOptions { mass: MassPolicy::Normalize, ..Default::default() };
+/// assert_eq!(emd2(&[1.0, 0.0], &[0.0, 4.0], &[0.0, 3.0, 3.0, 0.0], &opts)?, 3.0);
+/// # Ok::<(), mouton_emd::EmdError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct EmdOptions {
     /// Pivot cap; [`EmdError::NotConverged`] past it. The default is never reached in practice.
@@ -74,7 +82,7 @@ pub struct OtPlan {
 pub fn emd(a: &[f64], b: &[f64], cost: &[f64], opts: &EmdOptions) -> Result<OtPlan, EmdError> {
     let (n, m) = (a.len(), b.len());
     let (sa, sb) = mass_pair("a", a, "b", b, opts.mass)?;
-    if cost.len() != n * m {
+    if n.checked_mul(m) != Some(cost.len()) {
         return Err(EmdError::CostShape {
             rows: n,
             cols: m,

@@ -30,6 +30,14 @@ pub enum SinkhornMethod {
 }
 
 /// Settings of [`sinkhorn`].
+///
+/// ```
+/// use mouton_emd::{sinkhorn, SinkhornMethod, SinkhornOptions};
+/// let opts = SinkhornOptions { epsilon: 0.05, method: SinkhornMethod::Log, ..Default::default() };
+/// let res = sinkhorn(&[0.5, 0.5], &[0.5, 0.5], &[0.0, 1.0, 1.0, 0.0], &opts)?;
+/// assert!(res.converged && res.cost < 1e-8);
+/// # Ok::<(), mouton_emd::EmdError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SinkhornOptions {
     /// Entropic regularization epsilon > 0, in the units of the cost.
@@ -128,7 +136,7 @@ pub fn sinkhorn(
 ) -> Result<SinkhornPlan, EmdError> {
     let (n, m) = (a.len(), b.len());
     let (sa, sb) = mass_pair("a", a, "b", b, opts.mass)?;
-    if cost.len() != n * m {
+    if n.checked_mul(m) != Some(cost.len()) {
         return Err(EmdError::CostShape {
             rows: n,
             cols: m,

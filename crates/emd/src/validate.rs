@@ -6,6 +6,14 @@ use crate::EmdError;
 pub const MASS_RTOL: f64 = 1e-9;
 
 /// What to do when the two distributions carry different total mass.
+///
+/// ```
+/// use mouton_emd::{delta_emd, MassPolicy};
+/// // 2 units against 4: refused as given, compared as shapes when normalized.
+/// assert!(delta_emd(&[2.0, 0.0], &[0.0, 4.0], None, MassPolicy::Strict).is_err());
+/// assert_eq!(delta_emd(&[2.0, 0.0], &[0.0, 4.0], None, MassPolicy::Normalize)?, 1.0);
+/// # Ok::<(), mouton_emd::EmdError>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MassPolicy {
     /// Refuse unequal totals (relative difference above [`MASS_RTOL`]) with

@@ -163,3 +163,57 @@ fn sliced_is_deterministic_and_detects_a_shift() {
     let same = sliced_wasserstein_distance(&x, &x, 16, None, None, &opts).unwrap();
     assert_eq!(same, 0.0);
 }
+
+/// Any f64 at all, hostile values often.
+fn any_value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        3 => -10.0f64..10.0,
+        1 => Just(0.0),
+        1 => Just(f64::NAN),
+        1 => Just(f64::INFINITY),
+        1 => Just(-f64::INFINITY),
+        1 => Just(f64::MAX),
+        1 => Just(f64::MIN_POSITIVE / 4.0),
+        1 => any::<f64>(),
+    ]
+}
+
+fn values(max: usize) -> impl Strategy<Value = Vec<f64>> {
+    prop::collection::vec(any_value(), 0..max)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Library code never panics on user input: every call returns Ok or a typed error.
+    #[test]
+    fn no_input_makes_any_function_panic(
+        a in values(6), b in values(6), c in values(40), x in values(6),
+        p in any_value(), eps in any_value(), dim in 0usize..4, k in 0usize..3,
+    ) {
+        let _ = delta_emd(&a, &b, Some(&x), MassPolicy::Strict);
+        let _ = delta_emd(&a, &b, None, MassPolicy::Normalize);
+        let _ = wasserstein_1d(&a, &b, Some(&x), None, p);
+        let _ = wasserstein_1d(&a, &b, None, None, 1.0);
+        let opts = EmdOptions { max_iter: 10_000, mass: MassPolicy::Normalize };
+        let _ = emd2(&a, &b, &c, &opts);
+        let _ = emd2(&a, &b, &c, &EmdOptions::default());
+        for method in [SinkhornMethod::Stabilized, SinkhornMethod::Log] {
+            let so = SinkhornOptions { epsilon: eps, max_iter: 50, method, ..Default::default() };
+            let _ = sinkhorn(&a, &b, &c, &so);
+        }
+        let so = SlicedOptions { n_projections: k, p, seed: 1 };
+        let _ = sliced_wasserstein_distance(&c, &a, dim, Some(&x), None, &so);
+    }
+
+    /// Well-formed but extreme inputs still give an answer, not a panic or a hang.
+    #[test]
+    fn extreme_costs_terminate(n in 1usize..6, m in 1usize..6, scale in prop_oneof![Just(1e-310), Just(1e-300), Just(1.0), Just(1e300)]) {
+        let a = vec![1.0 / n as f64; n];
+        let b = vec![1.0 / m as f64; m];
+        let c: Vec<f64> = (0..n * m).map(|k| ((k * 7) % 5) as f64 * scale).collect();
+        let opts = EmdOptions { mass: MassPolicy::Normalize, ..Default::default() };
+        let w = emd2(&a, &b, &c, &opts).unwrap();
+        prop_assert!(w >= 0.0);
+    }
+}
