@@ -196,12 +196,10 @@ impl<'c> Simplex<'c> {
                 (l.min(x), h.max(x))
             });
         let buckets = (n * m).clamp(1, 1 << 16);
-        let scale = if hi > lo {
-            (buckets - 1) as f64 / (hi - lo)
-        } else {
-            0.0
-        };
-        let bucket = |x: f64| ((x - lo) * scale) as usize;
+        let scale = (buckets - 1) as f64 / (hi - lo);
+        // A zero, subnormal or overflowing range degrades to one bucket, never an out-of-range one.
+        let scale = if scale.is_finite() { scale } else { 0.0 };
+        let bucket = |x: f64| (((x - lo) * scale) as usize).min(buckets - 1);
         let mut start = vec![0u32; buckets + 1];
         for &x in c {
             start[bucket(x) + 1] += 1;
@@ -709,6 +707,13 @@ mod tests {
                 "{n}x{m}: {greedy} vs {nw_cost}"
             );
         }
+    }
+
+    #[test]
+    fn subnormal_cost_range_does_not_overflow_the_start() {
+        // Found by the extreme-input proptest: 1 / (hi - lo) overflowed to infinity.
+        let w = emd2(&[1.0], &[0.5, 0.5], &[0.0, 2e-310], &EmdOptions::default()).unwrap();
+        assert_eq!(w, 1e-310);
     }
 
     #[test]
