@@ -2,16 +2,18 @@
 //! bipartite transportation graph.
 //!
 //! The basis is a spanning tree of the n + m nodes (n + m - 1 arcs, degenerate zero-flow arcs
-//! included), stored as parent pointers and child lists. It starts from the least-cost rule (cells
+//! included), stored as parent pointers plus a preorder thread in which every subtree is one
+//! contiguous run (LEMON's representation). It starts from the least-cost rule (cells
 //! filled in increasing cost, bucket-sorted in O(n m)), which halves the pivots of a north-west
 //! corner start on random instances. Each pivot picks an entering arc of negative reduced cost by
 //! block search (blocks of about sqrt(n m) arcs, as in LEMON, which POT wraps), pushes flow round
 //! the cycle it closes, drops the blocking arc (ties go to the last one met from the cycle's apex,
-//! LEMON's rule against stalling), re-hangs the cut subtree and shifts its potentials.
+//! LEMON's rule against stalling), re-hangs the cut subtree by splicing thread runs, and shifts
+//! its potentials in one linear pass along its run.
 //!
 //! Complexity: a pivot costs O(sqrt(n m) + n + m). The number of pivots of the plain network
 //! simplex has no polynomial bound in theory; in practice it grows roughly like (n + m) log(n + m)
-//! (3,900 pivots for n = m = 500 in `bench/emd_vs_python.py`). Memory is O(n m) for the plan and
+//! (about 3,900 pivots for n = m = 500 in `bench/emd_vs_python.py`). Memory is O(n m) for the plan and
 //! the start's cell order.
 
 use crate::validate::{mass_pair, MassPolicy};
@@ -170,14 +172,16 @@ struct Simplex<'c> {
     flow: Vec<f64>,
     /// Potentials: reduced cost of arc (i, j) is c_ij - pi[i] - pi[n + j].
     pi: Vec<f64>,
-    first_child: Vec<usize>,
-    next_sib: Vec<usize>,
-    prev_sib: Vec<usize>,
+    /// The tree in preorder as a circular doubly linked list through the root: every subtree is
+    /// one contiguous run, from its root to `last[root]`.
+    thread: Vec<usize>,
+    rthread: Vec<usize>,
+    last: Vec<usize>,
     // scratch
     up_i: Vec<usize>,
     up_j: Vec<usize>,
     path: Vec<usize>,
-    stack: Vec<usize>,
+    pieces: Vec<(usize, usize)>,
     pivots: u64,
 }
 
@@ -310,6 +314,7 @@ impl<'c> Simplex<'c> {
                 }
             }
         }
+        s.build_thread();
         s
     }
 
@@ -323,13 +328,13 @@ impl<'c> Simplex<'c> {
             stamp: vec![0; nodes],
             flow: vec![0.0; nodes],
             pi: vec![0.0; nodes],
-            first_child: vec![NONE; nodes],
-            next_sib: vec![NONE; nodes],
-            prev_sib: vec![NONE; nodes],
+            thread: vec![NONE; nodes],
+            rthread: vec![NONE; nodes],
+            last: vec![NONE; nodes],
             up_i: Vec::new(),
             up_j: Vec::new(),
             path: Vec::new(),
-            stack: Vec::new(),
+            pieces: Vec::new(),
             pivots: 0,
         }
     }
@@ -337,24 +342,7 @@ impl<'c> Simplex<'c> {
     /// North-west corner start: a staircase, always a spanning tree.
     fn north_west(a: &[f64], b: &[f64], c: &'c [f64]) -> Self {
         let (n, m) = (a.len(), b.len());
-        let nodes = n + m;
-        let mut s = Simplex {
-            n,
-            m,
-            c,
-            parent: vec![NONE; nodes],
-            stamp: vec![0; nodes],
-            flow: vec![0.0; nodes],
-            pi: vec![0.0; nodes],
-            first_child: vec![NONE; nodes],
-            next_sib: vec![NONE; nodes],
-            prev_sib: vec![NONE; nodes],
-            up_i: Vec::new(),
-            up_j: Vec::new(),
-            path: Vec::new(),
-            stack: Vec::new(),
-            pivots: 0,
-        };
+        let mut s = Self::empty(n, m, c);
         let (mut i, mut j) = (0, 0);
         let (mut ra, mut rb) = (a[0], b[0]);
         // The first cell hangs sink 0 under the root.
@@ -379,15 +367,60 @@ impl<'c> Simplex<'c> {
                 s.attach(i, n + j, f);
             }
         }
+        s.build_thread();
         s
     }
 
-    /// Hangs a new node under `parent` during construction, setting its potential and depth.
+    /// Hangs a new node under `parent` during construction, setting its potential.
     fn attach(&mut self, node: usize, parent: usize, f: f64) {
         self.parent[node] = parent;
         self.flow[node] = f;
         self.pi[node] = self.arc_cost(node, parent) - self.pi[parent];
-        self.link(node, parent);
+    }
+
+    /// Preorder thread and subtree ends of the finished start tree (root: node 0).
+    fn build_thread(&mut self) {
+        let nodes = self.n + self.m;
+        let mut start = vec![0usize; nodes + 1];
+        for v in 0..nodes {
+            if self.parent[v] != NONE {
+                start[self.parent[v] + 1] += 1;
+            }
+        }
+        for k in 0..nodes {
+            start[k + 1] += start[k];
+        }
+        let mut fill = start.clone();
+        let mut children = vec![0usize; nodes.saturating_sub(1)];
+        for v in 0..nodes {
+            let p = self.parent[v];
+            if p != NONE {
+                children[fill[p]] = v;
+                fill[p] += 1;
+            }
+        }
+        let mut order = Vec::with_capacity(nodes);
+        let mut stack = vec![0usize];
+        while let Some(v) = stack.pop() {
+            order.push(v);
+            stack.extend_from_slice(&children[start[v]..start[v + 1]]);
+        }
+        debug_assert_eq!(order.len(), nodes);
+        for k in 0..nodes {
+            let (v, w) = (order[k], order[(k + 1) % nodes]);
+            self.thread[v] = w;
+            self.rthread[w] = v;
+        }
+        // Children end before their parent's subtree does: fill `last` from the back.
+        for &v in &order {
+            self.last[v] = v;
+        }
+        for &v in order.iter().rev() {
+            let p = self.parent[v];
+            if p != NONE && self.last[p] == p {
+                self.last[p] = self.last[v];
+            }
+        }
     }
 
     #[inline]
@@ -398,32 +431,6 @@ impl<'c> Simplex<'c> {
             (y, x - self.n)
         };
         self.c[i * self.m + j]
-    }
-
-    fn link(&mut self, child: usize, parent: usize) {
-        let head = self.first_child[parent];
-        self.next_sib[child] = head;
-        self.prev_sib[child] = NONE;
-        if head != NONE {
-            self.prev_sib[head] = child;
-        }
-        self.first_child[parent] = child;
-    }
-
-    fn unlink(&mut self, child: usize) {
-        let (p, nx, pv) = (
-            self.parent[child],
-            self.next_sib[child],
-            self.prev_sib[child],
-        );
-        if pv != NONE {
-            self.next_sib[pv] = nx;
-        } else {
-            self.first_child[p] = nx;
-        }
-        if nx != NONE {
-            self.prev_sib[nx] = pv;
-        }
     }
 
     fn solve(&mut self, max_iter: usize) -> Result<usize, EmdError> {
@@ -485,6 +492,7 @@ impl<'c> Simplex<'c> {
             }
             iterations += 1;
             self.pivot(ei, n + ej, best);
+            debug_assert!(n + m > 64 || self.tree_is_consistent());
         }
     }
 
@@ -572,30 +580,126 @@ impl<'c> Simplex<'c> {
         let k = side.iter().position(|&c| c == leave).map_or(0, |p| p + 1);
         path.extend_from_slice(&side[..k]);
         debug_assert_eq!(path.first().copied(), Some(u_in));
-        for &w in &path {
-            self.unlink(w);
-        }
+        self.rehang(&path, u_out);
         let mut new_parent = u_out;
         let mut carried = theta;
         for &w in &path {
             let old = self.flow[w];
             self.parent[w] = new_parent;
             self.flow[w] = carried;
-            self.link(w, new_parent);
             carried = old;
             new_parent = w;
         }
         self.path = path;
-        // Shift the subtree's potentials so the entering arc has zero reduced cost.
+        // Shift the subtree's potentials so the entering arc has zero reduced cost: one pass
+        // along its contiguous run of the thread.
         let (d_src, d_snk) = if u_in < n { (r, -r) } else { (-r, r) };
-        self.stack.clear();
-        self.stack.push(u_in);
-        while let Some(w) = self.stack.pop() {
+        let end = self.last[u_in];
+        let mut w = u_in;
+        loop {
             self.pi[w] += if w < n { d_src } else { d_snk };
-            let mut ch = self.first_child[w];
-            while ch != NONE {
-                self.stack.push(ch);
-                ch = self.next_sib[ch];
+            if w == end {
+                break;
+            }
+            w = self.thread[w];
+        }
+    }
+
+    /// Debug check: every thread run holds exactly its root's descendants, and tree arcs have
+    /// zero reduced cost. Quadratic: only called from `debug_assert!` on small problems.
+    fn tree_is_consistent(&self) -> bool {
+        let nodes = self.n + self.m;
+        let is_desc = |mut w: usize, v: usize| loop {
+            if w == v {
+                return true;
+            }
+            if self.parent[w] == NONE {
+                return false;
+            }
+            w = self.parent[w];
+        };
+        for v in 0..nodes {
+            let mut run = 0;
+            let mut w = v;
+            loop {
+                if !is_desc(w, v) || run > nodes {
+                    return false;
+                }
+                run += 1;
+                if w == self.last[v] {
+                    break;
+                }
+                w = self.thread[w];
+            }
+            if run != (0..nodes).filter(|&w| is_desc(w, v)).count() {
+                return false;
+            }
+            if self.thread[self.rthread[v]] != v {
+                return false;
+            }
+            let p = self.parent[v];
+            if p != NONE {
+                let r = self.arc_cost(v, p) - self.pi[v] - self.pi[p];
+                if r.abs() > 1e-9 * (1.0 + self.pi[v].abs() + self.pi[p].abs()) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Moves the subtree of `q = path[k]` (cut from its parent) to hang from `u_out` by the
+    /// entering arc at `u_in = path[0]`, where `path[t + 1]` is the old parent of `path[t]`.
+    /// Updates the thread and `last`; parents and flows are the caller's. O(path + the ancestors
+    /// whose subtree ended inside the moved run).
+    fn rehang(&mut self, path: &[usize], u_out: usize) {
+        let q = path[path.len() - 1];
+        let old_parent_q = self.parent[q];
+        // Re-rooted at u_in, the run becomes S_0 S_1 .. S_k with S_0 = u_in's run and S_t =
+        // path[t]'s old run without path[t - 1]'s: pieces [path[t] .. before path[t - 1]] and
+        // [after path[t - 1]'s run .. path[t]'s end].
+        self.pieces.clear();
+        self.pieces.push((path[0], self.last[path[0]]));
+        for t in 1..path.len() {
+            let (wt, wp) = (path[t], path[t - 1]);
+            self.pieces.push((wt, self.rthread[wp]));
+            if self.last[wp] != self.last[wt] {
+                self.pieces
+                    .push((self.thread[self.last[wp]], self.last[wt]));
+            }
+        }
+        // Cut q's old run out of the thread.
+        let old_end = self.last[q];
+        let before = self.rthread[q];
+        let after = self.thread[old_end];
+        self.thread[before] = after;
+        self.rthread[after] = before;
+        let mut x = old_parent_q;
+        while x != NONE && self.last[x] == old_end {
+            self.last[x] = before;
+            x = self.parent[x];
+        }
+        // Chain the pieces and insert them right after u_out.
+        for k in 1..self.pieces.len() {
+            let (prev_end, next_start) = (self.pieces[k - 1].1, self.pieces[k].0);
+            self.thread[prev_end] = next_start;
+            self.rthread[next_start] = prev_end;
+        }
+        let (first, new_end) = (path[0], self.pieces[self.pieces.len() - 1].1);
+        let nx = self.thread[u_out];
+        self.thread[u_out] = first;
+        self.rthread[first] = u_out;
+        self.thread[new_end] = nx;
+        self.rthread[nx] = new_end;
+        for &w in path {
+            self.last[w] = new_end;
+        }
+        // If u_out was a leaf, it and the ancestors whose run ended at it now end at new_end.
+        if self.last[u_out] == u_out {
+            let mut x = u_out;
+            while x != NONE && self.last[x] == u_out {
+                self.last[x] = new_end;
+                x = self.parent[x];
             }
         }
     }
