@@ -142,4 +142,18 @@ fn bad_file_names_file_and_line() {
         &["emd", "--u-file", us, "--v-file", us],
         "u.txt:2:3: \"four\" is not a number",
     );
+
+    let w = dir.path().join("w.txt");
+    std::fs::write(&u, "1 2\n3\n").unwrap();
+    std::fs::write(&w, "0.5 0.5\n\n-1\n").unwrap();
+    let ws = w.to_str().unwrap();
+    fails_with(
+        &["emd", "--u-file", us, "--v-file", us, "--u-weights", ws],
+        "w.txt:3: invalid input: u_weights[2] = -1 is negative",
+    );
+    std::fs::write(&w, "0.5 0.5").unwrap();
+    fails_with(
+        &["emd", "--u-file", us, "--v-file", us, "--u-weights", ws],
+        "length mismatch: u_weights has 2 entries but u has 3",
+    );
 }

@@ -88,7 +88,32 @@ pub fn run(args: &EmdArgs) -> Result<()> {
         let v = read_numbers(vf)?;
         let uw = args.u_weights.as_deref().map(read_numbers).transpose()?;
         let vw = args.v_weights.as_deref().map(read_numbers).transpose()?;
-        let w = wasserstein_1d(&u, &v, uw.as_deref(), vw.as_deref(), args.order).map_err(bad)?;
+        let w = wasserstein_1d(
+            &u.values,
+            &v.values,
+            uw.as_ref().map(|n| n.values.as_slice()),
+            vw.as_ref().map(|n| n.values.as_slice()),
+            args.order,
+        )
+        .map_err(|e| {
+            // Point at the file and line of the offending number where the error has one.
+            let files = [
+                ("u", Some((uf.as_path(), &u))),
+                ("v", Some((vf.as_path(), &v))),
+                ("u_weights", args.u_weights.as_deref().zip(uw.as_ref())),
+                ("v_weights", args.v_weights.as_deref().zip(vw.as_ref())),
+            ];
+            let at = match &e {
+                EmdError::NegativeMass { name, index, .. }
+                | EmdError::NonFinite { name, index, .. } => {
+                    files.iter().find(|(n, _)| n == name).and_then(|(_, f)| {
+                        f.map(|(path, nums)| format!("{}:{}: ", path.display(), nums.lines[*index]))
+                    })
+                }
+                _ => None,
+            };
+            BadInput(format!("{}invalid input: {e}", at.unwrap_or_default()))
+        })?;
         println!("W = {w}");
         return Ok(());
     }

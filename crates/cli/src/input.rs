@@ -16,11 +16,19 @@ pub fn parse_list(flag: &str, text: &str) -> Result<Vec<f64>, BadInput> {
         .collect()
 }
 
+/// Numbers read from a file, with the line each came from (for error messages).
+#[derive(Debug)]
+pub struct Numbers {
+    pub values: Vec<f64>,
+    pub lines: Vec<usize>,
+}
+
 /// Reads a file of whitespace-separated numbers; errors name the file, line and column.
-pub fn read_numbers(path: &Path) -> Result<Vec<f64>, BadInput> {
+pub fn read_numbers(path: &Path) -> Result<Numbers, BadInput> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| BadInput(format!("{}: cannot read: {e}", path.display())))?;
     let mut out = Vec::new();
+    let mut lines = Vec::new();
     for (ln, line) in text.lines().enumerate() {
         let mut col = 0;
         for tok in line.split_whitespace() {
@@ -36,12 +44,13 @@ pub fn read_numbers(path: &Path) -> Result<Vec<f64>, BadInput> {
                 ))
             })?;
             out.push(x);
+            lines.push(ln + 1);
         }
     }
     if out.is_empty() {
         return Err(BadInput(format!("{}: holds no numbers", path.display())));
     }
-    Ok(out)
+    Ok(Numbers { values: out, lines })
 }
 
 #[cfg(test)]
@@ -69,7 +78,9 @@ mod tests {
             e.0
         );
         std::fs::write(&f, "1 2\n3\t4e0\n").unwrap();
-        assert_eq!(read_numbers(&f).unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
+        let nums = read_numbers(&f).unwrap();
+        assert_eq!(nums.values, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(nums.lines, vec![1, 1, 2, 2]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
