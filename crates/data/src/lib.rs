@@ -1,8 +1,35 @@
 //! # mouton-data: Quick, Draw! drawings into images
 //!
-//! This crate will read every Quick, Draw! format (simplified and raw ndjson, Google's binary
-//! `.bin`, numpy bitmaps), reproduce Google's simplification and its 28x28 rasterization, and
-//! serve training batches, without depending on a deep-learning engine.
+//! Reads Quick, Draw! data and renders it exactly the way Google made its `numpy_bitmap` files,
+//! without any deep-learning dependency:
 //!
-//! **Status: empty.** Its work is tracked in the project's data issue; nothing here is
-//! implemented yet, so the crate exports nothing.
+//! - [`NdjsonReader`]: simplified and raw ndjson, streamed line by line, gzip detected by magic
+//!   bytes; every error names the file and line.
+//! - [`Rasterizer`] / [`rasterize`]: Google's `vector_to_raster` recipe (centred, pen 16 and
+//!   padding 16 in the 256-space, round caps and joins, antialiased, white on black) at any size.
+//!
+//! ```
+//! use mouton_data::{parse_ndjson_line, rasterize, RasterOptions};
+//! let line = br#"{"word":"sheep","countrycode":"FR","timestamp":"","recognized":true,"key_id":"1","drawing":[[[10,200],[128,128]]]}"#;
+//! let (drawing, _) = parse_ndjson_line(line, "in.ndjson".as_ref(), 1)?;
+//! let img = rasterize(&drawing.strokes, &RasterOptions::default()).unwrap();
+//! assert_eq!(img.len(), 28 * 28);
+//! # Ok::<(), mouton_data::DataError>(())
+//! ```
+//!
+//! Quick, Draw! data is Google's, under CC BY 4.0: credit "Quick, Draw! dataset, Google
+//! (CC BY 4.0)" when you redistribute it.
+
+mod drawing;
+mod error;
+mod ndjson;
+mod raster;
+mod raster_skia;
+mod source;
+
+pub use drawing::{Drawing, Meta, Strokes, Timestamp};
+pub use error::{DataError, Location};
+pub use ndjson::{parse_ndjson_line, NdjsonKind, NdjsonReader, RAW_COORD_LIMIT};
+pub use raster::{rasterize, RasterOptions, Rasterizer, MAX_SIZE};
+pub use raster_skia::SkiaRasterizer;
+pub use source::open;
