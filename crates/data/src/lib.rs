@@ -25,6 +25,7 @@ mod error;
 mod ndjson;
 mod raster;
 mod raster_skia;
+mod simplify;
 mod source;
 
 pub use drawing::{Drawing, Meta, Strokes, Timestamp};
@@ -32,4 +33,5 @@ pub use error::{DataError, Location};
 pub use ndjson::{parse_ndjson_line, NdjsonKind, NdjsonReader, RAW_COORD_LIMIT};
 pub use raster::{rasterize, RasterOptions, Rasterizer, MAX_SIZE};
 pub use raster_skia::SkiaRasterizer;
+pub use simplify::{simplify, Simplifier, RDP_EPSILON};
 pub use source::open;

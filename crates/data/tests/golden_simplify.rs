@@ -1,0 +1,68 @@
+//! Golden test: Google's simplification re-derived from the raw drawings, against Google's own
+//! simplified files (the first 25 drawings of 12 categories line up by key_id).
+
+use std::path::PathBuf;
+
+use mouton_data::{simplify, NdjsonKind, NdjsonReader};
+
+const CATEGORIES: [&str; 12] = [
+    "sheep", "bear", "cat", "dog", "duck", "fish", "frog", "lion", "monkey", "rabbit", "rainbow",
+    "train",
+];
+
+fn shared() -> Option<PathBuf> {
+    let dir = std::env::var_os("MOUTON_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+        .join("quickdraw");
+    if dir.join("raw_ndjson_head").is_dir() {
+        Some(dir)
+    } else {
+        println!(
+            "SKIPPED: no Quick, Draw! sample at {} (set MOUTON_SHARED)",
+            dir.display()
+        );
+        None
+    }
+}
+
+#[test]
+fn simplification_reproduces_googles_files() {
+    let Some(dir) = shared() else { return };
+    let (mut total, mut same, mut sheep_total, mut sheep_same) = (0, 0, 0, 0);
+    let mut misses = Vec::new();
+    for cat in CATEGORIES {
+        let raw =
+            NdjsonReader::open(&dir.join("raw_ndjson_head").join(format!("{cat}.ndjson"))).unwrap();
+        let simp = NdjsonReader::open(
+            &dir.join("simplified_ndjson_first25")
+                .join(format!("{cat}.ndjson")),
+        )
+        .unwrap();
+        for (r, s) in raw.zip(simp) {
+            let ((r, rk), (s, sk)) = (r.unwrap(), s.unwrap());
+            assert_eq!((rk, sk), (NdjsonKind::Raw, NdjsonKind::Simplified));
+            assert_eq!(r.meta.key_id, s.meta.key_id, "{cat}: rows must line up");
+            let ours = simplify(&r.strokes);
+            let hit = ours.x == s.strokes.x && ours.y == s.strokes.y && ours.ends == s.strokes.ends;
+            total += 1;
+            same += hit as usize;
+            if cat == "sheep" {
+                sheep_total += 1;
+                sheep_same += hit as usize;
+            }
+            if !hit {
+                misses.push(format!("{cat}/{}", r.meta.key_id));
+            }
+        }
+    }
+    println!(
+        "simplification identical to Google's: {same}/{total} drawings ({sheep_same}/{sheep_total} sheep); misses: {}",
+        misses.join(", ")
+    );
+    assert_eq!((total, sheep_total), (256, 23));
+    assert!(same >= 240, "only {same}/256 identical");
+    // The goal is 23/23 sheep; this recipe reaches 22 (sheep 4537236714422272 keeps two
+    // neighbouring samples, 1 px off, in one stroke). Held here as a floor, not the goal.
+    assert!(sheep_same >= 22, "only {sheep_same}/23 sheep identical");
+}
