@@ -20,6 +20,9 @@
 //! Quick, Draw! data is Google's, under CC BY 4.0: credit "Quick, Draw! dataset, Google
 //! (CC BY 4.0)" when you redistribute it.
 
+mod batch;
+mod binary;
+mod bitmap;
 mod drawing;
 mod error;
 mod ndjson;
@@ -28,6 +31,9 @@ mod raster_skia;
 mod simplify;
 mod source;
 
+pub use batch::{rasterize_file, Filter, Summary};
+pub use binary::BinaryReader;
+pub use bitmap::{read_npy_bitmaps, read_raw_bitmaps, write_atomically, write_npy_u8, Bitmaps};
 pub use drawing::{Drawing, Meta, Strokes, Timestamp};
 pub use error::{DataError, Location};
 pub use ndjson::{parse_ndjson_line, NdjsonKind, NdjsonReader, RAW_COORD_LIMIT};
