@@ -22,3 +22,21 @@ pub fn mouton_bin() -> PathBuf {
     );
     bin
 }
+
+/// The real Quick, Draw! sample beside the checkout (`../shared/quickdraw`, or `$MOUTON_SHARED`),
+/// or `None` after printing why the calling test is skipped.
+pub fn quickdraw_sample() -> Option<PathBuf> {
+    let dir = std::env::var_os("MOUTON_SHARED")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared"))
+        .join("quickdraw");
+    if dir.join("bitmap28_uint8").is_dir() {
+        Some(dir)
+    } else {
+        println!(
+            "SKIPPED: no Quick, Draw! sample at {} (set MOUTON_SHARED to its parent)",
+            dir.display()
+        );
+        None
+    }
+}

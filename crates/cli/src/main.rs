@@ -3,6 +3,7 @@
 //! Thin glue: every subcommand parses its arguments, calls a library crate and prints.
 //! Exit codes: 0 success, 2 bad input or usage, 1 internal failure.
 
+mod data_cmd;
 mod emd_cmd;
 mod input;
 
@@ -20,6 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Quick, Draw! files: inspect, look at, rasterize, simplify.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
     /// Earth Mover's / Wasserstein distance between two histograms or two samples.
     Emd(emd_cmd::EmdArgs),
 }
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Data(cmd) => data_cmd::run(&cmd),
         Command::Emd(args) => emd_cmd::run(&args),
     };
     match result {

@@ -25,6 +25,9 @@ mod binary;
 mod bitmap;
 mod drawing;
 mod error;
+mod formats;
+mod grid;
+mod info;
 mod ndjson;
 mod raster;
 mod raster_skia;
@@ -36,7 +39,12 @@ pub use binary::BinaryReader;
 pub use bitmap::{read_npy_bitmaps, read_raw_bitmaps, write_atomically, write_npy_u8, Bitmaps};
 pub use drawing::{Drawing, Meta, Strokes, Timestamp};
 pub use error::{DataError, Location};
-pub use ndjson::{parse_ndjson_line, NdjsonKind, NdjsonReader, RAW_COORD_LIMIT};
+pub use formats::{detect_format, load_images, Format};
+pub use grid::{tile, write_png_gray};
+pub use info::{file_info, FileInfo};
+pub use ndjson::{
+    parse_ndjson_line, write_simplified_line, NdjsonKind, NdjsonReader, RAW_COORD_LIMIT,
+};
 pub use raster::{rasterize, RasterOptions, Rasterizer, MAX_SIZE};
 pub use raster_skia::SkiaRasterizer;
 pub use simplify::{simplify, Simplifier, RDP_EPSILON};

@@ -416,3 +416,38 @@ impl Iterator for NdjsonReader {
         })
     }
 }
+
+/// Writes one drawing as a simplified-ndjson line (Google's key order; integer coordinates;
+/// `key_id` as a string), newline included.
+///
+/// ```
+/// use mouton_data::{parse_ndjson_line, write_simplified_line};
+/// let line = br#"{"word":"sheep","countrycode":"FR","timestamp":"t","recognized":true,"key_id":"42","drawing":[[[0,255],[10,20]]]}"#;
+/// let (d, _) = parse_ndjson_line(line, "in".as_ref(), 1)?;
+/// let mut out = Vec::new();
+/// write_simplified_line(&mut out, &d)?;
+/// assert_eq!(&out[..out.len() - 1], &line[..]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn write_simplified_line(out: &mut impl std::io::Write, d: &Drawing) -> std::io::Result<()> {
+    let timestamp = match &d.meta.timestamp {
+        Timestamp::Text(t) => t.clone(),
+        Timestamp::Unix(s) => s.to_string(),
+    };
+    let mut strokes = Vec::with_capacity(d.strokes.len());
+    for k in 0..d.strokes.len() {
+        let (xs, ys, _) = d.strokes.stroke(k);
+        let ints = |v: &[f32]| v.iter().map(|&c| c.round() as i64).collect::<Vec<_>>();
+        strokes.push([ints(xs), ints(ys)]);
+    }
+    let value = serde_json::json!({
+        "word": d.meta.word,
+        "countrycode": d.meta.countrycode,
+        "timestamp": timestamp,
+        "recognized": d.meta.recognized,
+        "key_id": d.meta.key_id.to_string(),
+        "drawing": strokes,
+    });
+    serde_json::to_writer(&mut *out, &value)?;
+    out.write_all(b"\n")
+}

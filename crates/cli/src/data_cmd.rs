@@ -1,0 +1,279 @@
+//! `mouton data`: glue over mouton-data (inspect, look at, rasterize and simplify Quick, Draw!
+//! files).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use mouton_data::{
+    detect_format, file_info, load_images, tile, write_atomically, write_npy_u8, write_png_gray,
+    write_simplified_line, DataError, Filter, Format, NdjsonKind, NdjsonReader, RasterOptions,
+    Simplifier, Strokes,
+};
+
+use crate::BadInput;
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Counts, recognized share, countries, strokes and points statistics of a file.
+    Info {
+        /// Input file (ndjson, Google .bin, .npy; gzip accepted).
+        file: PathBuf,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Renders the first drawings of a file into a grid PNG ("load the dataset and look").
+    Show {
+        /// Input file.
+        file: PathBuf,
+        /// Output PNG.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Grid as COLSxROWS.
+        #[arg(long, default_value = "5x5", value_parser = parse_grid)]
+        grid: (usize, usize),
+        /// Side of each image in pixels.
+        #[arg(long, default_value_t = 28)]
+        size: u32,
+        #[command(flatten)]
+        format: FormatArg,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Renders a file Google's way into a uint8 .npy of shape (N, size*size).
+    Rasterize {
+        /// Input file.
+        file: PathBuf,
+        /// Output .npy (written atomically).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Side of each image in pixels.
+        #[arg(long, default_value_t = 28)]
+        size: u32,
+        #[command(flatten)]
+        format: FormatArg,
+        #[command(flatten)]
+        filter: FilterArgs,
+    },
+    /// Simplifies raw ndjson drawings the way Google made its simplified files.
+    Simplify {
+        /// Raw ndjson input.
+        file: PathBuf,
+        /// Simplified ndjson output (written atomically).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Count and report invalid lines instead of stopping at the first.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArg {
+    /// Input format; `bitmap28` (headerless 28x28 uint8 images) is never guessed, since its
+    /// .bin extension collides with Google's binary format.
+    #[arg(long, value_enum, default_value_t = FormatChoice::Auto)]
+    format: FormatChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FormatChoice {
+    Auto,
+    Ndjson,
+    Binary,
+    Npy,
+    Bitmap28,
+}
+
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Keep only drawings the game recognized.
+    #[arg(long)]
+    recognized: bool,
+    /// Keep only these country codes (repeatable).
+    #[arg(long = "country", value_name = "CODE")]
+    countries: Vec<String>,
+    /// Keep only the first N drawings.
+    #[arg(long, value_name = "N")]
+    first: Option<usize>,
+    /// Count and report invalid records instead of stopping at the first.
+    #[arg(long)]
+    skip_invalid: bool,
+}
+
+impl FilterArgs {
+    fn filter(&self, first: Option<usize>) -> Filter {
+        Filter {
+            recognized_only: self.recognized,
+            countries: self.countries.clone(),
+            first: match (self.first, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+}
+
+fn parse_grid(s: &str) -> Result<(usize, usize), String> {
+    let (c, r) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?} is not COLSxROWS, e.g. 5x5"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| (1..=100).contains(&n))
+    };
+    match (n(c), n(r)) {
+        (Some(c), Some(r)) => Ok((c, r)),
+        _ => Err(format!("{s:?}: columns and rows must be 1..=100")),
+    }
+}
+
+fn bad(e: DataError) -> BadInput {
+    BadInput(e.to_string())
+}
+
+fn format_of(path: &Path, f: &FormatArg) -> Result<Format, BadInput> {
+    Ok(match f.format {
+        FormatChoice::Auto => detect_format(path).map_err(bad)?,
+        FormatChoice::Ndjson => Format::Ndjson,
+        FormatChoice::Binary => Format::Binary,
+        FormatChoice::Npy => Format::Npy,
+        FormatChoice::Bitmap28 => Format::Bitmap28,
+    })
+}
+
+fn raster_options(size: u32) -> Result<RasterOptions, BadInput> {
+    if !(1..=mouton_data::MAX_SIZE).contains(&size) {
+        return Err(BadInput(format!(
+            "--size {size}: must be 1..={}",
+            mouton_data::MAX_SIZE
+        )));
+    }
+    Ok(RasterOptions {
+        size,
+        ..RasterOptions::default()
+    })
+}
+
+fn report_skipped(summary: &mouton_data::Summary) {
+    if summary.skipped > 0 {
+        eprintln!(
+            "skipped {} invalid record(s), for example:",
+            summary.skipped
+        );
+        for e in &summary.skipped_examples {
+            eprintln!("  {e}");
+        }
+    }
+}
+
+pub fn run(cmd: &DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Info { file, format } => {
+            let fmt = format_of(file, format)?;
+            let info = file_info(file, fmt).map_err(bad)?;
+            print!("{info}");
+        }
+        DataCommand::Show {
+            file,
+            output,
+            grid,
+            size,
+            format,
+            filter,
+        } => {
+            let fmt = format_of(file, format)?;
+            let opts = raster_options(*size)?;
+            let cells = grid.0 * grid.1;
+            let (images, summary) = load_images(
+                file,
+                fmt,
+                &opts,
+                &filter.filter(Some(cells)),
+                filter.skip_invalid,
+            )
+            .map_err(bad)?;
+            report_skipped(&summary);
+            let list: Vec<&[u8]> = (0..images.len()).map(|k| images.image(k)).collect();
+            let (w, h, px) = tile(&list, images.side, grid.0, grid.1, 2);
+            write_png_gray(output, w, h, &px)
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!(
+                "wrote {} ({}x{} grid of {} drawings, {w}x{h} px)",
+                output.display(),
+                grid.0,
+                grid.1,
+                list.len()
+            );
+        }
+        DataCommand::Rasterize {
+            file,
+            output,
+            size,
+            format,
+            filter,
+        } => {
+            let fmt = format_of(file, format)?;
+            let opts = raster_options(*size)?;
+            let (images, summary) =
+                load_images(file, fmt, &opts, &filter.filter(None), filter.skip_invalid)
+                    .map_err(bad)?;
+            report_skipped(&summary);
+            let px = (images.side * images.side) as u64;
+            write_npy_u8(output, &images.data, &[images.len() as u64, px])
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!(
+                "wrote {}: {} drawings at {size}x{size}{}{}",
+                output.display(),
+                images.len(),
+                if summary.simplified > 0 {
+                    format!(" ({} raw drawings simplified first)", summary.simplified)
+                } else {
+                    String::new()
+                },
+                if summary.filtered > 0 {
+                    format!(", {} left out by the filters", summary.filtered)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        DataCommand::Simplify {
+            file,
+            output,
+            skip_invalid,
+        } => {
+            // Read everything first so that bad input leaves no output at all.
+            let mut simplifier = Simplifier::default();
+            let mut out = Vec::new();
+            let (mut n, mut skipped) = (0usize, Vec::new());
+            let mut simple = Strokes::default();
+            for item in NdjsonReader::open(file).map_err(bad)? {
+                match item {
+                    Ok((mut d, kind)) => {
+                        if kind == NdjsonKind::Raw {
+                            simplifier.simplify_into(&d.strokes, &mut simple);
+                            std::mem::swap(&mut d.strokes, &mut simple);
+                        }
+                        write_simplified_line(&mut out, &d)?;
+                        n += 1;
+                    }
+                    Err(e) if *skip_invalid => skipped.push(e.to_string()),
+                    Err(e) => return Err(bad(e).into()),
+                }
+            }
+            write_atomically(output, |f| std::io::Write::write_all(f, &out))
+                .with_context(|| format!("writing {}", output.display()))?;
+            if !skipped.is_empty() {
+                eprintln!("skipped {} invalid line(s), for example:", skipped.len());
+                for e in skipped.iter().take(5) {
+                    eprintln!("  {e}");
+                }
+            }
+            println!("wrote {}: {n} simplified drawings", output.display());
+        }
+    }
+    Ok(())
+}

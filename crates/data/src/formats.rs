@@ -1,0 +1,124 @@
+//! One entry point for every input format: detection and loading as images.
+
+use std::io::BufRead;
+use std::path::Path;
+
+use crate::{
+    rasterize_file, read_npy_bitmaps, read_raw_bitmaps, BinaryReader, Bitmaps, DataError, Filter,
+    Location, RasterOptions, Rasterizer, Summary,
+};
+
+/// A Quick, Draw! file format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Simplified or raw ndjson (one JSON drawing per line).
+    Ndjson,
+    /// Google's binary stroke format (`full/binary/*.bin`).
+    Binary,
+    /// numpy `.npy` bitmaps (`full/numpy_bitmap/*.npy`).
+    Npy,
+    /// Headerless concatenated 28 x 28 uint8 images. Never detected: its `.bin` extension
+    /// collides with Google's binary format, so it must be asked for.
+    Bitmap28,
+}
+
+/// Guesses the format from the first bytes (after gzip decompression): `{` starts ndjson,
+/// `\x93NUMPY` a `.npy`; anything else is taken for Google's binary format.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let p = dir.path().join("a");
+/// std::fs::write(&p, "\n{\"word\": \"sheep\"}\n")?;
+/// assert_eq!(mouton_data::detect_format(&p)?, mouton_data::Format::Ndjson);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn detect_format(path: &Path) -> Result<Format, DataError> {
+    let mut input = crate::open(path)?;
+    let head = input
+        .fill_buf()
+        .map_err(|e| DataError::new(path, Location::File, crate::source::io_message(&e)))?;
+    if head.starts_with(b"\x93NUMPY") {
+        return Ok(Format::Npy);
+    }
+    match head.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(Format::Ndjson),
+        None => Err(DataError::new(path, Location::File, "file is empty")),
+        Some(_) => Ok(Format::Binary),
+    }
+}
+
+/// Loads a file of any format as images of `opts.size`: drawings are rasterized (raw ones
+/// simplified first), bitmaps read as they are (they must already be `opts.size` square).
+pub fn load_images(
+    path: &Path,
+    format: Format,
+    opts: &RasterOptions,
+    filter: &Filter,
+    skip_invalid: bool,
+) -> Result<(Bitmaps, Summary), DataError> {
+    let side = opts.size as usize;
+    let bitmaps = |b: Bitmaps| -> Result<(Bitmaps, Summary), DataError> {
+        if b.side != side {
+            return Err(DataError::new(
+                path,
+                Location::File,
+                format!(
+                    "holds {0}x{0} bitmaps; they cannot be rendered at {side}x{side}",
+                    b.side
+                ),
+            ));
+        }
+        let mut b = b;
+        if let Some(n) = filter.first {
+            b.data.truncate(n * side * side);
+        }
+        let summary = Summary {
+            kept: b.len(),
+            ..Summary::default()
+        };
+        Ok((b, summary))
+    };
+    match format {
+        Format::Ndjson => {
+            let (data, summary) = rasterize_file(path, opts, filter, skip_invalid)?;
+            Ok((Bitmaps { side, data }, summary))
+        }
+        Format::Npy => bitmaps(read_npy_bitmaps(path)?),
+        Format::Bitmap28 => bitmaps(read_raw_bitmaps(path, 28)?),
+        Format::Binary => {
+            let mut r = Rasterizer::new(*opts).ok_or_else(|| {
+                DataError::new(
+                    path,
+                    Location::File,
+                    format!("invalid raster options {opts:?}"),
+                )
+            })?;
+            let mut data = Vec::new();
+            let mut summary = Summary::default();
+            for d in BinaryReader::open(path)? {
+                let d = match d {
+                    Ok(d) => d,
+                    // A broken record ends the stream: nothing after it can be located.
+                    Err(e) if skip_invalid => {
+                        summary.skipped += 1;
+                        summary.skipped_examples.push(e.to_string());
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                };
+                if !filter.keeps(&d.meta) {
+                    summary.filtered += 1;
+                    continue;
+                }
+                let at = data.len();
+                data.resize(at + side * side, 0);
+                r.render(&d.strokes, &mut data[at..]);
+                summary.kept += 1;
+                if filter.first.is_some_and(|n| summary.kept >= n) {
+                    break;
+                }
+            }
+            Ok((Bitmaps { side, data }, summary))
+        }
+    }
+}
