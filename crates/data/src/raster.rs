@@ -67,13 +67,15 @@ const TOLERANCE: f64 = 0.1;
 /// ```
 pub struct Rasterizer {
     opts: RasterOptions,
-    /// Pen polygon edges (x0, y0, x1, y1) around the origin, in pixels.
-    pen: Vec<[f64; 4]>,
-    /// Highest y of the pen polygon (it is symmetric about both axes).
+    /// The pen polygon's right boundary from its middle up: (height, half-width) breakpoints,
+    /// height increasing. The polygon is symmetric about both axes (even vertex count, first
+    /// vertex at angle 0), so its half-width at height dy is the interpolation at |dy|.
+    pen_profile: Vec<(f64, f64)>,
+    /// Highest y of the pen polygon.
     pen_top: f64,
     radius: f64,
     /// Per sub-row, the x intervals the current stroke covers.
-    spans: Vec<Vec<(f64, f64)>>,
+    spans: Vec<Vec<(f32, f32)>>,
     touched: Vec<usize>,
     /// The current stroke's coverage per pixel, 0..=1.
     cover: Vec<f32>,
@@ -96,22 +98,17 @@ impl Rasterizer {
             opts.size as f64 / (256.0 + 2.0 * opts.padding as f64 + opts.line_diameter as f64);
         let radius = opts.line_diameter as f64 / 2.0 * scale;
         let n = pen_vertices(radius);
-        let verts: Vec<(f64, f64)> = (0..n)
+        // Vertices from angle 0 up to the top (at most a quarter turn): heights increase.
+        let pen_profile: Vec<(f64, f64)> = (0..=n / 4)
             .map(|i| {
                 let th = 2.0 * std::f64::consts::PI * i as f64 / n as f64;
-                (radius * th.cos(), radius * th.sin())
+                (radius * th.sin(), radius * th.cos())
             })
             .collect();
-        let pen = (0..n)
-            .map(|i| {
-                let (a, b) = (verts[i], verts[(i + 1) % n]);
-                [a.0, a.1, b.0, b.1]
-            })
-            .collect();
-        let pen_top = verts.iter().fold(0.0f64, |m, v| m.max(v.1));
+        let pen_top = pen_profile.last().map_or(0.0, |p| p.0);
         Some(Rasterizer {
             opts,
-            pen,
+            pen_profile,
             pen_top,
             radius,
             spans: vec![Vec::new(); side * SUB],
@@ -166,25 +163,21 @@ impl Rasterizer {
     fn add_pen(&mut self, c: (f64, f64)) {
         let (s0, s1) = self.sub_rows(c.1 - self.pen_top, c.1 + self.pen_top);
         for s in s0..s1 {
-            let y = sub_row_y(s) - c.1;
-            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-            for e in &self.pen {
-                let (y0, y1) = (e[1].min(e[3]), e[1].max(e[3]));
-                if y < y0 || y > y1 {
-                    continue;
-                }
-                let x = if e[3] == e[1] {
-                    lo = lo.min(e[0].min(e[2]));
-                    hi = hi.max(e[0].max(e[2]));
-                    continue;
-                } else {
-                    e[0] + (y - e[1]) * (e[2] - e[0]) / (e[3] - e[1])
-                };
-                lo = lo.min(x);
-                hi = hi.max(x);
+            let dy = (sub_row_y(s) - c.1).abs();
+            let prof = &self.pen_profile;
+            // The band holding dy; profiles have a handful of points.
+            let mut k = 1;
+            while k + 1 < prof.len() && prof[k].0 < dy {
+                k += 1;
             }
-            if lo < hi {
-                self.push_span(s, c.0 + lo, c.0 + hi);
+            let ((y0, w0), (y1, w1)) = (prof[k - 1], prof[k]);
+            let w = if y1 > y0 {
+                w0 + (dy.min(y1) - y0) * (w1 - w0) / (y1 - y0)
+            } else {
+                w1
+            };
+            if w > 0.0 {
+                self.push_span(s, c.0 - w, c.0 + w);
             }
         }
     }
@@ -200,17 +193,41 @@ impl Rasterizer {
         let r = self.radius;
         let ext = r * ux.abs();
         let (s0, s1) = self.sub_rows(p.1.min(q.1) - ext, p.1.max(q.1) + ext);
+        // With x, y measured from p: along the segment t = x ux + y uy must lie in [0, len],
+        // across it n = -x uy + y ux in [-r, r]. Each bound on x is A + B y with a fixed order,
+        // so the interval is max of two lows and min of two highs, no division per sub-row.
+        let band = |a: f64, lo: f64, hi: f64, b: f64| -> Option<[(f64, f64); 2]> {
+            // x with a x + b y in [lo, hi]; None when a = 0 (a condition on y alone).
+            (a != 0.0).then(|| {
+                let (l, h) = ((lo / a, -b / a), (hi / a, -b / a));
+                if a > 0.0 {
+                    [l, h]
+                } else {
+                    [h, l]
+                }
+            })
+        };
+        let along = band(ux, 0.0, len, uy);
+        let across = band(-uy, -r, r, ux);
         for s in s0..s1 {
             let y = sub_row_y(s) - p.1;
-            // Along the segment: t = x ux + y uy in [0, len]; across it: n = -x uy + y ux in
-            // [-r, r], with x measured from p.
-            let Some((a0, a1)) = solve(ux, y * uy, 0.0, len) else {
-                continue;
-            };
-            let Some((b0, b1)) = solve(-uy, y * ux, -r, r) else {
-                continue;
-            };
-            let (lo, hi) = (a0.max(b0), a1.min(b1));
+            let (mut lo, mut hi) = (f64::NEG_INFINITY, f64::INFINITY);
+            match along {
+                Some([l, h]) => {
+                    lo = lo.max(l.0 + l.1 * y);
+                    hi = hi.min(h.0 + h.1 * y);
+                }
+                None if !(0.0..=len).contains(&(y * uy)) => continue,
+                None => {}
+            }
+            match across {
+                Some([l, h]) => {
+                    lo = lo.max(l.0 + l.1 * y);
+                    hi = hi.min(h.0 + h.1 * y);
+                }
+                None if !(-r..=r).contains(&(y * ux)) => continue,
+                None => {}
+            }
             if lo < hi {
                 self.push_span(s, p.0 + lo, p.0 + hi);
             }
@@ -218,25 +235,39 @@ impl Rasterizer {
     }
 
     /// Sub-rows whose sample line lies in [y0, y1], clipped to the image.
+    #[inline]
     fn sub_rows(&self, y0: f64, y1: f64) -> (usize, usize) {
-        let n = self.spans.len() as f64;
-        let first = (y0 * SUB as f64 - 0.5).ceil().clamp(0.0, n);
-        let last = ((y1 * SUB as f64 - 0.5).floor() + 1.0).clamp(0.0, n);
-        (first as usize, (last as usize).max(first as usize))
+        // Sub-row s samples y = (s + 0.5) / SUB: s in [ceil(SUB y0 - 0.5), floor(SUB y1 - 0.5)].
+        // Shifted by 1 to stay non-negative, so casts can stand in for floor/ceil.
+        let n = self.spans.len();
+        let a = y0 * SUB as f64 + 0.5;
+        let first = if a <= 0.0 {
+            0
+        } else {
+            (a as usize + usize::from(a.fract() > 0.0)).saturating_sub(1)
+        };
+        let b = y1 * SUB as f64 + 0.5;
+        if b < 1.0 {
+            return (0, 0);
+        }
+        let last = (b as usize).min(n);
+        let first = first.min(n);
+        (first, last.max(first))
     }
 
+    #[inline]
     fn push_span(&mut self, s: usize, lo: f64, hi: f64) {
         let row = &mut self.spans[s];
         if row.is_empty() {
             self.touched.push(s);
         }
-        row.push((lo, hi));
+        row.push((lo as f32, hi as f32));
     }
 
     /// Turns the stroke's spans into coverage, composites it, and clears them.
     fn composite_stroke(&mut self) {
         let side = self.opts.size as usize;
-        let w = side as f64;
+        let w = side as f32;
         let weight = 1.0 / SUB as f32;
         let mut rows_hit: Vec<usize> = Vec::new();
         for &s in &self.touched {
@@ -260,11 +291,16 @@ impl Rasterizer {
                 if lo >= hi {
                     continue;
                 }
-                let (first, last) = (lo.floor() as usize, (hi.ceil() as usize).min(side));
-                for (px, c) in cover.iter_mut().enumerate().take(last).skip(first) {
-                    let x0 = lo.max(px as f64);
-                    let x1 = hi.min(px as f64 + 1.0);
-                    *c += (x1 - x0) as f32 * weight;
+                // Both are >= 0 here, so truncation is floor (no libm call on baseline x86-64).
+                let first = lo as usize;
+                let last = ((hi as usize) + 1).min(side);
+                for (px, c) in cover[first..last].iter_mut().enumerate() {
+                    let px = (first + px) as f32;
+                    let x0 = lo.max(px);
+                    let x1 = hi.min(px + 1.0);
+                    if x1 > x0 {
+                        *c += (x1 - x0) * weight;
+                    }
                 }
             }
             spans.clear();
@@ -279,7 +315,7 @@ impl Rasterizer {
                 .zip(&mut self.cover[range])
             {
                 if *c > 0.0 {
-                    let a = (c.min(1.0) * 255.0).round() as u32;
+                    let a = (c.min(1.0) * 255.0 + 0.5) as u32;
                     *v = (a + mul_un8(*v as u32, 255 - a)).min(255) as u8;
                     *c = 0.0;
                 }
@@ -312,18 +348,6 @@ fn pen_vertices(radius: f64) -> usize {
 #[inline]
 fn sub_row_y(s: usize) -> f64 {
     (s as f64 + 0.5) / SUB as f64
-}
-
-/// The x with `a x + b` in [lo, hi], as an interval; `None` if empty.
-#[inline]
-fn solve(a: f64, b: f64, lo: f64, hi: f64) -> Option<(f64, f64)> {
-    if a == 0.0 {
-        return (lo..=hi)
-            .contains(&b)
-            .then_some((f64::NEG_INFINITY, f64::INFINITY));
-    }
-    let (x0, x1) = ((lo - b) / a, (hi - b) / a);
-    Some(if x0 <= x1 { (x0, x1) } else { (x1, x0) })
 }
 
 /// x * a / 255, rounded as pixman's MUL_UN8 does.
