@@ -164,3 +164,26 @@ fn bitmaps_need_their_flag_and_size() {
         .code(2)
         .stderr(predicate::str::contains("cannot be rendered at 64x64"));
 }
+
+#[test]
+fn synth_writes_a_deterministic_flock_and_says_it_is_synthetic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.ndjson"), dir.path().join("b.ndjson"));
+    for out in [&a, &b] {
+        mouton()
+            .args(["data", "synth", "-n", "50", "--seed", "9", "-o"])
+            .arg(out)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("50 synthetic sheep"))
+            .stderr(predicate::str::contains("synthetic stand-ins"));
+    }
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    mouton()
+        .args(["data", "info"])
+        .arg(&a)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("drawings: 50"))
+        .stdout(predicate::str::contains("countries: 1 (ZZ 50)"));
+}

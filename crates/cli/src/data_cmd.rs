@@ -55,6 +55,19 @@ pub enum DataCommand {
         #[command(flatten)]
         filter: FilterArgs,
     },
+    /// Writes synthetic sheep (a seeded procedural stand-in for the real drawings) as
+    /// simplified ndjson.
+    Synth {
+        /// How many sheep.
+        #[arg(short = 'n', long, default_value_t = 1000)]
+        count: usize,
+        /// Output ndjson (written atomically).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Seed: the same seed gives the same flock.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Simplifies raw ndjson drawings the way Google made its simplified files.
     Simplify {
         /// Raw ndjson input.
@@ -239,6 +252,24 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
                     String::new()
                 }
             );
+        }
+        DataCommand::Synth {
+            count,
+            output,
+            seed,
+        } => {
+            let flock = mouton_data::synth_flock(*count, *seed);
+            let mut out = Vec::new();
+            for d in &flock {
+                write_simplified_line(&mut out, d)?;
+            }
+            write_atomically(output, |f| std::io::Write::write_all(f, &out))
+                .with_context(|| format!("writing {}", output.display()))?;
+            println!(
+                "wrote {}: {count} synthetic sheep (seed {seed})",
+                output.display()
+            );
+            eprintln!("{}", mouton_data::SYNTH_NOTICE);
         }
         DataCommand::Simplify {
             file,

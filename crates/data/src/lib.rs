@@ -33,6 +33,7 @@ mod raster;
 mod raster_skia;
 mod simplify;
 mod source;
+mod synth;
 
 pub use batch::{rasterize_file, Filter, Summary};
 pub use binary::BinaryReader;
@@ -49,3 +50,4 @@ pub use raster::{rasterize, RasterOptions, Rasterizer, MAX_SIZE};
 pub use raster_skia::SkiaRasterizer;
 pub use simplify::{simplify, Simplifier, RDP_EPSILON};
 pub use source::open;
+pub use synth::{synth_flock, synth_sheep, SYNTH_COUNTRY, SYNTH_NOTICE};
