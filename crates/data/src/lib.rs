@@ -23,6 +23,8 @@
 mod batch;
 mod binary;
 mod bitmap;
+mod cache;
+mod dataset;
 mod drawing;
 mod error;
 mod formats;
@@ -38,6 +40,8 @@ mod synth;
 pub use batch::{rasterize_file, Filter, Summary};
 pub use binary::BinaryReader;
 pub use bitmap::{read_npy_bitmaps, read_raw_bitmaps, write_atomically, write_npy_u8, Bitmaps};
+pub use cache::{load_images_cached, CacheStatus};
+pub use dataset::{Batch, Batches, Dataset, Scale};
 pub use drawing::{Drawing, Meta, Strokes, Timestamp};
 pub use error::{DataError, Location};
 pub use formats::{detect_format, load_images, Format};
