@@ -109,6 +109,12 @@ pub struct FilterArgs {
     /// Keep only the first N drawings.
     #[arg(long, value_name = "N")]
     first: Option<usize>,
+    /// Keep a random sample of N drawings (after the other filters; file order kept).
+    #[arg(long, value_name = "N")]
+    random: Option<usize>,
+    /// Seed of --random.
+    #[arg(long, default_value_t = 0, requires = "random")]
+    seed: u64,
     /// Count and report invalid records instead of stopping at the first.
     #[arg(long)]
     skip_invalid: bool,
@@ -123,6 +129,7 @@ impl FilterArgs {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },
+            random: self.random.map(|n| (n, self.seed)),
         }
     }
 }

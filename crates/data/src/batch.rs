@@ -17,6 +17,8 @@ pub struct Filter {
     pub countries: Vec<String>,
     /// Stop after this many kept drawings.
     pub first: Option<usize>,
+    /// Then keep a seeded random sample of this many (in file order): `(count, seed)`.
+    pub random: Option<(usize, u64)>,
 }
 
 impl Filter {

@@ -49,7 +49,36 @@ pub fn detect_format(path: &Path) -> Result<Format, DataError> {
 
 /// Loads a file of any format as images of `opts.size`: drawings are rasterized (raw ones
 /// simplified first), bitmaps read as they are (they must already be `opts.size` square).
+/// `filter.random` then keeps a seeded random sample, in file order.
 pub fn load_images(
+    path: &Path,
+    format: Format,
+    opts: &RasterOptions,
+    filter: &Filter,
+    skip_invalid: bool,
+) -> Result<(Bitmaps, Summary), DataError> {
+    let (mut b, mut summary) = load_all(path, format, opts, filter, skip_invalid)?;
+    if let Some((n, seed)) = filter.random {
+        if n < b.len() {
+            use rand::seq::index::sample;
+            use rand::SeedableRng;
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+            let mut keep = sample(&mut rng, b.len(), n).into_vec();
+            keep.sort_unstable();
+            let px = b.side * b.side;
+            let mut data = Vec::with_capacity(n * px);
+            for i in keep {
+                data.extend_from_slice(b.image(i));
+            }
+            summary.filtered += b.len() - n;
+            summary.kept = n;
+            b.data = data;
+        }
+    }
+    Ok((b, summary))
+}
+
+fn load_all(
     path: &Path,
     format: Format,
     opts: &RasterOptions,

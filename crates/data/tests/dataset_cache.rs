@@ -78,3 +78,35 @@ fn split_and_batches_cover_everything_once() {
         }
     }
 }
+
+#[test]
+fn random_sample_is_seeded_and_in_file_order() {
+    let b: Vec<u8> = (0..50u8)
+        .flat_map(|k| std::iter::repeat(k).take(784))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("b.bin");
+    std::fs::write(&p, &b).unwrap();
+    let pick = |seed| {
+        let filter = mouton_data::Filter {
+            random: Some((10, seed)),
+            ..Default::default()
+        };
+        let (imgs, s) = mouton_data::load_images(
+            &p,
+            Format::Bitmap28,
+            &RasterOptions::default(),
+            &filter,
+            false,
+        )
+        .unwrap();
+        assert_eq!((s.kept, s.filtered), (10, 40));
+        (0..imgs.len())
+            .map(|k| imgs.image(k)[0])
+            .collect::<Vec<u8>>()
+    };
+    let (a, a2, c) = (pick(1), pick(1), pick(2));
+    assert_eq!(a, a2);
+    assert_ne!(a, c);
+    assert!(a.windows(2).all(|w| w[0] < w[1]), "file order: {a:?}");
+}
