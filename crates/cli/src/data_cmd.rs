@@ -68,6 +68,20 @@ pub enum DataCommand {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Downloads a category from Google's public bucket (resumable, atomic).
+    Fetch {
+        /// Category, e.g. sheep (see Google's categories.txt).
+        category: String,
+        /// Which file.
+        #[arg(long, value_enum, default_value_t = FetchFormat::Simplified)]
+        format: FetchFormat,
+        /// Destination folder.
+        #[arg(long, default_value = "data")]
+        dir: PathBuf,
+        /// Base URL of the bucket (default Google's, or $MOUTON_QUICKDRAW_URL).
+        #[arg(long, value_name = "URL")]
+        base_url: Option<String>,
+    },
     /// Simplifies raw ndjson drawings the way Google made its simplified files.
     Simplify {
         /// Raw ndjson input.
@@ -96,6 +110,14 @@ enum FormatChoice {
     Binary,
     Npy,
     Bitmap28,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum FetchFormat {
+    Simplified,
+    Raw,
+    Bitmap,
+    Binary,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +300,12 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
             );
             eprintln!("{}", mouton_data::SYNTH_NOTICE);
         }
+        DataCommand::Fetch {
+            category,
+            format,
+            dir,
+            base_url,
+        } => fetch(category, *format, dir, base_url.as_deref())?,
         DataCommand::Simplify {
             file,
             output,
@@ -312,6 +340,65 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
             }
             println!("wrote {}: {n} simplified drawings", output.display());
         }
+    }
+    Ok(())
+}
+
+fn fetch(category: &str, format: FetchFormat, dir: &Path, base_url: Option<&str>) -> Result<()> {
+    use mouton_data::RemoteFormat;
+    let env = std::env::var(mouton_data::BASE_URL_ENV).ok();
+    let base = base_url
+        .or(env.as_deref())
+        .unwrap_or(mouton_data::DEFAULT_BASE_URL);
+    let format = match format {
+        FetchFormat::Simplified => RemoteFormat::Simplified,
+        FetchFormat::Raw => RemoteFormat::Raw,
+        FetchFormat::Bitmap => RemoteFormat::Bitmap,
+        FetchFormat::Binary => RemoteFormat::Binary,
+    };
+    // Drawn on a terminal only; otherwise the final line below is the log.
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .map_err(anyhow::Error::from)?
+        .progress_chars("=> "),
+    );
+    bar.set_message(category.to_string());
+    let res = mouton_data::fetch(base, category, format, dir, |done, total| {
+        if let Some(t) = total {
+            bar.set_length(t);
+        }
+        bar.set_position(done);
+    });
+    bar.finish_and_clear();
+    let got = match res {
+        Ok(g) => g,
+        Err(e) if e.message.contains("HTTP 404") || e.message == "not a category name" => {
+            return Err(BadInput(e.to_string()).into())
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if got.already_there {
+        println!(
+            "{} is already there ({} bytes); delete it to download again",
+            got.path.display(),
+            got.bytes
+        );
+    } else {
+        println!(
+            "downloaded {} ({} bytes{})",
+            got.path.display(),
+            got.bytes,
+            if got.resumed_from > 0 {
+                format!(", resumed after {} bytes", got.resumed_from)
+            } else {
+                String::new()
+            }
+        );
+        println!("Quick, Draw! data: Google, CC BY 4.0 (credit \"Quick, Draw! dataset, Google (CC BY 4.0)\")");
     }
     Ok(())
 }

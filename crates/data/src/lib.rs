@@ -27,6 +27,8 @@ mod cache;
 mod dataset;
 mod drawing;
 mod error;
+#[cfg(feature = "fetch")]
+mod fetch;
 mod formats;
 mod grid;
 mod info;
@@ -44,6 +46,8 @@ pub use cache::{load_images_cached, CacheStatus};
 pub use dataset::{Batch, Batches, Dataset, Scale};
 pub use drawing::{Drawing, Meta, Strokes, Timestamp};
 pub use error::{DataError, Location};
+#[cfg(feature = "fetch")]
+pub use fetch::{fetch, remote_file, Fetched, RemoteFormat, BASE_URL_ENV, DEFAULT_BASE_URL};
 pub use formats::{detect_format, load_images, Format};
 pub use grid::{tile, write_png_gray};
 pub use info::{file_info, FileInfo};
