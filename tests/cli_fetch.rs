@@ -16,7 +16,11 @@ fn mouton() -> Command {
 /// Serves at most `max_conns` requests (then stops): `body` at /full/simplified/sheep.ndjson,
 /// honouring `Range: bytes=N-`; the first request is cut after `cut_first` bytes if set; every
 /// other path is a 404. Returns the base URL and the Range headers seen.
-fn serve(body: Vec<u8>, cut_first: Option<usize>, max_conns: usize) -> (String, Arc<Mutex<Vec<String>>>) {
+fn serve(
+    body: Vec<u8>,
+    cut_first: Option<usize>,
+    max_conns: usize,
+) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let ranges = Arc::new(Mutex::new(Vec::new()));
@@ -39,7 +43,9 @@ fn serve(body: Vec<u8>, cut_first: Option<usize>, max_conns: usize) -> (String, 
                 }
             }
             if !request.contains(" /full/simplified/sheep.ndjson ") {
-                let _ = conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = conn.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
                 continue;
             }
             let rest = &body[from..];
@@ -51,7 +57,10 @@ fn serve(body: Vec<u8>, cut_first: Option<usize>, max_conns: usize) -> (String, 
                     body.len()
                 )
             } else {
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", rest.len())
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    rest.len()
+                )
             };
             conn.write_all(head.as_bytes()).unwrap();
             let send = match (k, cut_first) {
@@ -80,7 +89,10 @@ fn downloads_then_says_it_is_already_there() {
         .success()
         .stdout(predicate::str::contains("downloaded"))
         .stdout(predicate::str::contains("200000 bytes"));
-    assert_eq!(std::fs::read(dir.path().join("sheep.ndjson")).unwrap(), body());
+    assert_eq!(
+        std::fs::read(dir.path().join("sheep.ndjson")).unwrap(),
+        body()
+    );
     assert!(ranges.lock().unwrap().is_empty());
     mouton()
         .args(["data", "fetch", "sheep", "--base-url", &base, "--dir"])
@@ -100,8 +112,16 @@ fn resumes_after_a_dropped_connection() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains("run again to resume"));
-    assert!(!dir.path().join("sheep.ndjson").exists(), "no partial file under the final name");
-    assert_eq!(std::fs::metadata(dir.path().join("sheep.ndjson.part")).unwrap().len(), 70_000);
+    assert!(
+        !dir.path().join("sheep.ndjson").exists(),
+        "no partial file under the final name"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("sheep.ndjson.part"))
+            .unwrap()
+            .len(),
+        70_000
+    );
     mouton()
         .args(["data", "fetch", "sheep", "--base-url", &base, "--dir"])
         .arg(dir.path())
@@ -109,7 +129,10 @@ fn resumes_after_a_dropped_connection() {
         .success()
         .stdout(predicate::str::contains("resumed after 70000 bytes"));
     assert_eq!(ranges.lock().unwrap().as_slice(), ["70000-"]);
-    assert_eq!(std::fs::read(dir.path().join("sheep.ndjson")).unwrap(), body());
+    assert_eq!(
+        std::fs::read(dir.path().join("sheep.ndjson")).unwrap(),
+        body()
+    );
     assert!(!dir.path().join("sheep.ndjson.part").exists());
 }
 

@@ -1,12 +1,20 @@
 //! # mouton-data: Quick, Draw! drawings into images
 //!
-//! Reads Quick, Draw! data and renders it exactly the way Google made its `numpy_bitmap` files,
-//! without any deep-learning dependency:
+//! Reads Quick, Draw! data and renders it the way Google made its `numpy_bitmap` files, without
+//! any deep-learning dependency:
 //!
-//! - [`NdjsonReader`]: simplified and raw ndjson, streamed line by line, gzip detected by magic
-//!   bytes; every error names the file and line.
-//! - [`Rasterizer`] / [`rasterize`]: Google's `vector_to_raster` recipe (centred, pen 16 and
-//!   padding 16 in the 256-space, round caps and joins, antialiased, white on black) at any size.
+//! - readers, all streaming and gzip-aware (magic bytes): [`NdjsonReader`] (simplified and raw
+//!   ndjson), [`BinaryReader`] (Google's `.bin`), [`read_npy_bitmaps`], [`read_raw_bitmaps`];
+//!   every error is a [`DataError`] naming the file and line or byte offset;
+//! - [`Rasterizer`]: Google's `vector_to_raster` recipe modelled on cairo (mean error 0.1 grey
+//!   level against Google's bitmaps), any size; [`SkiaRasterizer`] for comparison;
+//! - [`simplify`]: Google's simplification of raw drawings (align, scale to 255, resample at
+//!   1 px, RDP 2.0);
+//! - [`rasterize_file`] / [`load_images`]: whole files on all cores, with [`Filter`]s;
+//!   [`load_images_cached`] skips the work the second time;
+//! - [`Dataset`]: f32 (N, 1, H, W) in [0, 1] or [-1, 1], seeded split and batches;
+//! - [`synth_sheep`] / [`synth_flock`]: seeded synthetic sheep, for running offline;
+//! - `fetch` (feature `fetch`): resumable download from Google's public bucket.
 //!
 //! ```
 //! use mouton_data::{parse_ndjson_line, rasterize, RasterOptions};
