@@ -43,6 +43,24 @@ impl Default for RasterOptions {
     }
 }
 
+impl RasterOptions {
+    /// Whether these options can be rendered: size 1..=[`MAX_SIZE`], a finite positive pen and
+    /// a finite non-negative padding.
+    ///
+    /// ```
+    /// use mouton_data::RasterOptions;
+    /// assert!(RasterOptions::default().is_valid());
+    /// assert!(!RasterOptions { size: 0, ..Default::default() }.is_valid());
+    /// ```
+    pub fn is_valid(&self) -> bool {
+        (1..=MAX_SIZE).contains(&self.size)
+            && self.line_diameter.is_finite()
+            && self.line_diameter > 0.0
+            && self.padding.is_finite()
+            && self.padding >= 0.0
+    }
+}
+
 /// Largest supported output side.
 pub const MAX_SIZE: u32 = 4096;
 
@@ -86,11 +104,7 @@ impl Rasterizer {
     /// A renderer for `opts`; `None` if the size is 0 or above [`MAX_SIZE`], or the pen or
     /// padding is negative or not finite.
     pub fn new(opts: RasterOptions) -> Option<Self> {
-        if opts.size == 0
-            || opts.size > MAX_SIZE
-            || !(opts.line_diameter.is_finite() && opts.line_diameter > 0.0)
-            || !(opts.padding.is_finite() && opts.padding >= 0.0)
-        {
+        if !opts.is_valid() {
             return None;
         }
         let side = opts.size as usize;

@@ -3,7 +3,7 @@
 
 use tiny_skia::{LineCap, LineJoin, Paint, PathBuilder, Pixmap, Stroke, Transform};
 
-use crate::raster::{RasterOptions, MAX_SIZE};
+use crate::raster::RasterOptions;
 use crate::Strokes;
 
 /// Google's recipe on tiny-skia; one per thread, so the pixel buffer is allocated once.
@@ -32,11 +32,7 @@ impl SkiaRasterizer {
     /// A renderer for `opts`; `None` if the size is 0 or above [`MAX_SIZE`], or the pen or
     /// padding is negative or not finite.
     pub fn new(opts: RasterOptions) -> Option<Self> {
-        if opts.size == 0
-            || opts.size > MAX_SIZE
-            || !(opts.line_diameter.is_finite() && opts.line_diameter > 0.0)
-            || !(opts.padding.is_finite() && opts.padding >= 0.0)
-        {
+        if !opts.is_valid() {
             return None;
         }
         let pixmap = Pixmap::new(opts.size, opts.size)?;

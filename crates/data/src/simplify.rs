@@ -10,7 +10,7 @@ use crate::Strokes;
 /// RDP tolerance, in pixels of the 256-space.
 pub const RDP_EPSILON: f64 = 2.0;
 
-/// Reusable buffers for [`simplify_into`], so a stream of drawings allocates nothing per drawing.
+/// Reusable buffers for [`Simplifier::simplify_into`], so a stream of drawings allocates nothing per drawing.
 #[derive(Debug, Default)]
 pub struct Simplifier {
     pts: Vec<(f64, f64)>,

@@ -1,29 +1,13 @@
 //! Golden test: our rendering of Google's simplified drawings against Google's own numpy_bitmap
 //! rows (275 pairs: 25 drawings x 11 categories from `../shared/quickdraw`).
 
-use std::path::PathBuf;
+mod common;
 
 use mouton_data::{NdjsonReader, RasterOptions, Rasterizer, SkiaRasterizer, Strokes};
 
 const CATEGORIES: [&str; 11] = [
     "sheep", "bear", "cat", "dog", "duck", "fish", "frog", "lion", "monkey", "rabbit", "train",
 ];
-
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("MOUTON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("quickdraw");
-    if dir.join("bitmap28_uint8").is_dir() {
-        Some(dir)
-    } else {
-        println!(
-            "SKIPPED: no Quick, Draw! sample at {} (set MOUTON_SHARED)",
-            dir.display()
-        );
-        None
-    }
-}
 
 fn bitmap_file(cat: &str) -> String {
     // The train bitmaps are stored as trains1000.bin (the first 1000 rows of the train file).
@@ -94,7 +78,9 @@ fn report(name: &str, f: &Figures) {
 
 #[test]
 fn rasterizer_matches_googles_bitmaps() {
-    let Some(dir) = shared() else { return };
+    let Some(dir) = common::quickdraw("bitmap28_uint8") else {
+        return;
+    };
     let mut ours = Rasterizer::new(RasterOptions::default()).unwrap();
     let f = measure(&dir, |s, out| ours.render(s, out));
     report("mouton Rasterizer (cairo model)", &f);

@@ -1,7 +1,7 @@
 //! Golden test: Google's simplification re-derived from the raw drawings, against Google's own
 //! simplified files (the first 25 drawings of 12 categories line up by key_id).
 
-use std::path::PathBuf;
+mod common;
 
 use mouton_data::{simplify, NdjsonKind, NdjsonReader};
 
@@ -10,25 +10,11 @@ const CATEGORIES: [&str; 12] = [
     "train",
 ];
 
-fn shared() -> Option<PathBuf> {
-    let dir = std::env::var_os("MOUTON_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-        .join("quickdraw");
-    if dir.join("raw_ndjson_head").is_dir() {
-        Some(dir)
-    } else {
-        println!(
-            "SKIPPED: no Quick, Draw! sample at {} (set MOUTON_SHARED)",
-            dir.display()
-        );
-        None
-    }
-}
-
 #[test]
 fn simplification_reproduces_googles_files() {
-    let Some(dir) = shared() else { return };
+    let Some(dir) = common::quickdraw("raw_ndjson_head") else {
+        return;
+    };
     let (mut total, mut same, mut sheep_total, mut sheep_same) = (0, 0, 0, 0);
     let mut misses = Vec::new();
     for cat in CATEGORIES {

@@ -16,7 +16,7 @@
 //! (about 3,900 pivots for n = m = 500 in `bench/emd_vs_python.py`). Memory is O(n m) for the plan and
 //! the start's cell order.
 
-use crate::validate::{mass_pair, MassPolicy};
+use crate::validate::{MassPolicy, Support};
 use crate::EmdError;
 
 const NONE: usize = usize::MAX;
@@ -83,33 +83,9 @@ pub struct OtPlan {
 /// ```
 pub fn emd(a: &[f64], b: &[f64], cost: &[f64], opts: &EmdOptions) -> Result<OtPlan, EmdError> {
     let (n, m) = (a.len(), b.len());
-    let (sa, sb) = mass_pair("a", a, "b", b, opts.mass)?;
-    if n.checked_mul(m) != Some(cost.len()) {
-        return Err(EmdError::CostShape {
-            rows: n,
-            cols: m,
-            len: cost.len(),
-        });
-    }
-    crate::validate::finite("cost", cost)?;
-
-    // Zero-mass bins never carry flow: solve on the support only.
-    let rows: Vec<usize> = (0..n).filter(|&i| a[i] > 0.0).collect();
-    let cols: Vec<usize> = (0..m).filter(|&j| b[j] > 0.0).collect();
-    let aa: Vec<f64> = rows.iter().map(|&i| a[i] * sa).collect();
-    let bb: Vec<f64> = cols.iter().map(|&j| b[j] * sb).collect();
-    let sub;
-    let c: &[f64] = if rows.len() == n && cols.len() == m {
-        cost
-    } else {
-        sub = rows
-            .iter()
-            .flat_map(|&i| cols.iter().map(move |&j| cost[i * m + j]))
-            .collect::<Vec<_>>();
-        &sub
-    };
-
-    let mut s = Simplex::new(&aa, &bb, c);
+    let sup = Support::new(a, b, cost, opts.mass)?;
+    let (rows, cols, c) = (&sup.rows, &sup.cols, &sup.cost[..]);
+    let mut s = Simplex::new(&sup.a, &sup.b, c);
     let iterations = s.solve(opts.max_iter)?;
 
     let (nn, mm) = (rows.len(), cols.len());

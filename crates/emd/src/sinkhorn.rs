@@ -16,7 +16,7 @@
 
 use rayon::prelude::*;
 
-use crate::validate::{mass_pair, MassPolicy};
+use crate::validate::{MassPolicy, Support};
 use crate::EmdError;
 
 /// How the Sinkhorn iterations are computed; both give the same plan.
@@ -135,15 +135,7 @@ pub fn sinkhorn(
     opts: &SinkhornOptions,
 ) -> Result<SinkhornPlan, EmdError> {
     let (n, m) = (a.len(), b.len());
-    let (sa, sb) = mass_pair("a", a, "b", b, opts.mass)?;
-    if n.checked_mul(m) != Some(cost.len()) {
-        return Err(EmdError::CostShape {
-            rows: n,
-            cols: m,
-            len: cost.len(),
-        });
-    }
-    crate::validate::finite("cost", cost)?;
+    let sup = Support::new(a, b, cost, opts.mass)?;
     if !(opts.epsilon.is_finite() && opts.epsilon > 0.0) {
         return Err(EmdError::InvalidParameter {
             name: "epsilon",
@@ -159,17 +151,10 @@ pub fn sinkhorn(
         });
     }
 
-    // Work on the support: zero-mass bins have potential -inf and no flow.
-    let rows: Vec<usize> = (0..n).filter(|&i| a[i] > 0.0).collect();
-    let cols: Vec<usize> = (0..m).filter(|&j| b[j] > 0.0).collect();
+    // Zero-mass bins have potential -inf and no flow.
+    let (rows, cols, c) = (&sup.rows, &sup.cols, &sup.cost[..]);
     let (nn, mm) = (rows.len(), cols.len());
-    let aa: Vec<f64> = rows.iter().map(|&i| a[i] * sa).collect();
-    let bb: Vec<f64> = cols.iter().map(|&j| b[j] * sb).collect();
-    let c: Vec<f64> = rows
-        .iter()
-        .flat_map(|&i| cols.iter().map(move |&j| cost[i * m + j]))
-        .collect();
-    let mut st = State::new(&aa, &bb, &c, opts.epsilon);
+    let mut st = State::new(&sup.a, &sup.b, c, opts.epsilon);
     let check_every = opts.check_every.max(1);
     let (converged, iterations, err) = match opts.method {
         SinkhornMethod::Log => st.run_log(opts.max_iter, opts.tol),

@@ -122,3 +122,55 @@ pub(crate) fn order(p: f64) -> Result<(), EmdError> {
     }
     Ok(())
 }
+
+/// A discrete transport problem checked and restricted to its support: zero-mass bins carry no
+/// flow, so solvers work on the rows and columns of positive mass only.
+pub(crate) struct Support<'c> {
+    /// Original indices of the kept rows and columns.
+    pub rows: Vec<usize>,
+    pub cols: Vec<usize>,
+    /// Their masses, scaled by the mass policy.
+    pub a: Vec<f64>,
+    pub b: Vec<f64>,
+    /// The cost restricted to them, row-major (borrowed when nothing was dropped).
+    pub cost: std::borrow::Cow<'c, [f64]>,
+}
+
+impl<'c> Support<'c> {
+    /// Checks `a`, `b` and a row-major `a.len() x b.len()` cost, then restricts to the support.
+    pub fn new(
+        a: &[f64],
+        b: &[f64],
+        cost: &'c [f64],
+        policy: MassPolicy,
+    ) -> Result<Self, EmdError> {
+        let (n, m) = (a.len(), b.len());
+        let (sa, sb) = mass_pair("a", a, "b", b, policy)?;
+        if n.checked_mul(m) != Some(cost.len()) {
+            return Err(EmdError::CostShape {
+                rows: n,
+                cols: m,
+                len: cost.len(),
+            });
+        }
+        finite("cost", cost)?;
+        let rows: Vec<usize> = (0..n).filter(|&i| a[i] > 0.0).collect();
+        let cols: Vec<usize> = (0..m).filter(|&j| b[j] > 0.0).collect();
+        let cost = if rows.len() == n && cols.len() == m {
+            std::borrow::Cow::Borrowed(cost)
+        } else {
+            std::borrow::Cow::Owned(
+                rows.iter()
+                    .flat_map(|&i| cols.iter().map(move |&j| cost[i * m + j]))
+                    .collect(),
+            )
+        };
+        Ok(Support {
+            a: rows.iter().map(|&i| a[i] * sa).collect(),
+            b: cols.iter().map(|&j| b[j] * sb).collect(),
+            rows,
+            cols,
+            cost,
+        })
+    }
+}
