@@ -95,6 +95,8 @@ pub struct Rasterizer {
     /// Per sub-row, the x intervals the current stroke covers.
     spans: Vec<Vec<(f32, f32)>>,
     touched: Vec<usize>,
+    /// Pixel rows the current stroke reaches.
+    rows_hit: Vec<usize>,
     /// The current stroke's coverage per pixel, 0..=1.
     cover: Vec<f32>,
     image: Vec<u8>,
@@ -127,6 +129,7 @@ impl Rasterizer {
             radius,
             spans: vec![Vec::new(); side * SUB],
             touched: Vec::new(),
+            rows_hit: Vec::new(),
             cover: vec![0.0; side * side],
             image: vec![0; side * side],
         })
@@ -283,7 +286,8 @@ impl Rasterizer {
         let side = self.opts.size as usize;
         let w = side as f32;
         let weight = 1.0 / SUB as f32;
-        let mut rows_hit: Vec<usize> = Vec::new();
+        let mut rows_hit = std::mem::take(&mut self.rows_hit);
+        rows_hit.clear();
         for &s in &self.touched {
             let spans = &mut self.spans[s];
             spans.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
@@ -322,7 +326,7 @@ impl Rasterizer {
         self.touched.clear();
         rows_hit.sort_unstable();
         rows_hit.dedup();
-        for row in rows_hit {
+        for &row in &rows_hit {
             let range = row * side..(row + 1) * side;
             for (v, c) in self.image[range.clone()]
                 .iter_mut()
@@ -335,6 +339,7 @@ impl Rasterizer {
                 }
             }
         }
+        self.rows_hit = rows_hit;
     }
 }
 
