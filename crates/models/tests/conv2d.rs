@@ -1,0 +1,175 @@
+//! conv2d against the direct formula, and its gradients against finite differences (f64).
+
+use mouton_models::ops::conv2d::{conv2d_backward, conv2d_forward, Conv2dGeometry, Padding};
+use proptest::prelude::*;
+
+/// out[n, o, oy, ox] = b[o] + sum_{c, ky, kx} w[o, c, ky, kx] x[n, c, oy s + ky - pt, ox s + kx - pl]
+fn direct(g: &Conv2dGeometry, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; g.sizes().2];
+    for n in 0..g.batch {
+        for o in 0..g.out_ch {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut acc = b[o];
+                    for c in 0..g.in_ch {
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let y = (oy * g.stride + ky) as isize - g.pad_top as isize;
+                                let xx = (ox * g.stride + kx) as isize - g.pad_left as isize;
+                                if y >= 0 && xx >= 0 && (y as usize) < g.h && (xx as usize) < g.w {
+                                    acc += w[((o * g.in_ch + c) * g.kh + ky) * g.kw + kx]
+                                        * x[((n * g.in_ch + c) * g.h + y as usize) * g.w
+                                            + xx as usize];
+                                }
+                            }
+                        }
+                    }
+                    out[((n * g.out_ch + o) * g.oh + oy) * g.ow + ox] = acc;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn geometry() -> impl Strategy<Value = Conv2dGeometry> {
+    (
+        1usize..4,
+        1usize..4,
+        1usize..9,
+        1usize..9,
+        1usize..4,
+        (1usize..5, 1usize..5),
+        1usize..4,
+        prop_oneof![
+            Just(Padding::Valid),
+            Just(Padding::Same),
+            (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| {
+                Padding::Explicit {
+                    top,
+                    bottom,
+                    left,
+                    right,
+                }
+            }),
+        ],
+    )
+        .prop_filter_map("kernel fits", |(n, c, h, w, o, k, s, p)| {
+            Conv2dGeometry::new(n, c, h, w, o, k, s, p).ok()
+        })
+}
+
+fn values(len: usize, seed: u64) -> Vec<f64> {
+    // Deterministic pseudo-random values in [-1, 1] without another dependency.
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    #[test]
+    fn forward_matches_the_direct_formula(g in geometry(), seed in any::<u64>()) {
+        let (nx, nw, no) = g.sizes();
+        let (x, w, b) = (values(nx, seed), values(nw, seed ^ 1), values(g.out_ch, seed ^ 2));
+        let mut out = vec![0.0; no];
+        conv2d_forward(&g, &x, &w, Some(&b), &mut out);
+        let want = direct(&g, &x, &w, &b);
+        for (a, e) in out.iter().zip(&want) {
+            prop_assert!((a - e).abs() <= 1e-12 * (1.0 + e.abs()), "{} vs {}", a, e);
+        }
+        // f32 agrees with f64 to f32 precision.
+        let (x32, w32, b32): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+            x.iter().map(|&v| v as f32).collect(),
+            w.iter().map(|&v| v as f32).collect(),
+            b.iter().map(|&v| v as f32).collect(),
+        );
+        let mut out32 = vec![0.0f32; no];
+        conv2d_forward(&g, &x32, &w32, Some(&b32), &mut out32);
+        for (a, e) in out32.iter().zip(&want) {
+            prop_assert!((*a as f64 - e).abs() <= 1e-5 * (1.0 + e.abs()));
+        }
+    }
+
+    #[test]
+    fn gradients_match_finite_differences(g in geometry(), seed in any::<u64>()) {
+        let (nx, nw, no) = g.sizes();
+        let (x, w, b) = (values(nx, seed), values(nw, seed ^ 1), values(g.out_ch, seed ^ 2));
+        // L = sum r * out for a fixed random r, so dL/dout = r.
+        let r = values(no, seed ^ 3);
+        let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
+            direct(&g, x, w, b).iter().zip(&r).map(|(o, r)| o * r).sum()
+        };
+        let (mut gx, mut gw, mut gb) = (vec![0.0; nx], vec![0.0; nw], vec![0.0; g.out_ch]);
+        conv2d_backward(&g, &x, &w, &r, Some(&mut gx), Some(&mut gw), Some(&mut gb));
+        let h = 1e-6;
+        let fd = |f: &dyn Fn(f64) -> f64| (f(h) - f(-h)) / (2.0 * h);
+        for i in 0..nx {
+            let d = fd(&|e| { let mut xx = x.clone(); xx[i] += e; loss(&xx, &w, &b) });
+            prop_assert!((gx[i] - d).abs() <= 1e-6 * (1.0 + d.abs()), "dx[{}]: {} vs {}", i, gx[i], d);
+        }
+        for i in 0..nw {
+            let d = fd(&|e| { let mut ww = w.clone(); ww[i] += e; loss(&x, &ww, &b) });
+            prop_assert!((gw[i] - d).abs() <= 1e-6 * (1.0 + d.abs()), "dw[{}]: {} vs {}", i, gw[i], d);
+        }
+        for i in 0..g.out_ch {
+            let d = fd(&|e| { let mut bb = b.clone(); bb[i] += e; loss(&x, &w, &bb) });
+            prop_assert!((gb[i] - d).abs() <= 1e-6 * (1.0 + d.abs()), "db[{}]: {} vs {}", i, gb[i], d);
+        }
+        // Gradients accumulate: a second call doubles them.
+        let gx1 = gx.clone();
+        conv2d_backward(&g, &x, &w, &r, Some(&mut gx), None, None);
+        for (a, b) in gx.iter().zip(&gx1) {
+            prop_assert!((a - 2.0 * b).abs() <= 1e-12 * (1.0 + b.abs()));
+        }
+    }
+}
+
+#[test]
+fn keras_same_padding_is_asymmetric_for_even_kernels() {
+    // 7x7 -> 4x4 with k 4, s 2: pad_total = (4 - 1) * 2 + 4 - 7 = 3: 1 above, 2 below.
+    let g = Conv2dGeometry::new(1, 1, 7, 7, 1, (4, 4), 2, Padding::Same).unwrap();
+    assert_eq!((g.oh, g.ow, g.pad_top, g.pad_left), (4, 4, 1, 1));
+    // The SHEEP1 discriminator's three stride-2 "same" convolutions: 28 -> 14 -> 7 -> 4.
+    let sizes: Vec<usize> = [28, 14, 7]
+        .iter()
+        .map(|&s| {
+            Conv2dGeometry::new(1, 1, s, s, 1, (4, 4), 2, Padding::Same)
+                .unwrap()
+                .oh
+        })
+        .collect();
+    assert_eq!(sizes, [14, 7, 4]);
+    assert!(Conv2dGeometry::new(1, 1, 2, 2, 1, (3, 3), 1, Padding::Valid).is_err());
+    assert!(Conv2dGeometry::new(1, 0, 2, 2, 1, (1, 1), 1, Padding::Valid).is_err());
+}
+
+#[test]
+fn result_does_not_depend_on_the_thread_count() {
+    let g = Conv2dGeometry::new(13, 3, 9, 9, 4, (3, 3), 1, Padding::Same).unwrap();
+    let (nx, nw, no) = g.sizes();
+    let x: Vec<f32> = values(nx, 5).iter().map(|&v| v as f32).collect();
+    let w: Vec<f32> = values(nw, 6).iter().map(|&v| v as f32).collect();
+    let r: Vec<f32> = values(no, 7).iter().map(|&v| v as f32).collect();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut gw = vec![0.0f32; nw];
+            conv2d_backward(&g, &x, &w, &r, None, Some(&mut gw), None);
+            gw
+        })
+    };
+    assert_eq!(run(1), run(3), "bit-identical across thread counts");
+}
