@@ -37,6 +37,9 @@ pub enum GeometryError {
     /// A size is zero.
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    /// Settings that cannot produce an output, with the reason.
+    #[error("{0}")]
+    Invalid(&'static str),
     /// The (padded) input is smaller than the kernel.
     #[error("kernel {kernel} is larger than the padded input {padded}")]
     KernelTooLarge {
@@ -302,9 +305,44 @@ pub fn conv2d_backward<T: Real>(
     grad_w: Option<&mut [T]>,
     grad_b: Option<&mut [T]>,
 ) {
+    if let Some(gb) = grad_b {
+        conv2d_backward_bias(g, grad_out, gb);
+    }
+    if let Some(gx) = grad_x {
+        conv2d_backward_input(g, weights, grad_out, gx);
+    }
+    if let Some(gw) = grad_w {
+        conv2d_backward_weights(g, x, grad_out, gw);
+    }
+}
+
+/// `grad_b += ` the bias gradient: `grad_out` summed over images and positions, per channel.
+pub fn conv2d_backward_bias<T: Real>(g: &Conv2dGeometry, grad_out: &[T], grad_b: &mut [T]) {
+    let (n, img_out) = (g.oh * g.ow, g.out_ch * g.oh * g.ow);
+    assert!(
+        grad_out.len() == g.sizes().2 && grad_b.len() == g.out_ch,
+        "slice sizes"
+    );
+    for img in grad_out.chunks(img_out) {
+        for (acc, row) in grad_b.iter_mut().zip(img.chunks(n)) {
+            for &v in row {
+                *acc += v;
+            }
+        }
+    }
+}
+
+/// `grad_x += ` the input gradient: W^T dY per image, scattered back onto the image (col2im).
+/// This is also the forward pass of the transposed convolution.
+pub fn conv2d_backward_input<T: Real>(
+    g: &Conv2dGeometry,
+    weights: &[T],
+    grad_out: &[T],
+    grad_x: &mut [T],
+) {
     let (nx, nw, no) = g.sizes();
     assert!(
-        x.len() == nx && weights.len() == nw && grad_out.len() == no,
+        weights.len() == nw && grad_out.len() == no && grad_x.len() == nx,
         "slice sizes"
     );
     let (img_in, img_out, n, patch) = (
@@ -313,59 +351,63 @@ pub fn conv2d_backward<T: Real>(
         g.oh * g.ow,
         g.patch(),
     );
-    if let Some(gb) = grad_b {
-        assert_eq!(gb.len(), g.out_ch, "bias gradient size");
-        for img in grad_out.chunks(img_out) {
-            for (acc, row) in gb.iter_mut().zip(img.chunks(n)) {
-                for &v in row {
-                    *acc += v;
-                }
+    grad_x
+        .par_chunks_mut(img_in)
+        .zip(grad_out.par_chunks(img_out))
+        .for_each_init(
+            || vec![T::ZERO; patch * n],
+            |cols, (gxi, gy)| {
+                matmul(
+                    Mat::t(weights, g.out_ch, patch),
+                    Mat::new(gy, g.out_ch, n),
+                    cols,
+                    false,
+                );
+                g.col2im(cols, gxi);
+            },
+        );
+}
+
+/// `grad_w += ` the weight gradient: the sum over images of dY cols(X)^T, computed in fixed
+/// chunks of images and reduced in order, so the result does not depend on the thread count.
+pub fn conv2d_backward_weights<T: Real>(
+    g: &Conv2dGeometry,
+    x: &[T],
+    grad_out: &[T],
+    grad_w: &mut [T],
+) {
+    let (nx, nw, no) = g.sizes();
+    assert!(
+        x.len() == nx && grad_out.len() == no && grad_w.len() == nw,
+        "slice sizes"
+    );
+    let (img_in, img_out, n, patch) = (
+        g.in_ch * g.h * g.w,
+        g.out_ch * g.oh * g.ow,
+        g.oh * g.ow,
+        g.patch(),
+    );
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(img_in * WEIGHT_GRAD_CHUNK)
+        .zip(grad_out.par_chunks(img_out * WEIGHT_GRAD_CHUNK))
+        .map(|(xs, gys)| {
+            let mut acc = vec![T::ZERO; nw];
+            let mut cols = vec![T::ZERO; patch * n];
+            for (img, gy) in xs.chunks(img_in).zip(gys.chunks(img_out)) {
+                g.im2col(img, &mut cols);
+                matmul(
+                    Mat::new(gy, g.out_ch, n),
+                    Mat::t(&cols, patch, n),
+                    &mut acc,
+                    true,
+                );
             }
-        }
-    }
-    if let Some(gx) = grad_x {
-        assert_eq!(gx.len(), nx, "input gradient size");
-        // d cols = W^T dY, then scattered back onto the image.
-        gx.par_chunks_mut(img_in)
-            .zip(grad_out.par_chunks(img_out))
-            .for_each_init(
-                || vec![T::ZERO; patch * n],
-                |cols, (gxi, gy)| {
-                    matmul(
-                        Mat::t(weights, g.out_ch, patch),
-                        Mat::new(gy, g.out_ch, n),
-                        cols,
-                        false,
-                    );
-                    g.col2im(cols, gxi);
-                },
-            );
-    }
-    if let Some(gw) = grad_w {
-        assert_eq!(gw.len(), nw, "weight gradient size");
-        // dW = sum over images of dY cols^T, in fixed chunks of images, reduced in order.
-        let partials: Vec<Vec<T>> = x
-            .par_chunks(img_in * WEIGHT_GRAD_CHUNK)
-            .zip(grad_out.par_chunks(img_out * WEIGHT_GRAD_CHUNK))
-            .map(|(xs, gys)| {
-                let mut acc = vec![T::ZERO; nw];
-                let mut cols = vec![T::ZERO; patch * n];
-                for (img, gy) in xs.chunks(img_in).zip(gys.chunks(img_out)) {
-                    g.im2col(img, &mut cols);
-                    matmul(
-                        Mat::new(gy, g.out_ch, n),
-                        Mat::t(&cols, patch, n),
-                        &mut acc,
-                        true,
-                    );
-                }
-                acc
-            })
-            .collect();
-        for p in partials {
-            for (a, v) in gw.iter_mut().zip(p) {
-                *a += v;
-            }
+            acc
+        })
+        .collect();
+    for p in partials {
+        for (a, v) in grad_w.iter_mut().zip(p) {
+            *a += v;
         }
     }
 }

@@ -1,0 +1,152 @@
+//! Transposed 2-D convolution (PyTorch's `conv_transpose2d`), as the adjoint of [`conv2d`]:
+//! its forward pass is conv2d's input gradient, and its gradients are conv2d's forward pass and
+//! weight gradient with the roles of input and output exchanged.
+//!
+//! Layouts: input (N, Cin, H, W), weights (Cin, Cout, KH, KW) (PyTorch's), bias (Cout), output
+//! (N, Cout, OH, OW) with OH = (H - 1) stride - 2 padding + KH + output_padding.
+//!
+//! [`conv2d`]: super::conv2d
+
+use super::conv2d::{
+    conv2d_backward_input, conv2d_backward_weights, conv2d_forward, Conv2dGeometry, GeometryError,
+    Padding,
+};
+use super::Real;
+
+/// Sizes of one transposed convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvTranspose2dGeometry {
+    /// The convolution it is the adjoint of: from the output (N, Cout, OH, OW) back to the
+    /// input (N, Cin, H, W).
+    pub conv: Conv2dGeometry,
+}
+
+impl ConvTranspose2dGeometry {
+    /// Output size (H - 1) stride - 2 padding + kernel + output_padding per axis, as PyTorch.
+    ///
+    /// ```
+    /// use mouton_models::ops::conv_transpose2d::ConvTranspose2dGeometry;
+    /// // The DCGAN generator's doubling step: 7x7 -> 14x14 with k 4, s 2, p 1.
+    /// let g = ConvTranspose2dGeometry::new(2, 128, 7, 7, 64, (4, 4), 2, 1, 0)?;
+    /// assert_eq!(g.out_hw(), (14, 14));
+    /// # Ok::<(), mouton_models::ops::conv2d::GeometryError>(())
+    /// ```
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        batch: usize,
+        in_ch: usize,
+        h: usize,
+        w: usize,
+        out_ch: usize,
+        kernel: (usize, usize),
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    ) -> Result<Self, GeometryError> {
+        if stride == 0 {
+            return Err(GeometryError::Zero("stride"));
+        }
+        if output_padding >= stride {
+            return Err(GeometryError::Invalid(
+                "output_padding must be smaller than the stride",
+            ));
+        }
+        let out = |n: usize, k: usize| {
+            ((n.max(1) - 1) * stride + k + output_padding).checked_sub(2 * padding)
+        };
+        let (oh, ow) = match (out(h, kernel.0), out(w, kernel.1)) {
+            (Some(a), Some(b)) if a > 0 && b > 0 => (a, b),
+            _ => return Err(GeometryError::Invalid("padding leaves no output")),
+        };
+        let p = Padding::Explicit {
+            top: padding,
+            bottom: padding,
+            left: padding,
+            right: padding,
+        };
+        let conv = Conv2dGeometry::new(batch, out_ch, oh, ow, in_ch, kernel, stride, p)?;
+        debug_assert_eq!((conv.oh, conv.ow), (h, w));
+        Ok(ConvTranspose2dGeometry { conv })
+    }
+
+    /// Output height and width.
+    pub fn out_hw(&self) -> (usize, usize) {
+        (self.conv.h, self.conv.w)
+    }
+
+    /// Elements of the input, weights and output.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        let (conv_in, weights, conv_out) = self.conv.sizes();
+        (conv_out, weights, conv_in)
+    }
+}
+
+/// Forward: `out = conv_transpose(x, weights) + bias`.
+///
+/// ```
+/// use mouton_models::ops::conv_transpose2d::{conv_transpose2d_forward, ConvTranspose2dGeometry};
+/// // A 2x2 kernel of ones at stride 2 copies each pixel into a 2x2 block (nearest upsampling).
+/// let g = ConvTranspose2dGeometry::new(1, 1, 1, 2, 1, (2, 2), 2, 0, 0).unwrap();
+/// let mut out = vec![0.0f64; 8];
+/// conv_transpose2d_forward(&g, &[1.0, 2.0], &[1.0; 4], None, &mut out);
+/// assert_eq!(out, [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
+/// ```
+pub fn conv_transpose2d_forward<T: Real>(
+    g: &ConvTranspose2dGeometry,
+    x: &[T],
+    weights: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
+    let c = &g.conv;
+    let plane = c.h * c.w;
+    match bias {
+        Some(b) => {
+            assert_eq!(b.len(), c.in_ch, "bias size");
+            for img in out.chunks_mut(c.in_ch * plane) {
+                for (ch, &bv) in img.chunks_mut(plane).zip(b) {
+                    ch.iter_mut().for_each(|v| *v = bv);
+                }
+            }
+        }
+        None => out.iter_mut().for_each(|v| *v = T::ZERO),
+    }
+    conv2d_backward_input(c, weights, x, out);
+}
+
+/// Backward: adds the gradients with respect to the input, weights and bias (`None` skips one).
+pub fn conv_transpose2d_backward<T: Real>(
+    g: &ConvTranspose2dGeometry,
+    x: &[T],
+    weights: &[T],
+    grad_out: &[T],
+    grad_x: Option<&mut [T]>,
+    grad_w: Option<&mut [T]>,
+    grad_b: Option<&mut [T]>,
+) {
+    let c = &g.conv;
+    if let Some(gb) = grad_b {
+        let plane = c.h * c.w;
+        assert!(
+            gb.len() == c.in_ch && grad_out.len() == c.sizes().0,
+            "slice sizes"
+        );
+        for img in grad_out.chunks(c.in_ch * plane) {
+            for (acc, ch) in gb.iter_mut().zip(img.chunks(plane)) {
+                for &v in ch {
+                    *acc += v;
+                }
+            }
+        }
+    }
+    if let Some(gx) = grad_x {
+        let mut tmp = vec![T::ZERO; gx.len()];
+        conv2d_forward(c, grad_out, weights, None, &mut tmp);
+        for (a, v) in gx.iter_mut().zip(tmp) {
+            *a += v;
+        }
+    }
+    if let Some(gw) = grad_w {
+        conv2d_backward_weights(c, grad_out, x, gw);
+    }
+}
