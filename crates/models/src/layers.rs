@@ -1,0 +1,85 @@
+//! The kernels of [`crate::ops`] as differentiable dfdx operations on the CPU device: each runs
+//! its forward kernel and records its backward kernels on the input's tape, through dfdx's
+//! public API only (`SplitTape`, `Tape::add_backward_op`, `Gradients::get_or_alloc_mut`,
+//! `ghost`).
+
+use dfdx::prelude::*;
+
+use crate::ops::conv2d::{
+    conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weights, conv2d_forward,
+    Conv2dGeometry, GeometryError, Padding,
+};
+use crate::ops::Real;
+
+/// A 4-D tensor with run-time sizes, (N, C, H, W).
+pub type Nchw<E, T> = Tensor<(usize, usize, usize, usize), E, Cpu, T>;
+
+fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
+    let mut v = vec![E::default(); t.shape().num_elements()];
+    t.copy_into(&mut v);
+    v
+}
+
+/// Convolution of `x` (N, C, H, W) with `weights` (O, C, KH, KW) and an optional `bias` (O),
+/// differentiable with respect to all three (their gradients land in the tape's `Gradients`).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::conv2d;
+/// use mouton_models::ops::conv2d::Padding;
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![1.0f32; 9], (1usize, 1usize, 3usize, 3usize));
+/// let w = dev.tensor_from_vec(vec![1.0f32; 9], (1usize, 1usize, 3usize, 3usize));
+/// let y = conv2d(x.trace(Gradients::leaky()), &w, None, 1, Padding::Same).unwrap();
+/// assert_eq!(y.as_vec(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+/// let g = y.sum::<(), _>().backward();
+/// // Each weight sees the ones it multiplies: 4 at the corners ... 9 in the centre.
+/// assert_eq!(g.get(&w).as_vec(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+/// ```
+pub fn conv2d<E, T>(
+    x: Nchw<E, T>,
+    weights: &Tensor<(usize, usize, usize, usize), E, Cpu>,
+    bias: Option<&Tensor<(usize,), E, Cpu>>,
+    stride: usize,
+    padding: Padding,
+) -> Result<Nchw<E, T>, GeometryError>
+where
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+{
+    let (n, c, h, w) = *x.shape();
+    let (o, wc, kh, kw) = *weights.shape();
+    if wc != c {
+        return Err(GeometryError::Invalid(
+            "weights' input channels differ from the input's",
+        ));
+    }
+    if bias.is_some_and(|b| b.shape().0 != o) {
+        return Err(GeometryError::Invalid(
+            "bias length differs from the output channels",
+        ));
+    }
+    let g = Conv2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding)?;
+    let (x, mut tape) = x.split_tape();
+    let (xv, wv) = (to_vec(&x), to_vec(weights));
+    let bv = bias.map(to_vec);
+    let mut out = vec![E::default(); g.sizes().2];
+    conv2d_forward(&g, &xv, &wv, bv.as_deref(), &mut out);
+    let y = x.device().tensor_from_vec(out, (n, o, g.oh, g.ow));
+    let (x_g, w_g, b_g, y_g) = (
+        x.ghost(),
+        weights.ghost(),
+        bias.map(|b| b.ghost()),
+        y.ghost(),
+    );
+    tape.add_backward_op(move |grads| {
+        let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+        conv2d_backward_input(&g, &wv, &gy, grads.get_or_alloc_mut(&x_g)?);
+        conv2d_backward_weights(&g, &xv, &gy, grads.get_or_alloc_mut(&w_g)?);
+        if let Some(b_g) = b_g {
+            conv2d_backward_bias(&g, &gy, grads.get_or_alloc_mut(&b_g)?);
+        }
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
+}

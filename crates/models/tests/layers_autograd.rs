@@ -1,0 +1,149 @@
+//! The dfdx op: gradients through a small graph (two chained convolutions and dfdx's own ops)
+//! match finite differences of the whole graph, in f64.
+
+use dfdx::prelude::*;
+use mouton_models::layers::conv2d;
+use mouton_models::ops::conv2d::Padding;
+
+fn values(len: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+type T4 = Tensor<(usize, usize, usize, usize), f64, Cpu>;
+
+struct Net {
+    w1: T4,
+    b1: Tensor<(usize,), f64, Cpu>,
+    w2: T4,
+    r: Vec<f64>,
+}
+
+impl Net {
+    /// L = sum r * conv(sigmoid-free tanh(conv(x, w1) + b1), w2, stride 2, "same")
+    fn loss_value(&self, dev: &Cpu, x: &[f64]) -> f64 {
+        let x = dev.tensor_from_vec(x.to_vec(), (2usize, 2usize, 5usize, 5usize));
+        let h = conv2d(x, &self.w1, Some(&self.b1), 1, Padding::Same)
+            .unwrap()
+            .tanh();
+        let y = conv2d(h, &self.w2, None, 2, Padding::Same).unwrap();
+        let r = dev.tensor_from_vec(self.r.clone(), *y.shape());
+        (y * r).sum::<(), _>().array()
+    }
+}
+
+#[test]
+fn gradients_through_a_graph_match_finite_differences() {
+    let dev = Cpu::default();
+    let xv = values(2 * 2 * 5 * 5, 1);
+    let mut net = Net {
+        w1: dev.tensor_from_vec(values(3 * 2 * 3 * 3, 2), (3usize, 2usize, 3usize, 3usize)),
+        b1: dev.tensor_from_vec(values(3, 3), (3usize,)),
+        w2: dev.tensor_from_vec(values(3 * 2 * 2, 4), (1usize, 3usize, 2usize, 2usize)),
+        r: values(2 * 3 * 3, 5),
+    };
+    // Analytic gradients: one backward through the taped graph.
+    let x = dev.tensor_from_vec(xv.clone(), (2usize, 2usize, 5usize, 5usize));
+    let grads = Gradients::leaky();
+    let h = conv2d(
+        x.clone().trace(grads),
+        &net.w1,
+        Some(&net.b1),
+        1,
+        Padding::Same,
+    )
+    .unwrap()
+    .tanh();
+    let y = conv2d(h, &net.w2, None, 2, Padding::Same).unwrap();
+    assert_eq!(*y.shape(), (2, 1, 3, 3));
+    let r = dev.tensor_from_vec(net.r.clone(), *y.shape());
+    let g = (y * r).sum::<(), _>().backward();
+    let (gx, gw1, gb1, gw2) = (
+        g.get(&x).as_vec(),
+        g.get(&net.w1).as_vec(),
+        g.get(&net.b1).as_vec(),
+        g.get(&net.w2).as_vec(),
+    );
+
+    let eps = 1e-6;
+    let check = |name: &str, analytic: &[f64], numeric: Vec<f64>| {
+        for (i, (a, n)) in analytic.iter().zip(&numeric).enumerate() {
+            assert!(
+                (a - n).abs() <= 1e-6 * (1.0 + n.abs()),
+                "{name}[{i}]: {a} vs {n}"
+            );
+        }
+    };
+    let fd_x: Vec<f64> = (0..xv.len())
+        .map(|i| {
+            let (mut p, mut m) = (xv.clone(), xv.clone());
+            p[i] += eps;
+            m[i] -= eps;
+            (net.loss_value(&dev, &p) - net.loss_value(&dev, &m)) / (2.0 * eps)
+        })
+        .collect();
+    check("x", &gx, fd_x);
+    for which in 0..3 {
+        let base: Vec<f64> = match which {
+            0 => net.w1.as_vec(),
+            1 => net.b1.as_vec(),
+            _ => net.w2.as_vec(),
+        };
+        let mut numeric = Vec::new();
+        for i in 0..base.len() {
+            let mut vals = [0.0; 2];
+            for (k, sign) in [1.0, -1.0].into_iter().enumerate() {
+                let mut v = base.clone();
+                v[i] += sign * eps;
+                match which {
+                    0 => net.w1 = dev.tensor_from_vec(v, *net.w1.shape()),
+                    1 => net.b1 = dev.tensor_from_vec(v, *net.b1.shape()),
+                    _ => net.w2 = dev.tensor_from_vec(v, *net.w2.shape()),
+                }
+                vals[k] = net.loss_value(&dev, &xv);
+            }
+            numeric.push((vals[0] - vals[1]) / (2.0 * eps));
+        }
+        match which {
+            0 => net.w1 = dev.tensor_from_vec(base, *net.w1.shape()),
+            1 => net.b1 = dev.tensor_from_vec(base, *net.b1.shape()),
+            _ => net.w2 = dev.tensor_from_vec(base, *net.w2.shape()),
+        }
+        let (name, analytic) = [("w1", &gw1), ("b1", &gb1), ("w2", &gw2)][which];
+        check(name, analytic, numeric);
+    }
+}
+
+#[test]
+fn shape_mismatches_are_errors_not_panics() {
+    let dev = Cpu::default();
+    let x = dev.tensor_from_vec(
+        vec![0.0f32; 2 * 3 * 4 * 4],
+        (2usize, 3usize, 4usize, 4usize),
+    );
+    let w = dev.tensor_from_vec(
+        vec![0.0f32; 5 * 2 * 3 * 3],
+        (5usize, 2usize, 3usize, 3usize),
+    );
+    assert!(
+        conv2d(x.clone(), &w, None, 1, Padding::Same).is_err(),
+        "channel mismatch"
+    );
+    let w = dev.tensor_from_vec(
+        vec![0.0f32; 5 * 3 * 9 * 9],
+        (5usize, 3usize, 9usize, 9usize),
+    );
+    assert!(
+        conv2d(x, &w, None, 1, Padding::Valid).is_err(),
+        "kernel larger than input"
+    );
+}
