@@ -83,3 +83,95 @@ where
     });
     Ok(y.put_tape(tape))
 }
+
+/// Transposed convolution of `x` (N, Cin, H, W) with `weights` (Cin, Cout, KH, KW) (PyTorch's
+/// layout) and an optional `bias` (Cout), differentiable with respect to all three.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::conv_transpose2d;
+/// let dev = Cpu::default();
+/// // A 2x2 kernel of ones at stride 2 copies each pixel into a 2x2 block.
+/// let x = dev.tensor_from_vec(vec![1.0f32, 2.0], (1usize, 1usize, 1usize, 2usize));
+/// let w = dev.tensor_from_vec(vec![1.0f32; 4], (1usize, 1usize, 2usize, 2usize));
+/// let y = conv_transpose2d(x.trace(Gradients::leaky()), &w, None, 2, 0, 0).unwrap();
+/// assert_eq!(y.as_vec(), [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
+/// let g = y.sum::<(), _>().backward();
+/// assert_eq!(g.get(&w).as_vec(), [3.0; 4]); // every tap sees 1 + 2
+/// ```
+pub fn conv_transpose2d<E, T>(
+    x: Nchw<E, T>,
+    weights: &Tensor<(usize, usize, usize, usize), E, Cpu>,
+    bias: Option<&Tensor<(usize,), E, Cpu>>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Nchw<E, T>, GeometryError>
+where
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+{
+    use crate::ops::conv_transpose2d::{
+        conv_transpose2d_backward, conv_transpose2d_forward, ConvTranspose2dGeometry,
+    };
+    let (n, c, h, w) = *x.shape();
+    let (wc, o, kh, kw) = *weights.shape();
+    if wc != c {
+        return Err(GeometryError::Invalid(
+            "weights' input channels differ from the input's",
+        ));
+    }
+    if bias.is_some_and(|b| b.shape().0 != o) {
+        return Err(GeometryError::Invalid(
+            "bias length differs from the output channels",
+        ));
+    }
+    let g = ConvTranspose2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding, output_padding)?;
+    let (x, mut tape) = x.split_tape();
+    let (xv, wv) = (to_vec(&x), to_vec(weights));
+    let bv = bias.map(to_vec);
+    let mut out = vec![E::default(); g.sizes().2];
+    conv_transpose2d_forward(&g, &xv, &wv, bv.as_deref(), &mut out);
+    let (oh, ow) = g.out_hw();
+    let y = x.device().tensor_from_vec(out, (n, o, oh, ow));
+    let (x_g, w_g, b_g, y_g) = (
+        x.ghost(),
+        weights.ghost(),
+        bias.map(|b| b.ghost()),
+        y.ghost(),
+    );
+    tape.add_backward_op(move |grads| {
+        let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+        conv_transpose2d_backward(
+            &g,
+            &xv,
+            &wv,
+            &gy,
+            Some(grads.get_or_alloc_mut(&x_g)?),
+            None,
+            None,
+        );
+        conv_transpose2d_backward(
+            &g,
+            &xv,
+            &wv,
+            &gy,
+            None,
+            Some(grads.get_or_alloc_mut(&w_g)?),
+            None,
+        );
+        if let Some(b_g) = b_g {
+            conv_transpose2d_backward(
+                &g,
+                &xv,
+                &wv,
+                &gy,
+                None,
+                None,
+                Some(grads.get_or_alloc_mut(&b_g)?),
+            );
+        }
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
+}

@@ -147,3 +147,49 @@ fn shape_mismatches_are_errors_not_panics() {
         "kernel larger than input"
     );
 }
+
+#[test]
+fn transposed_convolution_gradients_match_finite_differences() {
+    use mouton_models::layers::conv_transpose2d;
+    let dev = Cpu::default();
+    let (xs, ws, bs) = (
+        (2usize, 3usize, 3usize, 3usize),
+        (3usize, 2usize, 4usize, 4usize),
+        (2usize,),
+    );
+    let base = [values(2 * 3 * 9, 11), values(3 * 2 * 16, 12), values(2, 13)];
+    let r = values(2 * 2 * 6 * 6, 14);
+    // L = sum r * tanh(conv_transpose(x, w, b)), 3x3 -> 6x6 (k 4, s 2, p 1).
+    let loss = |p: &[Vec<f64>; 3]| -> f64 {
+        let x = dev.tensor_from_vec(p[0].clone(), xs);
+        let w = dev.tensor_from_vec(p[1].clone(), ws);
+        let b = dev.tensor_from_vec(p[2].clone(), bs);
+        let y = conv_transpose2d(x, &w, Some(&b), 2, 1, 0).unwrap().tanh();
+        let rr = dev.tensor_from_vec(r.clone(), *y.shape());
+        (y * rr).sum::<(), _>().array()
+    };
+    let x = dev.tensor_from_vec(base[0].clone(), xs);
+    let w = dev.tensor_from_vec(base[1].clone(), ws);
+    let b = dev.tensor_from_vec(base[2].clone(), bs);
+    let y = conv_transpose2d(x.clone().trace(Gradients::leaky()), &w, Some(&b), 2, 1, 0)
+        .unwrap()
+        .tanh();
+    assert_eq!(*y.shape(), (2, 2, 6, 6));
+    let rr = dev.tensor_from_vec(r.clone(), *y.shape());
+    let g = (y * rr).sum::<(), _>().backward();
+    let analytic = [g.get(&x).as_vec(), g.get(&w).as_vec(), g.get(&b).as_vec()];
+    let eps = 1e-6;
+    for k in 0..3 {
+        for i in 0..base[k].len() {
+            let (mut p, mut m) = (base.clone(), base.clone());
+            p[k][i] += eps;
+            m[k][i] -= eps;
+            let n = (loss(&p) - loss(&m)) / (2.0 * eps);
+            let a = analytic[k][i];
+            assert!(
+                (a - n).abs() <= 1e-6 * (1.0 + n.abs()),
+                "param {k}[{i}]: {a} vs {n}"
+            );
+        }
+    }
+}
