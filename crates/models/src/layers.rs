@@ -175,3 +175,42 @@ where
     });
     Ok(y.put_tape(tape))
 }
+
+/// `act(x)` element-wise, for a tensor of any shape, differentiable (one fused, multithreaded
+/// pass each way).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::activation;
+/// use mouton_models::ops::activation::Activation;
+/// let dev = Cpu::default();
+/// let x = dev.tensor([-1.0f32, 0.5]);
+/// let y = activation(x.trace(Gradients::leaky()), Activation::LeakyRelu(0.2));
+/// assert_eq!(y.array(), [-0.2, 0.5]);
+/// let g = y.sum::<(), _>().backward();
+/// assert_eq!(g.get(&x).array(), [0.2, 1.0]);
+/// ```
+pub fn activation<S, E, T>(
+    x: Tensor<S, E, Cpu, T>,
+    act: crate::ops::activation::Activation,
+) -> Tensor<S, E, Cpu, T>
+where
+    S: Shape,
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+{
+    use crate::ops::activation::{activation_backward, activation_forward};
+    let shape = *x.shape();
+    let (x, mut tape) = x.split_tape();
+    let xv = to_vec(&x);
+    let mut out = vec![E::default(); xv.len()];
+    activation_forward(act, &xv, &mut out);
+    let y = x.device().tensor_from_vec(out.clone(), shape);
+    let (x_g, y_g) = (x.ghost(), y.ghost());
+    tape.add_backward_op(move |grads| {
+        let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+        activation_backward(act, &xv, &out, &gy, grads.get_or_alloc_mut(&x_g)?);
+        Ok(())
+    });
+    y.put_tape(tape)
+}

@@ -13,22 +13,49 @@ pub trait Real:
     + std::ops::Add<Output = Self>
     + std::ops::Mul<Output = Self>
     + std::ops::AddAssign
+    + std::ops::Sub<Output = Self>
+    + std::ops::Neg<Output = Self>
 {
     /// 0.
     const ZERO: Self;
     /// 1.
     const ONE: Self;
+    /// From an f64 constant.
+    fn of(v: f64) -> Self;
+    /// e^self.
+    fn exp(self) -> Self;
+    /// tanh(self).
+    fn tanh(self) -> Self;
+    /// 1 / self.
+    fn recip(self) -> Self;
 }
 
-impl Real for f32 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
+macro_rules! real {
+    ($t:ty) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            #[inline]
+            fn of(v: f64) -> Self {
+                v as $t
+            }
+            #[inline]
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
+            #[inline]
+            fn tanh(self) -> Self {
+                <$t>::tanh(self)
+            }
+            #[inline]
+            fn recip(self) -> Self {
+                <$t>::recip(self)
+            }
+        }
+    };
 }
-
-impl Real for f64 {
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
-}
+real!(f32);
+real!(f64);
 
 /// A row-major matrix view, possibly transposed: `rows x cols` of the logical matrix.
 #[derive(Clone, Copy)]
