@@ -214,3 +214,37 @@ where
     });
     y.put_tape(tape)
 }
+
+/// Nearest-neighbour upsampling of (N, C, H, W) by `factor` on both axes, differentiable.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::upsample_nearest;
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![1.0f32, 2.0], (1usize, 1usize, 1usize, 2usize));
+/// let y = upsample_nearest(x.trace(Gradients::leaky()), 2);
+/// assert_eq!(*y.shape(), (1, 1, 2, 4));
+/// let g = y.sum::<(), _>().backward();
+/// assert_eq!(g.get(&x).as_vec(), [4.0, 4.0]);
+/// ```
+pub fn upsample_nearest<E, T>(x: Nchw<E, T>, factor: usize) -> Nchw<E, T>
+where
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+{
+    use crate::ops::upsample::{upsample_nearest_backward, upsample_nearest_forward};
+    let f = factor.max(1);
+    let (n, c, h, w) = *x.shape();
+    let (x, mut tape) = x.split_tape();
+    let xv = to_vec(&x);
+    let mut out = vec![E::default(); xv.len() * f * f];
+    upsample_nearest_forward(&xv, n * c, h, w, f, &mut out);
+    let y = x.device().tensor_from_vec(out, (n, c, h * f, w * f));
+    let (x_g, y_g) = (x.ghost(), y.ghost());
+    tape.add_backward_op(move |grads| {
+        let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+        upsample_nearest_backward(&gy, n * c, h, w, f, grads.get_or_alloc_mut(&x_g)?);
+        Ok(())
+    });
+    y.put_tape(tape)
+}

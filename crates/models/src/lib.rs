@@ -4,12 +4,14 @@
 //! FIDLE SHEEP1/SHEEP2 generators and critics, the DCGAN, MLP GAN and VAE architectures, and the
 //! critics' tangent pass used by the WGAN-GP penalty.
 //!
-//! **Status: started.** [`ops::conv2d`] and [`ops::conv_transpose2d`] hold the CPU kernels
-//! (forward and backward; stride; valid, explicit and Keras "same" padding) as plain functions on
-//! NCHW slices, checked against direct formulas and finite differences. [`layers::conv2d`] makes
-//! conv2d a differentiable dfdx operation on the CPU device (its gradients through a dfdx graph
-//! match finite differences). Still to come (models issue): the transposed op on dfdx, fused
-//! activations, upsampling, the architectures, the tangent pass, CUDA kernels.
+//! **Status: started.** [`ops`] holds CPU kernels as plain functions on NCHW slices, checked
+//! against direct formulas and finite differences: conv2d and conv_transpose2d (forward and
+//! backward; stride; valid, explicit and Keras "same" padding), fused activations (ReLU,
+//! LeakyReLU with any slope, sigmoid, tanh), nearest upsampling. [`layers`] makes each a
+//! differentiable dfdx operation on the CPU device; gradients through dfdx graphs match finite
+//! differences and dfdx's own ops. Still to come (models issue): the architectures and their
+//! summaries, dropout, batch norm use, the critics' tangent pass, safetensors checks, CUDA
+//! kernels, and the PyTorch parity fixtures and benchmark.
 
 pub mod layers;
 pub mod ops;

@@ -5,5 +5,6 @@ pub mod activation;
 pub mod conv2d;
 pub mod conv_transpose2d;
 mod matmul;
+pub mod upsample;
 
 pub use matmul::Real;
