@@ -1,5 +1,8 @@
 //! conv2d against the direct formula, and its gradients against finite differences (f64).
 
+mod common;
+use common::values;
+
 use mouton_models::ops::conv2d::{conv2d_backward, conv2d_forward, Conv2dGeometry, Padding};
 use proptest::prelude::*;
 
@@ -57,21 +60,6 @@ fn geometry() -> impl Strategy<Value = Conv2dGeometry> {
         .prop_filter_map("kernel fits", |(n, c, h, w, o, k, s, p)| {
             Conv2dGeometry::new(n, c, h, w, o, k, s, p).ok()
         })
-}
-
-fn values(len: usize, seed: u64) -> Vec<f64> {
-    // Deterministic pseudo-random values in [-1, 1] without another dependency.
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
 }
 
 proptest! {

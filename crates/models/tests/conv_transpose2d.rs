@@ -1,6 +1,9 @@
 //! conv_transpose2d against the direct scatter formula, and its gradients against finite
 //! differences (f64).
 
+mod common;
+use common::values;
+
 use mouton_models::ops::conv_transpose2d::{
     conv_transpose2d_backward, conv_transpose2d_forward, ConvTranspose2dGeometry,
 };
@@ -82,20 +85,6 @@ fn case() -> impl Strategy<Value = (Dims, ConvTranspose2dGeometry)> {
                 g,
             ))
         })
-}
-
-fn values(len: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
 }
 
 proptest! {

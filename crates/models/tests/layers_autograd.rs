@@ -1,23 +1,12 @@
 //! The dfdx op: gradients through a small graph (two chained convolutions and dfdx's own ops)
 //! match finite differences of the whole graph, in f64.
 
+mod common;
+use common::values;
+
 use dfdx::prelude::*;
 use mouton_models::layers::conv2d;
 use mouton_models::ops::conv2d::Padding;
-
-fn values(len: usize, seed: u64) -> Vec<f64> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect()
-}
 
 type T4 = Tensor<(usize, usize, usize, usize), f64, Cpu>;
 
