@@ -14,6 +14,11 @@ use crate::ops::Real;
 /// A 4-D tensor with run-time sizes, (N, C, H, W).
 pub type Nchw<E, T> = Tensor<(usize, usize, usize, usize), E, Cpu, T>;
 
+/// "No bias" for [`conv2d`] and [`conv_transpose2d`] (a plain `None` leaves its type open).
+pub fn no_bias<E: Dtype>() -> Option<&'static Tensor<(usize,), E, Cpu>> {
+    None
+}
+
 fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     let mut v = vec![E::default(); t.shape().num_elements()];
     t.copy_into(&mut v);
@@ -25,36 +30,38 @@ fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
 ///
 /// ```
 /// use dfdx::prelude::*;
-/// use mouton_models::layers::conv2d;
+/// use mouton_models::layers::{conv2d, no_bias};
 /// use mouton_models::ops::conv2d::Padding;
 /// let dev = Cpu::default();
 /// let x = dev.tensor_from_vec(vec![1.0f32; 9], (1usize, 1usize, 3usize, 3usize));
 /// let w = dev.tensor_from_vec(vec![1.0f32; 9], (1usize, 1usize, 3usize, 3usize));
-/// let y = conv2d(x.trace(Gradients::leaky()), &w, None, 1, Padding::Same).unwrap();
+/// let y = conv2d(x.trace(Gradients::leaky()), &w, no_bias(), 1, Padding::Same).unwrap();
 /// assert_eq!(y.as_vec(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
 /// let g = y.sum::<(), _>().backward();
 /// // Each weight sees the ones it multiplies: 4 at the corners ... 9 in the centre.
 /// assert_eq!(g.get(&w).as_vec(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
 /// ```
-pub fn conv2d<E, T>(
+pub fn conv2d<E, T, SW, SB>(
     x: Nchw<E, T>,
-    weights: &Tensor<(usize, usize, usize, usize), E, Cpu>,
-    bias: Option<&Tensor<(usize,), E, Cpu>>,
+    weights: &Tensor<SW, E, Cpu>,
+    bias: Option<&Tensor<SB, E, Cpu>>,
     stride: usize,
     padding: Padding,
 ) -> Result<Nchw<E, T>, GeometryError>
 where
     E: Dtype + Real,
     T: Tape<E, Cpu>,
+    SW: Shape<Concrete = [usize; 4]>,
+    SB: Shape<Concrete = [usize; 1]>,
 {
     let (n, c, h, w) = *x.shape();
-    let (o, wc, kh, kw) = *weights.shape();
+    let [o, wc, kh, kw] = weights.shape().concrete();
     if wc != c {
         return Err(GeometryError::Invalid(
             "weights' input channels differ from the input's",
         ));
     }
-    if bias.is_some_and(|b| b.shape().0 != o) {
+    if bias.is_some_and(|b| b.shape().concrete()[0] != o) {
         return Err(GeometryError::Invalid(
             "bias length differs from the output channels",
         ));
@@ -89,20 +96,20 @@ where
 ///
 /// ```
 /// use dfdx::prelude::*;
-/// use mouton_models::layers::conv_transpose2d;
+/// use mouton_models::layers::{conv_transpose2d, no_bias};
 /// let dev = Cpu::default();
 /// // A 2x2 kernel of ones at stride 2 copies each pixel into a 2x2 block.
 /// let x = dev.tensor_from_vec(vec![1.0f32, 2.0], (1usize, 1usize, 1usize, 2usize));
 /// let w = dev.tensor_from_vec(vec![1.0f32; 4], (1usize, 1usize, 2usize, 2usize));
-/// let y = conv_transpose2d(x.trace(Gradients::leaky()), &w, None, 2, 0, 0).unwrap();
+/// let y = conv_transpose2d(x.trace(Gradients::leaky()), &w, no_bias(), 2, 0, 0).unwrap();
 /// assert_eq!(y.as_vec(), [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
 /// let g = y.sum::<(), _>().backward();
 /// assert_eq!(g.get(&w).as_vec(), [3.0; 4]); // every tap sees 1 + 2
 /// ```
-pub fn conv_transpose2d<E, T>(
+pub fn conv_transpose2d<E, T, SW, SB>(
     x: Nchw<E, T>,
-    weights: &Tensor<(usize, usize, usize, usize), E, Cpu>,
-    bias: Option<&Tensor<(usize,), E, Cpu>>,
+    weights: &Tensor<SW, E, Cpu>,
+    bias: Option<&Tensor<SB, E, Cpu>>,
     stride: usize,
     padding: usize,
     output_padding: usize,
@@ -110,18 +117,20 @@ pub fn conv_transpose2d<E, T>(
 where
     E: Dtype + Real,
     T: Tape<E, Cpu>,
+    SW: Shape<Concrete = [usize; 4]>,
+    SB: Shape<Concrete = [usize; 1]>,
 {
     use crate::ops::conv_transpose2d::{
         conv_transpose2d_backward, conv_transpose2d_forward, ConvTranspose2dGeometry,
     };
     let (n, c, h, w) = *x.shape();
-    let (wc, o, kh, kw) = *weights.shape();
+    let [wc, o, kh, kw] = weights.shape().concrete();
     if wc != c {
         return Err(GeometryError::Invalid(
             "weights' input channels differ from the input's",
         ));
     }
-    if bias.is_some_and(|b| b.shape().0 != o) {
+    if bias.is_some_and(|b| b.shape().concrete()[0] != o) {
         return Err(GeometryError::Invalid(
             "bias length differs from the output channels",
         ));

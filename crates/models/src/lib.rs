@@ -9,9 +9,12 @@
 //! backward; stride; valid, explicit and Keras "same" padding), fused activations (ReLU,
 //! LeakyReLU with any slope, sigmoid, tanh), nearest upsampling. [`layers`] makes each a
 //! differentiable dfdx operation on the CPU device; gradients through dfdx graphs match finite
-//! differences and dfdx's own ops. Still to come (models issue): the architectures and their
-//! summaries, dropout, batch norm use, the critics' tangent pass, safetensors checks, CUDA
-//! kernels, and the PyTorch parity fixtures and benchmark.
+//! differences and dfdx's own ops. [`modules::Conv2d`] is a dfdx module (compile-time shapes,
+//! Keras initialization): `build`, `alloc_grads`, dfdx's optimizers and safetensors work on it.
+//! Still to come (models issue): the architectures and their summaries, dropout, the critics'
+//! tangent pass, safetensors error checks, CUDA kernels, and the PyTorch parity fixtures and
+//! benchmark.
 
 pub mod layers;
+pub mod modules;
 pub mod ops;

@@ -5,7 +5,7 @@ mod common;
 use common::values;
 
 use dfdx::prelude::*;
-use mouton_models::layers::conv2d;
+use mouton_models::layers::{conv2d, no_bias};
 use mouton_models::ops::conv2d::Padding;
 
 type T4 = Tensor<(usize, usize, usize, usize), f64, Cpu>;
@@ -24,7 +24,7 @@ impl Net {
         let h = conv2d(x, &self.w1, Some(&self.b1), 1, Padding::Same)
             .unwrap()
             .tanh();
-        let y = conv2d(h, &self.w2, None, 2, Padding::Same).unwrap();
+        let y = conv2d(h, &self.w2, no_bias(), 2, Padding::Same).unwrap();
         let r = dev.tensor_from_vec(self.r.clone(), *y.shape());
         (y * r).sum::<(), _>().array()
     }
@@ -52,7 +52,7 @@ fn gradients_through_a_graph_match_finite_differences() {
     )
     .unwrap()
     .tanh();
-    let y = conv2d(h, &net.w2, None, 2, Padding::Same).unwrap();
+    let y = conv2d(h, &net.w2, no_bias(), 2, Padding::Same).unwrap();
     assert_eq!(*y.shape(), (2, 1, 3, 3));
     let r = dev.tensor_from_vec(net.r.clone(), *y.shape());
     let g = (y * r).sum::<(), _>().backward();
@@ -124,7 +124,7 @@ fn shape_mismatches_are_errors_not_panics() {
         (5usize, 2usize, 3usize, 3usize),
     );
     assert!(
-        conv2d(x.clone(), &w, None, 1, Padding::Same).is_err(),
+        conv2d(x.clone(), &w, no_bias(), 1, Padding::Same).is_err(),
         "channel mismatch"
     );
     let w = dev.tensor_from_vec(
@@ -132,7 +132,7 @@ fn shape_mismatches_are_errors_not_panics() {
         (5usize, 3usize, 9usize, 9usize),
     );
     assert!(
-        conv2d(x, &w, None, 1, Padding::Valid).is_err(),
+        conv2d(x, &w, no_bias(), 1, Padding::Valid).is_err(),
         "kernel larger than input"
     );
 }
