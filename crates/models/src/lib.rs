@@ -18,3 +18,4 @@
 pub mod layers;
 pub mod modules;
 pub mod ops;
+pub mod sheep;

@@ -113,3 +113,72 @@ where
         conv2d(x, &self.weight, Some(&self.bias), S, P::PADDING)
     }
 }
+
+/// A fully connected layer `I` -> `O` initialized as Keras does (Glorot uniform weights, zero
+/// bias); dfdx's `Linear` uses PyTorch's initialization instead.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::modules::Dense;
+/// let dev = Cpu::default();
+/// let d = Dense::<3, 2, f32, Cpu>::build(&dev);
+/// let y = d.forward(dev.zeros_like(&(5usize, Const::<3>)));
+/// assert_eq!(y.shape().0, 5);
+/// assert_eq!(y.as_vec(), vec![0.0; 10]); // zero bias
+/// ```
+#[derive(Debug, Clone)]
+pub struct Dense<const I: usize, const O: usize, E: Dtype, D: Storage<E>> {
+    /// Weights (O, I).
+    pub weight: Tensor<Rank2<O, I>, E, D>,
+    /// Bias (O).
+    pub bias: Tensor<Rank1<O>, E, D>,
+}
+
+impl<const I: usize, const O: usize, E, D> TensorCollection<E, D> for Dense<I, O, E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Dense<I, O, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(|t| {
+                        let b = E::from((6.0 / (I + O) as f64).sqrt()).expect("finite");
+                        t.try_fill_with_distr(Uniform::new(-b, b))
+                    }),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_with(|t| t.try_fill_with_zeros()),
+                ),
+            ),
+            |(weight, bias)| Dense { weight, bias },
+        )
+    }
+}
+
+impl<const I: usize, const O: usize, E> Dense<I, O, E, Cpu>
+where
+    E: Dtype + Real,
+    Cpu: Device<E>,
+{
+    /// `x W^T + b` for a batch (N, I).
+    pub fn forward<T: Tape<E, Cpu>>(
+        &self,
+        x: Tensor<(usize, Const<I>), E, Cpu, T>,
+    ) -> Tensor<(usize, Const<O>), E, Cpu, T> {
+        let n = x.shape().0;
+        let y = x.matmul(self.weight.retaped::<T>().permute());
+        y + self.bias.retaped::<T>().broadcast_like(&(n, Const::<O>))
+    }
+}

@@ -1,0 +1,182 @@
+//! The FIDLE "Please draw me a sheep!" networks (SHEEP1 DCGAN, Keras), as dfdx modules.
+//!
+//! Shapes are NCHW where Keras is NHWC, so the flatten/reshape orders differ from the notebook's;
+//! that only permutes the dense layer's weights and changes nothing when training from scratch.
+
+use dfdx::nn::{ModuleVisitor, TensorCollection};
+use dfdx::prelude::*;
+use num_traits::Float;
+use rand_distr::uniform::SampleUniform;
+
+use crate::layers::{activation, upsample_nearest, Nchw};
+use crate::modules::{Conv2d, Dense, Same};
+use crate::ops::activation::Activation;
+use crate::ops::conv2d::GeometryError;
+use crate::ops::Real;
+
+/// SHEEP1's discriminator: Conv 64 4x4 s2 same, LeakyReLU(0.2), Conv 128 4x4 s2, LeakyReLU,
+/// Conv 128 4x4 s2, LeakyReLU, flatten 2048, Dropout 0.2, Dense 1 (a logit: the sigmoid lives
+/// in the loss). 396,609 parameters.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::sheep::Sheep1Discriminator;
+/// let dev = Cpu::default();
+/// let d = Sheep1Discriminator::<f32, Cpu>::build(&dev);
+/// assert_eq!(d.num_trainable_params(), 396_609);
+/// let logits = d.forward(dev.zeros_like(&(3usize, 1usize, 28usize, 28usize)), false).unwrap();
+/// assert_eq!(logits.shape().0, 3);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sheep1Discriminator<E: Dtype, D: Storage<E>> {
+    /// 1 -> 64, 28 -> 14.
+    pub conv1: Conv2d<1, 64, 4, 2, Same, E, D>,
+    /// 64 -> 128, 14 -> 7.
+    pub conv2: Conv2d<64, 128, 4, 2, Same, E, D>,
+    /// 128 -> 128, 7 -> 4.
+    pub conv3: Conv2d<128, 128, 4, 2, Same, E, D>,
+    /// 2048 -> 1.
+    pub dense: Dense<2048, 1, E, D>,
+}
+
+/// LeakyReLU slope of SHEEP1.
+pub const LEAKY_SLOPE: f64 = 0.2;
+/// Dropout rate before SHEEP1's last layer.
+pub const DROPOUT: f64 = 0.2;
+
+impl<E, D> TensorCollection<E, D> for Sheep1Discriminator<E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Sheep1Discriminator<E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
+                Self::module("conv2", |s| &s.conv2, |s| &mut s.conv2),
+                Self::module("conv3", |s| &s.conv3, |s| &mut s.conv3),
+                Self::module("dense", |s| &s.dense, |s| &mut s.dense),
+            ),
+            |(conv1, conv2, conv3, dense)| Sheep1Discriminator {
+                conv1,
+                conv2,
+                conv3,
+                dense,
+            },
+        )
+    }
+}
+
+impl<E> Sheep1Discriminator<E, Cpu>
+where
+    E: Dtype + Real,
+    Cpu: Device<E>,
+{
+    /// Logits (N, 1) for images (N, 1, 28, 28); dropout only when `training`.
+    pub fn forward<T: Tape<E, Cpu>>(
+        &self,
+        x: Nchw<E, T>,
+        training: bool,
+    ) -> Result<Tensor<(usize, Const<1>), E, Cpu, T>, GeometryError> {
+        let (n, c, h, w) = *x.shape();
+        if (c, h, w) != (1, 28, 28) {
+            return Err(GeometryError::Invalid("SHEEP1 takes (N, 1, 28, 28) images"));
+        }
+        let leaky = Activation::LeakyRelu(LEAKY_SLOPE);
+        let x = activation(self.conv1.forward(x)?, leaky);
+        let x = activation(self.conv2.forward(x)?, leaky);
+        let x = activation(self.conv3.forward(x)?, leaky);
+        let mut flat = x.reshape_like(&(n, Const::<2048>));
+        if training {
+            flat = flat.dropout(DROPOUT);
+        }
+        Ok(self.dense.forward(flat))
+    }
+}
+
+/// SHEEP1's generator: z (128) -> Dense 3136 (no activation) -> reshape 64x7x7 -> upsample x2 ->
+/// Conv 128 3x3 same ReLU -> upsample x2 -> Conv 256 3x3 same ReLU -> Conv 1 5x5 same sigmoid.
+/// 779,969 parameters.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::sheep::Sheep1Generator;
+/// let dev = Cpu::default();
+/// let g = Sheep1Generator::<f32, Cpu>::build(&dev);
+/// assert_eq!(g.num_trainable_params(), 779_969);
+/// let img = g.forward(dev.zeros_like(&(2usize, Const::<128>))).unwrap();
+/// assert_eq!(*img.shape(), (2, 1, 28, 28));
+/// assert!(img.as_vec().iter().all(|&v| v == 0.5)); // zero biases: sigmoid(0)
+/// ```
+#[derive(Debug, Clone)]
+pub struct Sheep1Generator<E: Dtype, D: Storage<E>> {
+    /// 128 -> 3136 = 64 x 7 x 7.
+    pub dense: Dense<128, 3136, E, D>,
+    /// 64 -> 128 at 14x14.
+    pub conv1: Conv2d<64, 128, 3, 1, Same, E, D>,
+    /// 128 -> 256 at 28x28.
+    pub conv2: Conv2d<128, 256, 3, 1, Same, E, D>,
+    /// 256 -> 1 at 28x28.
+    pub conv3: Conv2d<256, 1, 5, 1, Same, E, D>,
+}
+
+/// SHEEP1's latent size.
+pub const LATENT: usize = 128;
+
+impl<E, D> TensorCollection<E, D> for Sheep1Generator<E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = Sheep1Generator<E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::module("dense", |s| &s.dense, |s| &mut s.dense),
+                Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
+                Self::module("conv2", |s| &s.conv2, |s| &mut s.conv2),
+                Self::module("conv3", |s| &s.conv3, |s| &mut s.conv3),
+            ),
+            |(dense, conv1, conv2, conv3)| Sheep1Generator {
+                dense,
+                conv1,
+                conv2,
+                conv3,
+            },
+        )
+    }
+}
+
+impl<E> Sheep1Generator<E, Cpu>
+where
+    E: Dtype + Real,
+    Cpu: Device<E>,
+{
+    /// Images (N, 1, 28, 28) in [0, 1] from latent vectors (N, 128).
+    pub fn forward<T: Tape<E, Cpu>>(
+        &self,
+        z: Tensor<(usize, Const<LATENT>), E, Cpu, T>,
+    ) -> Result<Nchw<E, T>, GeometryError> {
+        let n = z.shape().0;
+        let x = self
+            .dense
+            .forward(z)
+            .reshape_like(&(n, 64usize, 7usize, 7usize));
+        let x = activation(
+            self.conv1.forward(upsample_nearest(x, 2))?,
+            Activation::Relu,
+        );
+        let x = activation(
+            self.conv2.forward(upsample_nearest(x, 2))?,
+            Activation::Relu,
+        );
+        Ok(activation(self.conv3.forward(x)?, Activation::Sigmoid))
+    }
+}
