@@ -6,6 +6,7 @@
 mod data_cmd;
 mod emd_cmd;
 mod input;
+mod model_cmd;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,9 @@ enum Command {
     Data(data_cmd::DataCommand),
     /// Earth Mover's / Wasserstein distance between two histograms or two samples.
     Emd(emd_cmd::EmdArgs),
+    /// GAN architectures: summaries.
+    #[command(subcommand)]
+    Model(model_cmd::ModelCommand),
 }
 
 /// A problem with what the user gave us (exit code 2), as opposed to an internal failure (1).
@@ -45,6 +49,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(cmd) => data_cmd::run(&cmd),
         Command::Emd(args) => emd_cmd::run(&args),
+        Command::Model(cmd) => model_cmd::run(&cmd),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -40,3 +40,23 @@ fn usage_errors_exit_2() {
         .code(2)
         .stderr(predicate::str::contains("Usage"));
 }
+
+#[test]
+fn model_summary_prints_the_parameter_counts() {
+    mouton()
+        .args(["model", "summary", "sheep1-g"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Total params: 779,969"))
+        .stdout(predicate::str::contains("Conv2d 256->1 5x5 same"));
+    mouton()
+        .args(["model", "summary", "sheep1-d"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Total params: 396,609"));
+    mouton()
+        .args(["model", "summary", "no-such-net"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("sheep1-g"));
+}

@@ -19,3 +19,4 @@ pub mod layers;
 pub mod modules;
 pub mod ops;
 pub mod sheep;
+pub mod summary;

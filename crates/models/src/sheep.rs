@@ -13,6 +13,7 @@ use crate::modules::{Conv2d, Dense, Same};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::GeometryError;
 use crate::ops::Real;
+use crate::summary::{conv_params, dense_params, LayerRow, ModelSummary};
 
 /// SHEEP1's discriminator: Conv 64 4x4 s2 same, LeakyReLU(0.2), Conv 128 4x4 s2, LeakyReLU,
 /// Conv 128 4x4 s2, LeakyReLU, flatten 2048, Dropout 0.2, Dense 1 (a logit: the sigmoid lives
@@ -68,6 +69,46 @@ where
                 dense,
             },
         )
+    }
+}
+
+fn row(layer: &str, output: &str, params: usize) -> LayerRow {
+    LayerRow {
+        layer: layer.into(),
+        output: output.into(),
+        params,
+    }
+}
+
+impl<E: Dtype, D: Storage<E>> Sheep1Discriminator<E, D> {
+    /// The layer table (input (1, 28, 28)).
+    pub fn summary() -> ModelSummary {
+        ModelSummary {
+            name: "sheep1-d".into(),
+            rows: vec![
+                row(
+                    "Conv2d 1->64 4x4 s2 same",
+                    "(64, 14, 14)",
+                    conv_params(1, 64, 4),
+                ),
+                row("LeakyReLU 0.2", "(64, 14, 14)", 0),
+                row(
+                    "Conv2d 64->128 4x4 s2 same",
+                    "(128, 7, 7)",
+                    conv_params(64, 128, 4),
+                ),
+                row("LeakyReLU 0.2", "(128, 7, 7)", 0),
+                row(
+                    "Conv2d 128->128 4x4 s2 same",
+                    "(128, 4, 4)",
+                    conv_params(128, 128, 4),
+                ),
+                row("LeakyReLU 0.2", "(128, 4, 4)", 0),
+                row("Flatten", "(2048)", 0),
+                row("Dropout 0.2", "(2048)", 0),
+                row("Dense 2048->1 (logit)", "(1)", dense_params(2048, 1)),
+            ],
+        }
     }
 }
 
@@ -151,6 +192,39 @@ where
                 conv3,
             },
         )
+    }
+}
+
+impl<E: Dtype, D: Storage<E>> Sheep1Generator<E, D> {
+    /// The layer table (input z of 128).
+    pub fn summary() -> ModelSummary {
+        ModelSummary {
+            name: "sheep1-g".into(),
+            rows: vec![
+                row("Dense 128->3136", "(3136)", dense_params(LATENT, 3136)),
+                row("Reshape", "(64, 7, 7)", 0),
+                row("Upsample x2 nearest", "(64, 14, 14)", 0),
+                row(
+                    "Conv2d 64->128 3x3 same",
+                    "(128, 14, 14)",
+                    conv_params(64, 128, 3),
+                ),
+                row("ReLU", "(128, 14, 14)", 0),
+                row("Upsample x2 nearest", "(128, 28, 28)", 0),
+                row(
+                    "Conv2d 128->256 3x3 same",
+                    "(256, 28, 28)",
+                    conv_params(128, 256, 3),
+                ),
+                row("ReLU", "(256, 28, 28)", 0),
+                row(
+                    "Conv2d 256->1 5x5 same",
+                    "(1, 28, 28)",
+                    conv_params(256, 1, 5),
+                ),
+                row("Sigmoid", "(1, 28, 28)", 0),
+            ],
+        }
     }
 }
 

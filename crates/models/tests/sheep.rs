@@ -72,3 +72,26 @@ fn discriminator_rejects_other_image_sizes() {
     let x: Tensor<(usize, usize, usize, usize), f32, Cpu> = dev.zeros_like(&(1, 1, 32, 32));
     assert!(d.forward(x, false).is_err());
 }
+
+#[test]
+fn summaries_agree_with_the_built_modules() {
+    let dev = Cpu::default();
+    let g = Sheep1Generator::<f32, Cpu>::build(&dev);
+    let d = Sheep1Discriminator::<f32, Cpu>::build(&dev);
+    assert_eq!(
+        Sheep1Generator::<f32, Cpu>::summary().total(),
+        g.num_trainable_params()
+    );
+    assert_eq!(
+        Sheep1Discriminator::<f32, Cpu>::summary().total(),
+        d.num_trainable_params()
+    );
+    assert_eq!(g.num_trainable_params(), 779_969);
+    assert_eq!(d.num_trainable_params(), 396_609);
+    // The shapes the tables claim are the shapes the forward passes produce.
+    let img = g
+        .forward(dev.zeros_like(&(1usize, Const::<LATENT>)))
+        .unwrap();
+    assert_eq!(*img.shape(), (1, 1, 28, 28));
+    assert_eq!(mouton_models::summary::thousands(1_234_567), "1,234,567");
+}

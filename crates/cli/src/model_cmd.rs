@@ -1,0 +1,39 @@
+//! `mouton model`: glue over mouton-models.
+
+use anyhow::Result;
+use clap::{Subcommand, ValueEnum};
+use dfdx::prelude::Cpu;
+use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator};
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Prints an architecture's layers, output shapes and parameter counts.
+    Summary {
+        /// The architecture.
+        #[arg(value_enum)]
+        arch: Arch,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Arch {
+    /// FIDLE SHEEP1 generator.
+    #[value(name = "sheep1-g")]
+    Sheep1G,
+    /// FIDLE SHEEP1 discriminator.
+    #[value(name = "sheep1-d")]
+    Sheep1D,
+}
+
+pub fn run(cmd: &ModelCommand) -> Result<()> {
+    match cmd {
+        ModelCommand::Summary { arch } => {
+            let s = match arch {
+                Arch::Sheep1G => Sheep1Generator::<f32, Cpu>::summary(),
+                Arch::Sheep1D => Sheep1Discriminator::<f32, Cpu>::summary(),
+            };
+            print!("{s}");
+        }
+    }
+    Ok(())
+}
