@@ -11,7 +11,8 @@
 //! differentiable dfdx operation on the CPU device; gradients through dfdx graphs match finite
 //! differences and dfdx's own ops. [`modules::Conv2d`] is a dfdx module (compile-time shapes,
 //! Keras initialization): `build`, `alloc_grads`, dfdx's optimizers and safetensors work on it.
-//! Still to come (models issue): the architectures and their summaries, dropout, the critics'
+//! [`sheep`] has FIDLE's SHEEP1 generator and discriminator built from them, with [`summary`]
+//! tables. Still to come (models issue): sheep2-critic, DCGAN, MLP GAN and VAE, the critics'
 //! tangent pass, safetensors error checks, CUDA kernels, and the PyTorch parity fixtures and
 //! benchmark.
 
