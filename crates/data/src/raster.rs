@@ -44,6 +44,24 @@ impl Default for RasterOptions {
 }
 
 impl RasterOptions {
+    /// Google's placement of a drawing whose maximum point is (`max_x`, `max_y`): pixel =
+    /// `scale * (coordinate + offset)`, with the space padded by `padding + line_diameter / 2`
+    /// and the drawing centred by `(256 - max) / 2`. Returns (scale, offset x, offset y).
+    ///
+    /// ```
+    /// let (scale, ox, oy) = mouton_data::RasterOptions::default().placement(255.0, 127.0);
+    /// assert_eq!((scale, ox, oy), (28.0 / 304.0, 24.5, 88.5));
+    /// ```
+    pub fn placement(&self, max_x: f32, max_y: f32) -> (f64, f64, f64) {
+        let pad = self.padding as f64 + self.line_diameter as f64 / 2.0;
+        let scale = self.size as f64 / (256.0 + 2.0 * pad);
+        (
+            scale,
+            pad + (256.0 - max_x as f64) / 2.0,
+            pad + (256.0 - max_y as f64) / 2.0,
+        )
+    }
+
     /// Whether these options can be rendered: size 1..=[`MAX_SIZE`], a finite positive pen and
     /// a finite non-negative padding.
     ///
@@ -154,12 +172,7 @@ impl Rasterizer {
         );
         self.image.fill(0);
         if let Some((_, _, max_x, max_y)) = strokes.bounds() {
-            let pad = self.opts.padding as f64 + self.opts.line_diameter as f64 / 2.0;
-            let scale = self.opts.size as f64 / (256.0 + 2.0 * pad);
-            let (ox, oy) = (
-                pad + (256.0 - max_x as f64) / 2.0,
-                pad + (256.0 - max_y as f64) / 2.0,
-            );
+            let (scale, ox, oy) = self.opts.placement(max_x, max_y);
             for k in 0..strokes.len() {
                 let (xs, ys, _) = strokes.stroke(k);
                 let dev = |i: usize| ((xs[i] as f64 + ox) * scale, (ys[i] as f64 + oy) * scale);

@@ -73,17 +73,9 @@ impl SkiaRasterizer {
         );
         self.pixmap.fill(tiny_skia::Color::BLACK);
         if let Some((_, _, max_x, max_y)) = strokes.bounds() {
-            let total_pad = 2.0 * self.opts.padding + self.opts.line_diameter;
-            let scale = self.opts.size as f32 / (256.0 + total_pad);
-            let (ox, oy) = ((256.0 - max_x) / 2.0, (256.0 - max_y) / 2.0);
-            let transform = Transform::from_row(
-                scale,
-                0.0,
-                0.0,
-                scale,
-                scale * (total_pad / 2.0 + ox),
-                scale * (total_pad / 2.0 + oy),
-            );
+            let (scale, ox, oy) = self.opts.placement(max_x, max_y);
+            let (scale, tx, ty) = (scale as f32, (scale * ox) as f32, (scale * oy) as f32);
+            let transform = Transform::from_row(scale, 0.0, 0.0, scale, tx, ty);
             for k in 0..strokes.len() {
                 let (xs, ys, _) = strokes.stroke(k);
                 let mut pb = std::mem::take(&mut self.path);

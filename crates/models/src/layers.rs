@@ -19,6 +19,26 @@ pub fn no_bias<E: Dtype>() -> Option<&'static Tensor<(usize,), E, Cpu>> {
     None
 }
 
+/// The weights must read the input's channels, and the bias must match the output channels.
+fn check_params<E: Dtype, SB: Shape<Concrete = [usize; 1]>>(
+    input_ch: usize,
+    weight_in_ch: usize,
+    out_ch: usize,
+    bias: Option<&Tensor<SB, E, Cpu>>,
+) -> Result<(), GeometryError> {
+    if weight_in_ch != input_ch {
+        return Err(GeometryError::Invalid(
+            "weights' input channels differ from the input's",
+        ));
+    }
+    if bias.is_some_and(|b| b.shape().concrete()[0] != out_ch) {
+        return Err(GeometryError::Invalid(
+            "bias length differs from the output channels",
+        ));
+    }
+    Ok(())
+}
+
 fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     let mut v = vec![E::default(); t.shape().num_elements()];
     t.copy_into(&mut v);
@@ -56,16 +76,7 @@ where
 {
     let (n, c, h, w) = *x.shape();
     let [o, wc, kh, kw] = weights.shape().concrete();
-    if wc != c {
-        return Err(GeometryError::Invalid(
-            "weights' input channels differ from the input's",
-        ));
-    }
-    if bias.is_some_and(|b| b.shape().concrete()[0] != o) {
-        return Err(GeometryError::Invalid(
-            "bias length differs from the output channels",
-        ));
-    }
+    check_params(c, wc, o, bias)?;
     let g = Conv2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding)?;
     let (x, mut tape) = x.split_tape();
     let (xv, wv) = (to_vec(&x), to_vec(weights));
@@ -125,16 +136,7 @@ where
     };
     let (n, c, h, w) = *x.shape();
     let [wc, o, kh, kw] = weights.shape().concrete();
-    if wc != c {
-        return Err(GeometryError::Invalid(
-            "weights' input channels differ from the input's",
-        ));
-    }
-    if bias.is_some_and(|b| b.shape().concrete()[0] != o) {
-        return Err(GeometryError::Invalid(
-            "bias length differs from the output channels",
-        ));
-    }
+    check_params(c, wc, o, bias)?;
     let g = ConvTranspose2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding, output_padding)?;
     let (x, mut tape) = x.split_tape();
     let (xv, wv) = (to_vec(&x), to_vec(weights));

@@ -14,6 +14,17 @@ use crate::layers::{conv2d, Nchw};
 use crate::ops::conv2d::{GeometryError, Padding};
 use crate::ops::Real;
 
+/// Keras' Glorot uniform initialization: U(-l, l) with l = sqrt(6 / (fan_in + fan_out)).
+fn glorot_uniform<S, E, D>(t: &mut Tensor<S, E, D>, fans: usize) -> Result<(), D::Err>
+where
+    S: Shape,
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    let limit = E::from((6.0 / fans as f64).sqrt()).expect("a finite limit");
+    t.try_fill_with_distr(Uniform::new(-limit, limit))
+}
+
 /// A padding rule fixed in a layer's type (a module is rebuilt from its tensors alone).
 pub trait PaddingMode: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// The rule.
@@ -78,12 +89,7 @@ where
                     "weight",
                     |s| &s.weight,
                     |s| &mut s.weight,
-                    TensorOptions::reset_with(|t| {
-                        // Glorot uniform: limit sqrt(6 / (fan_in + fan_out)).
-                        let fans = ((I + O) * K * K) as f64;
-                        let b = E::from((6.0 / fans).sqrt()).expect("finite");
-                        t.try_fill_with_distr(Uniform::new(-b, b))
-                    }),
+                    TensorOptions::reset_with(|t| glorot_uniform(t, (I + O) * K * K)),
                 ),
                 Self::tensor(
                     "bias",
@@ -150,10 +156,7 @@ where
                     "weight",
                     |s| &s.weight,
                     |s| &mut s.weight,
-                    TensorOptions::reset_with(|t| {
-                        let b = E::from((6.0 / (I + O) as f64).sqrt()).expect("finite");
-                        t.try_fill_with_distr(Uniform::new(-b, b))
-                    }),
+                    TensorOptions::reset_with(|t| glorot_uniform(t, I + O)),
                 ),
                 Self::tensor(
                     "bias",
