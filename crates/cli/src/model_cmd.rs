@@ -23,6 +23,9 @@ pub enum Arch {
     /// FIDLE SHEEP1 discriminator.
     #[value(name = "sheep1-d")]
     Sheep1D,
+    /// FIDLE SHEEP2 WGAN-GP critic (SHEEP1's discriminator read as a critic).
+    #[value(name = "sheep2-critic")]
+    Sheep2Critic,
 }
 
 pub fn run(cmd: &ModelCommand) -> Result<()> {
@@ -31,6 +34,9 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
             let s = match arch {
                 Arch::Sheep1G => Sheep1Generator::<f32, Cpu>::summary(),
                 Arch::Sheep1D => Sheep1Discriminator::<f32, Cpu>::summary(),
+                Arch::Sheep2Critic => {
+                    Sheep1Discriminator::<f32, Cpu>::summary_as("sheep2-critic", "score")
+                }
             };
             print!("{s}");
         }

@@ -259,3 +259,49 @@ where
     });
     y.put_tape(tape)
 }
+
+/// `x * c` element-wise, where `c` (same shape) is a constant: no gradient flows to it. For
+/// recorded activation slopes and dropout masks (dfdx's `*` would need the tapes to merge).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::mul_constant;
+/// let dev = Cpu::default();
+/// let x = dev.tensor([1.0f32, 2.0]);
+/// let y = mul_constant(x.trace(Gradients::leaky()), &dev.tensor([3.0, 0.0])).unwrap();
+/// assert_eq!(y.array(), [3.0, 0.0]);
+/// assert_eq!(y.sum::<(), _>().backward().get(&x).array(), [3.0, 0.0]);
+/// ```
+pub fn mul_constant<S, E, T>(
+    x: Tensor<S, E, Cpu, T>,
+    c: &Tensor<S, E, Cpu>,
+) -> Result<Tensor<S, E, Cpu, T>, GeometryError>
+where
+    S: Shape,
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+{
+    use rayon::prelude::*;
+    let shape = *x.shape();
+    if shape.concrete() != c.shape().concrete() {
+        return Err(GeometryError::Invalid(
+            "the factors' shape differs from the input's",
+        ));
+    }
+    let (x, mut tape) = x.split_tape();
+    let (mut out, cv) = (to_vec(&x), to_vec(c));
+    out.par_iter_mut()
+        .zip(cv.par_iter())
+        .for_each(|(o, &f)| *o = *o * f);
+    let y = x.device().tensor_from_vec(out, shape);
+    let (x_g, y_g) = (x.ghost(), y.ghost());
+    tape.add_backward_op(move |grads| {
+        let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+        let gx = grads.get_or_alloc_mut(&x_g)?;
+        gx.par_iter_mut()
+            .zip(gy.par_iter().zip(cv.par_iter()))
+            .for_each(|(g, (&d, &f))| *g += d * f);
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
+}

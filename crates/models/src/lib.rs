@@ -16,6 +16,7 @@
 //! tangent pass, safetensors error checks, CUDA kernels, and the PyTorch parity fixtures and
 //! benchmark.
 
+pub mod critic;
 pub mod layers;
 pub mod modules;
 pub mod ops;

@@ -8,12 +8,15 @@ use dfdx::prelude::*;
 use num_traits::Float;
 use rand_distr::uniform::SampleUniform;
 
-use crate::layers::{activation, upsample_nearest, Nchw};
+use crate::critic::{activation_slopes, dropout_mask, tangent_conv, Critic, Scores, TangentRecord};
+use crate::layers::{activation, mul_constant, upsample_nearest, Nchw};
 use crate::modules::{Conv2d, Dense, Same};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::GeometryError;
+use crate::ops::conv2d::Padding;
 use crate::ops::Real;
 use crate::summary::{conv_params, dense_params, LayerRow, ModelSummary};
+use rand::RngCore;
 
 /// SHEEP1's discriminator: Conv 64 4x4 s2 same, LeakyReLU(0.2), Conv 128 4x4 s2, LeakyReLU,
 /// Conv 128 4x4 s2, LeakyReLU, flatten 2048, Dropout 0.2, Dense 1 (a logit: the sigmoid lives
@@ -21,11 +24,12 @@ use crate::summary::{conv_params, dense_params, LayerRow, ModelSummary};
 ///
 /// ```
 /// use dfdx::prelude::*;
+/// use mouton_models::critic::Critic;
 /// use mouton_models::sheep::Sheep1Discriminator;
 /// let dev = Cpu::default();
 /// let d = Sheep1Discriminator::<f32, Cpu>::build(&dev);
 /// assert_eq!(d.num_trainable_params(), 396_609);
-/// let logits = d.forward(dev.zeros_like(&(3usize, 1usize, 28usize, 28usize)), false).unwrap();
+/// let logits = d.score(dev.zeros_like(&(3usize, 1usize, 28usize, 28usize)), None).unwrap();
 /// assert_eq!(logits.shape().0, 3);
 /// ```
 #[derive(Debug, Clone)]
@@ -83,8 +87,14 @@ fn row(layer: &str, output: &str, params: usize) -> LayerRow {
 impl<E: Dtype, D: Storage<E>> Sheep1Discriminator<E, D> {
     /// The layer table (input (1, 28, 28)).
     pub fn summary() -> ModelSummary {
+        Self::summary_as("sheep1-d", "logit")
+    }
+
+    /// The same table under another name, with `output` naming what the last layer gives
+    /// (`sheep2-critic` / `score`).
+    pub fn summary_as(name: &str, output: &str) -> ModelSummary {
         ModelSummary {
-            name: "sheep1-d".into(),
+            name: name.into(),
             rows: vec![
                 row(
                     "Conv2d 1->64 4x4 s2 same",
@@ -106,7 +116,11 @@ impl<E: Dtype, D: Storage<E>> Sheep1Discriminator<E, D> {
                 row("LeakyReLU 0.2", "(128, 4, 4)", 0),
                 row("Flatten", "(2048)", 0),
                 row("Dropout 0.2", "(2048)", 0),
-                row("Dense 2048->1 (logit)", "(1)", dense_params(2048, 1)),
+                row(
+                    &format!("Dense 2048->1 ({output})"),
+                    "(1)",
+                    dense_params(2048, 1),
+                ),
             ],
         }
     }
@@ -117,27 +131,89 @@ where
     E: Dtype + Real,
     Cpu: Device<E>,
 {
-    /// Logits (N, 1) for images (N, 1, 28, 28); dropout only when `training`.
-    pub fn forward<T: Tape<E, Cpu>>(
-        &self,
-        x: Nchw<E, T>,
-        training: bool,
-    ) -> Result<Tensor<(usize, Const<1>), E, Cpu, T>, GeometryError> {
-        let (n, c, h, w) = *x.shape();
+    fn check_input(shape: (usize, usize, usize, usize)) -> Result<usize, GeometryError> {
+        let (n, c, h, w) = shape;
         if (c, h, w) != (1, 28, 28) {
-            return Err(GeometryError::Invalid("SHEEP1 takes (N, 1, 28, 28) images"));
+            return Err(GeometryError::Invalid(
+                "SHEEP1/SHEEP2 take (N, 1, 28, 28) images",
+            ));
         }
-        let leaky = Activation::LeakyRelu(LEAKY_SLOPE);
-        let x = activation(self.conv1.forward(x)?, leaky);
-        let x = activation(self.conv2.forward(x)?, leaky);
-        let x = activation(self.conv3.forward(x)?, leaky);
-        let mut flat = x.reshape_like(&(n, Const::<2048>));
-        if training {
-            flat = flat.dropout(DROPOUT);
-        }
-        Ok(self.dense.forward(flat))
+        Ok(n)
     }
 }
+
+impl<E> Critic<E> for Sheep1Discriminator<E, Cpu>
+where
+    E: Dtype + Real,
+    Cpu: Device<E>,
+{
+    fn score_recorded<T: Tape<E, Cpu>>(
+        &self,
+        x: Nchw<E, T>,
+        dropout: Option<&mut dyn RngCore>,
+    ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError> {
+        let n = Self::check_input(*x.shape())?;
+        let leaky = Activation::LeakyRelu(LEAKY_SLOPE);
+        let mut slopes = Vec::with_capacity(3);
+        let mut leaky_layer = |x: Nchw<E, T>| {
+            slopes.push(activation_slopes(&x, leaky).ok_or(GeometryError::Invalid(
+                "the critic's activations must be piecewise linear",
+            ))?);
+            Ok::<_, GeometryError>(activation(x, leaky))
+        };
+        let x = leaky_layer(self.conv1.forward(x)?)?;
+        let x = leaky_layer(self.conv2.forward(x)?)?;
+        let x = leaky_layer(self.conv3.forward(x)?)?;
+        let flat = x.reshape_like(&(n, Const::<2048>));
+        let (flat, mask) = match dropout {
+            Some(rng) => {
+                let mask = dropout_mask(flat.device(), n, 2048, DROPOUT, rng);
+                let m = mask.clone().reshape_like(&(n, Const::<2048>));
+                (mul_constant(flat, &m)?, Some(mask))
+            }
+            None => (flat, None),
+        };
+        let scores = self.dense.forward(flat).reshape_like(&(n,));
+        Ok((
+            scores,
+            TangentRecord {
+                slopes,
+                dropout: mask,
+            },
+        ))
+    }
+
+    fn tangent<T: Tape<E, Cpu>>(
+        &self,
+        u: Nchw<E, T>,
+        record: &TangentRecord<E>,
+    ) -> Result<Scores<E, T>, GeometryError> {
+        let n = Self::check_input(*u.shape())?;
+        let [s1, s2, s3] = &record.slopes[..] else {
+            return Err(GeometryError::Invalid(
+                "a SHEEP critic record has 3 activations",
+            ));
+        };
+        let x = tangent_conv(u, &self.conv1.weight, 2, Padding::Same, s1)?;
+        let x = tangent_conv(x, &self.conv2.weight, 2, Padding::Same, s2)?;
+        let x = tangent_conv(x, &self.conv3.weight, 2, Padding::Same, s3)?;
+        let mut flat = x.reshape_like(&(n, Const::<2048>));
+        if let Some(mask) = &record.dropout {
+            if *mask.shape() != (n, 2048) {
+                return Err(GeometryError::Invalid("the record is for another batch"));
+            }
+            flat = mul_constant(flat, &mask.clone().reshape_like(&(n, Const::<2048>)))?;
+        }
+        Ok(flat
+            .matmul(self.dense.weight.retaped::<T>().permute())
+            .reshape_like(&(n,)))
+    }
+}
+
+/// FIDLE SHEEP2's WGAN-GP critic: SHEEP1's discriminator read as a Wasserstein critic (its dense
+/// output is the score itself, with no sigmoid anywhere, and it has no batch normalization,
+/// which the gradient penalty forbids). Same layers, so the same type.
+pub type Sheep2Critic<E, D> = Sheep1Discriminator<E, D>;
 
 /// SHEEP1's generator: z (128) -> Dense 3136 (no activation) -> reshape 64x7x7 -> upsample x2 ->
 /// Conv 128 3x3 same ReLU -> upsample x2 -> Conv 256 3x3 same ReLU -> Conv 1 5x5 same sigmoid.

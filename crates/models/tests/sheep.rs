@@ -3,7 +3,9 @@
 use dfdx::losses::binary_cross_entropy_with_logits_loss;
 use dfdx::optim::{Adam, AdamConfig, Optimizer};
 use dfdx::prelude::*;
+use mouton_models::critic::Critic;
 use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator, LATENT};
+use rand::SeedableRng;
 
 #[test]
 fn one_gan_step_updates_both_networks() {
@@ -25,6 +27,7 @@ fn one_gan_step_updates_both_networks() {
         },
     );
     let batch = 4;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
 
     // Discriminator step on real (label 1) and fake (label 0) images.
     let real: Tensor<(usize, usize, usize, usize), f32, Cpu> =
@@ -33,11 +36,11 @@ fn one_gan_step_updates_both_networks() {
     let fake = g.forward(z.clone()).unwrap();
     let d_before = d.conv1.weight.as_vec();
     let grads = d.alloc_grads();
-    let real_logits = d.forward(real.trace(grads), true).unwrap();
+    let real_logits = d.score(real.trace(grads), Some(&mut rng)).unwrap();
     let ones = dev.ones_like(real_logits.shape());
     let loss_real = binary_cross_entropy_with_logits_loss(real_logits, ones);
     let grads = loss_real.backward();
-    let fake_logits = d.forward(fake.trace(grads), true).unwrap();
+    let fake_logits = d.score(fake.trace(grads), Some(&mut rng)).unwrap();
     let zeros = dev.zeros_like(fake_logits.shape());
     let d_loss = binary_cross_entropy_with_logits_loss(fake_logits, zeros);
     assert!(d_loss.array().is_finite());
@@ -50,7 +53,9 @@ fn one_gan_step_updates_both_networks() {
     // Generator step: non-saturating loss -log D(G(z)), through the discriminator.
     let g_before = (g.dense.weight.as_vec(), g.conv3.bias.as_vec());
     let grads = g.alloc_grads();
-    let logits = d.forward(g.forward(z.trace(grads)).unwrap(), true).unwrap();
+    let logits = d
+        .score(g.forward(z.trace(grads)).unwrap(), Some(&mut rng))
+        .unwrap();
     let ones = dev.ones_like(logits.shape());
     let g_loss = binary_cross_entropy_with_logits_loss(logits, ones);
     let grads = g_loss.backward();
@@ -70,7 +75,7 @@ fn discriminator_rejects_other_image_sizes() {
     let dev = Cpu::default();
     let d = Sheep1Discriminator::<f32, Cpu>::build(&dev);
     let x: Tensor<(usize, usize, usize, usize), f32, Cpu> = dev.zeros_like(&(1, 1, 32, 32));
-    assert!(d.forward(x, false).is_err());
+    assert!(d.score(x, None).is_err());
 }
 
 #[test]
