@@ -22,3 +22,4 @@ pub mod modules;
 pub mod ops;
 pub mod sheep;
 pub mod summary;
+pub mod weights;
