@@ -114,7 +114,8 @@ where
             "penalty weight {lambda} must be finite and >= 0"
         )));
     }
-    let critic_err = |e: mouton_models::ops::conv2d::GeometryError| LossError::Critic(e.to_string());
+    let critic_err =
+        |e: mouton_models::ops::conv2d::GeometryError| LossError::Critic(e.to_string());
     let m = x_hat.shape().0;
     // g_i = grad_x D(x_hat_i): one ordinary backward to the input.
     let (scores, record) = critic
@@ -235,7 +236,8 @@ where
     C: Critic<E>,
 {
     let x_hat = interpolate(real, fake, e)?;
-    let critic_err = |e: mouton_models::ops::conv2d::GeometryError| LossError::Critic(e.to_string());
+    let critic_err =
+        |e: mouton_models::ops::conv2d::GeometryError| LossError::Critic(e.to_string());
     let s_real = critic
         .score(real.clone().traced(grads), reborrow(&mut dropout))
         .map_err(critic_err)?;

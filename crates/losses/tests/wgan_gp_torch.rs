@@ -19,7 +19,9 @@ fn uniform(tag: u64, n: usize) -> Vec<f64> {
     const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
     (0..n as u64)
         .map(|k| {
-            let mut z = k.wrapping_add(tag.wrapping_mul(GOLDEN)).wrapping_add(GOLDEN);
+            let mut z = k
+                .wrapping_add(tag.wrapping_mul(GOLDEN))
+                .wrapping_add(GOLDEN);
             z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
             z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
             z ^= z >> 31;
@@ -34,12 +36,23 @@ fn fixture() -> Value {
 }
 
 /// Fills the critic's parameters in the fixture's order (tags 1..8).
-fn critic<E: Dtype + Real + num_traits::Float + rand_distr::uniform::SampleUniform>(dev: &Cpu) -> Sheep2Critic<E, Cpu>
+fn critic<E: Dtype + Real + num_traits::Float + rand_distr::uniform::SampleUniform>(
+    dev: &Cpu,
+) -> Sheep2Critic<E, Cpu>
 where
     Cpu: Device<E>,
 {
     let mut d = Sheep2Critic::<E, Cpu>::build(dev);
-    let fans = [Some(1040.0), None, Some(3072.0), None, Some(4096.0), None, Some(2049.0), None];
+    let fans = [
+        Some(1040.0),
+        None,
+        Some(3072.0),
+        None,
+        Some(4096.0),
+        None,
+        Some(2049.0),
+        None,
+    ];
     let vals = |t: usize, n: usize| -> Vec<E> {
         let scale = fans[t - 1].map_or(0.1, |f: f64| (6.0 / f).sqrt());
         uniform(t as u64, n)
@@ -108,15 +121,30 @@ where
         to_f64(grads.get(&d.dense.bias).as_vec()),
     ];
     let mut worst = 0.0f64;
-    for (t, (p, g)) in fx["params"].as_array().unwrap().iter().zip(&ours).enumerate() {
+    for (t, (p, g)) in fx["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(&ours)
+        .enumerate()
+    {
         let t = t + 1;
         let name = p["name"].as_str().unwrap();
         let scale = p["max_abs"].as_f64().unwrap().max(1e-12);
-        for (i, v) in p["indices"].as_array().unwrap().iter().zip(p["values"].as_array().unwrap()) {
+        for (i, v) in p["indices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip(p["values"].as_array().unwrap())
+        {
             let (i, v) = (i.as_u64().unwrap() as usize, v.as_f64().unwrap());
             let err = (g[i] - v).abs() / scale;
             worst = worst.max(err);
-            assert!(err <= tol, "{name}[{i}]: {} vs torch {v} (error {err:e})", g[i]);
+            assert!(
+                err <= tol,
+                "{name}[{i}]: {} vs torch {v} (error {err:e})",
+                g[i]
+            );
         }
         let n = g.len();
         for (j, want) in p["projections"].as_array().unwrap().iter().enumerate() {
@@ -129,18 +157,32 @@ where
             // A sum of n +-entries: its error scale is sqrt(n) times the entries'.
             let err = (got - want.as_f64().unwrap()).abs() / (scale * (n as f64).sqrt());
             worst = worst.max(err);
-            assert!(err <= tol, "{name} projection {j}: {got} vs {want} ({err:e})");
+            assert!(
+                err <= tol,
+                "{name} projection {j}: {got} vs {want} ({err:e})"
+            );
         }
     }
-    println!("{}: worst gradient error {worst:e} (relative to each tensor's largest entry)", std::any::type_name::<E>());
+    println!(
+        "{}: worst gradient error {worst:e} (relative to each tensor's largest entry)",
+        std::any::type_name::<E>()
+    );
 
     // The tangent pass at x_hat along v equals torch.func.jvp.
     let x_hat = interpolate(&real, &fake, &e).unwrap();
-    let v: Vec<E> = uniform(23, m * 784).into_iter().map(|u| E::of(u * 2.0 - 1.0)).collect();
+    let v: Vec<E> = uniform(23, m * 784)
+        .into_iter()
+        .map(|u| E::of(u * 2.0 - 1.0))
+        .collect();
     let v = dev.tensor_from_vec(v, (m, 1, 28, 28));
     let (_, rec) = d.score_recorded(x_hat, None).unwrap();
     let ju = to_f64(d.tangent(v, &rec).unwrap().as_vec());
-    let want: Vec<f64> = fx["jvp"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let want: Vec<f64> = fx["jvp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     let jscale = want.iter().fold(0.0f64, |a, &b| a.max(b.abs()));
     for (a, b) in ju.iter().zip(&want) {
         assert!((a - b).abs() / jscale <= tol, "jvp {a} vs torch {b}");
