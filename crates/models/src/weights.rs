@@ -334,6 +334,21 @@ impl WeightsFile {
         self.checked(&self.parse()?, name, shape)
     }
 
+    /// Every tensor's name and shape, sorted by name.
+    pub fn entries(&self) -> Vec<(String, Vec<usize>)> {
+        let mut out: Vec<(String, Vec<usize>)> = self
+            .parse()
+            .map(|st| {
+                st.tensors()
+                    .into_iter()
+                    .map(|(name, view)| (name, view.shape().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+
     /// Whether a tensor of that name exists.
     pub fn contains(&self, name: &str) -> bool {
         self.parse().is_ok_and(|st| st.tensor(name).is_ok())

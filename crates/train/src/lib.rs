@@ -1,7 +1,106 @@
-//! # mouton-train: training loops for mouton's GANs
+//! # mouton-train: training GANs on dfdx, resumable and measured
 //!
-//! This crate will run GAN, LSGAN, hinge, WGAN, WGAN-GP and VAE training on dfdx's CPU and CUDA
-//! devices, with resumable checkpoints, metrics and sample grids.
+//! FIDLE's notebooks go: parameters, data, networks, training, history, new sheep. This crate
+//! does each step as a library call that the `mouton` CLI wraps:
+//! - [`config`]: presets (`sheep1`, `sheep2`), per-loss defaults, overrides, `config.toml`;
+//! - [`data`]: the training images (any Quick Draw format, or synthetic sheep);
+//! - [`optim`]: Adam and RMSprop with checkpointable state;
+//! - [`trainer`]: the loop for GAN, non-saturating GAN, LSGAN, hinge, WGAN and WGAN-GP;
+//! - [`checkpoint`], [`metrics`]: the run directory's files, all written atomically;
+//! - [`sampling`], [`eval`], [`plot`]: drawing new sheep, latent interpolation, quality
+//!   metrics against real drawings, loss curves.
 //!
-//! **Status: empty.** Its work is tracked in the project's training issue; nothing here is
-//! implemented yet, so the crate exports nothing.
+//! Everything random derives from the run's seed ([`rng`]), so the same seed gives the same
+//! run on the CPU, and a resumed run continues exactly as an uninterrupted one would.
+//!
+//! A run directory holds `config.toml`, `metrics.jsonl`, `samples/epoch_NNN.png`, `loss.png`
+//! and `checkpoints/step_NNNNNNNNN.safetensors` (generator, critic, both optimizers' state).
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod eval;
+pub mod metrics;
+pub mod optim;
+pub mod plot;
+pub mod rng;
+pub mod sampling;
+pub mod trainer;
+
+use std::path::PathBuf;
+
+/// Errors of training and of the tools around it.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A configuration value or file is invalid.
+    #[error("config: {0}")]
+    Config(String),
+    /// The training data could not be read.
+    #[error(transparent)]
+    Data(#[from] mouton_data::DataError),
+    /// Too few images, or none.
+    #[error("data: {0}")]
+    NoData(String),
+    /// A weights or checkpoint file is unreadable or does not fit.
+    #[error(transparent)]
+    Weights(#[from] mouton_models::weights::WeightsError),
+    /// A checkpoint is inconsistent, or missing where one is needed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
+    /// A loss refused its input.
+    #[error(transparent)]
+    Loss(#[from] mouton_losses::LossError),
+    /// A network refused its input.
+    #[error("model: {0}")]
+    Model(#[from] mouton_models::ops::conv2d::GeometryError),
+    /// A loss or the weights became NaN or infinite.
+    #[error("step {step}: {quantity} is not finite ({value}); training stopped, the last good checkpoint is kept")]
+    NonFinite {
+        /// The step (0-based).
+        step: u64,
+        /// What became non-finite.
+        quantity: String,
+        /// Its value.
+        value: f64,
+    },
+    /// The run directory is not in the expected state.
+    #[error("run directory {0}")]
+    RunDir(String),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The compute device failed.
+    #[error("device: {0}")]
+    Device(String),
+    /// A metric could not be computed.
+    #[error("metric: {0}")]
+    Metric(String),
+}
+
+impl TrainError {
+    /// Whether the error comes from the user's input (files, settings) rather than from a
+    /// failure inside mouton: the CLI exits 2 for these, 1 for the rest.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            TrainError::Config(_)
+                | TrainError::Data(_)
+                | TrainError::NoData(_)
+                | TrainError::Weights(_)
+                | TrainError::Checkpoint(_)
+                | TrainError::RunDir(_)
+        )
+    }
+}
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}

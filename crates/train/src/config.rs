@@ -1,0 +1,392 @@
+//! Training configuration: presets reproducing FIDLE's notebooks, per-loss defaults, and
+//! overrides from a TOML file or flags. The resolved configuration is saved in the run
+//! directory as `config.toml`.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+
+/// A starting point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// FIDLE SHEEP1: sheep1-g / sheep1-d, non-saturating BCE, Adam 1e-4 (Keras betas
+    /// 0.9 / 0.999, epsilon 1e-7), batch 32, 10 epochs, one D step per G step.
+    Sheep1,
+    /// FIDLE SHEEP2: sheep1-g / sheep2-critic, WGAN-GP (lambda 10), n_critic 2, Adam 2e-4
+    /// betas 0.5 / 0.9, batch 64.
+    Sheep2,
+}
+
+/// The adversarial loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LossKind {
+    /// Minimax BCE with the saturating generator loss `log(1 - D(G(z)))`.
+    Gan,
+    /// BCE with the non-saturating generator loss `-log D(G(z))`.
+    Nsgan,
+    /// Least squares (a = 0, b = c = 1).
+    Lsgan,
+    /// Hinge.
+    Hinge,
+    /// Wasserstein with weight clipping.
+    Wgan,
+    /// Wasserstein with gradient penalty.
+    WganGp,
+}
+
+impl LossKind {
+    /// The name used in flags and config files.
+    pub fn name(self) -> &'static str {
+        match self {
+            LossKind::Gan => "gan",
+            LossKind::Nsgan => "nsgan",
+            LossKind::Lsgan => "lsgan",
+            LossKind::Hinge => "hinge",
+            LossKind::Wgan => "wgan",
+            LossKind::WganGp => "wgan-gp",
+        }
+    }
+}
+
+/// The optimizer of both networks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    /// Adam (PyTorch's update: `p -= lr * m_hat / (sqrt(v_hat) + eps)`).
+    Adam,
+    /// RMSprop (PyTorch's: `v = alpha v + (1 - alpha) g^2`, `p -= lr g / (sqrt(v) + eps)`).
+    Rmsprop,
+}
+
+/// How WGAN-GP draws its interpolation weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InterpolationKind {
+    /// U[0, 1] (the paper).
+    Uniform,
+    /// N(0, 1) (FIDLE SHEEP2's notebook).
+    FidleNormal,
+}
+
+/// Everything a run needs; saved as `config.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// The preset this started from (it selects the architectures).
+    pub preset: Preset,
+    /// The adversarial loss.
+    pub loss: LossKind,
+    /// Training images (any format mouton-data reads); `None`: synthetic sheep.
+    pub data: Option<PathBuf>,
+    /// The data's format (`ndjson`, `binary`, `npy`, `bitmap28`); `None`: detected.
+    pub data_format: Option<String>,
+    /// How many synthetic sheep to draw when `data` is `None`.
+    pub synthetic_count: usize,
+    /// Fraction of the images held out for the per-epoch quality metric.
+    pub validation_fraction: f64,
+    /// Epochs (passes over the training images).
+    pub epochs: u64,
+    /// Stop after this many steps in total (a step: `n_critic` critic updates and one
+    /// generator update), whatever `epochs` says.
+    pub max_steps: Option<u64>,
+    /// Images per batch.
+    pub batch_size: usize,
+    /// Seed of everything random: initialization, data order, latent vectors, dropout, labels.
+    pub seed: u64,
+    /// Optimizer of both networks.
+    pub optimizer: OptimizerKind,
+    /// Generator learning rate.
+    pub lr_g: f64,
+    /// Critic / discriminator learning rate.
+    pub lr_d: f64,
+    /// Adam's beta1 (unused by RMSprop).
+    pub beta1: f64,
+    /// Adam's beta2, or RMSprop's alpha.
+    pub beta2: f64,
+    /// Adam's / RMSprop's epsilon.
+    pub eps: f64,
+    /// Critic updates per generator update.
+    pub n_critic: usize,
+    /// WGAN-GP's penalty weight.
+    pub gp_lambda: f64,
+    /// WGAN-GP's interpolation weights.
+    pub interpolation: InterpolationKind,
+    /// WGAN's weight clipping bound.
+    pub clip: f64,
+    /// Target for real images in BCE (1, or e.g. 0.9 for one-sided label smoothing).
+    pub real_label: f64,
+    /// Probability of flipping a BCE target (label noise).
+    pub label_flip: f64,
+    /// Checkpoints kept (the oldest are deleted).
+    pub keep_checkpoints: usize,
+    /// Random projections of the sliced Wasserstein metric.
+    pub swd_projections: usize,
+    /// Warn when the samples' diversity falls below this fraction of the real images'.
+    pub detect_collapse: Option<f64>,
+}
+
+impl TrainConfig {
+    /// A preset's configuration.
+    ///
+    /// ```
+    /// use mouton_train::config::{LossKind, Preset, TrainConfig};
+    /// let c = TrainConfig::preset(Preset::Sheep2);
+    /// assert_eq!((c.loss, c.n_critic, c.batch_size, c.lr_d), (LossKind::WganGp, 2, 64, 2e-4));
+    /// ```
+    pub fn preset(preset: Preset) -> Self {
+        let base = TrainConfig {
+            preset,
+            loss: LossKind::Nsgan,
+            data: None,
+            data_format: None,
+            synthetic_count: 2048,
+            validation_fraction: 0.1,
+            epochs: 10,
+            max_steps: None,
+            batch_size: 32,
+            seed: 0,
+            optimizer: OptimizerKind::Adam,
+            lr_g: 1e-4,
+            lr_d: 1e-4,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+            n_critic: 1,
+            gp_lambda: 10.0,
+            interpolation: InterpolationKind::Uniform,
+            clip: 0.01,
+            real_label: 1.0,
+            label_flip: 0.0,
+            keep_checkpoints: 3,
+            swd_projections: 64,
+            detect_collapse: None,
+        };
+        match preset {
+            Preset::Sheep1 => base,
+            Preset::Sheep2 => TrainConfig {
+                loss: LossKind::WganGp,
+                batch_size: 64,
+                lr_g: 2e-4,
+                lr_d: 2e-4,
+                beta1: 0.5,
+                beta2: 0.9,
+                eps: 1e-8,
+                n_critic: 2,
+                ..base
+            },
+        }
+    }
+
+    /// Switches the loss, taking the defaults of its paper where it differs from the preset's:
+    /// WGAN gets RMSprop 5e-5, n_critic 5, clip 0.01; WGAN-GP gets Adam 1e-4 with betas 0 / 0.9,
+    /// lambda 10, n_critic 5.
+    pub fn with_loss(mut self, loss: LossKind) -> Self {
+        if loss == self.loss {
+            return self;
+        }
+        self.loss = loss;
+        match loss {
+            LossKind::Wgan => {
+                self.optimizer = OptimizerKind::Rmsprop;
+                self.lr_g = 5e-5;
+                self.lr_d = 5e-5;
+                self.beta2 = 0.99;
+                self.eps = 1e-8;
+                self.n_critic = 5;
+                self.clip = 0.01;
+            }
+            LossKind::WganGp => {
+                self.optimizer = OptimizerKind::Adam;
+                self.lr_g = 1e-4;
+                self.lr_d = 1e-4;
+                self.beta1 = 0.0;
+                self.beta2 = 0.9;
+                self.eps = 1e-8;
+                self.n_critic = 5;
+                self.gp_lambda = 10.0;
+            }
+            _ => {
+                let p = TrainConfig::preset(Preset::Sheep1);
+                self.optimizer = p.optimizer;
+                self.lr_g = p.lr_g;
+                self.lr_d = p.lr_d;
+                self.beta1 = p.beta1;
+                self.beta2 = p.beta2;
+                self.eps = p.eps;
+                self.n_critic = 1;
+            }
+        }
+        self
+    }
+
+    /// Checks every value; the error names the field.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |field: &str, why: &str| Err(TrainError::Config(format!("{field}: {why}")));
+        let pos = |v: f64| v > 0.0 && v.is_finite();
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if self.n_critic == 0 {
+            return bad("n_critic", "must be at least 1");
+        }
+        if !pos(self.lr_g) || !pos(self.lr_d) {
+            return bad("lr_g/lr_d", "learning rates must be positive and finite");
+        }
+        if !(0.0..1.0).contains(&self.beta1) || !(0.0..1.0).contains(&self.beta2) {
+            return bad("beta1/beta2", "must be in [0, 1)");
+        }
+        if !pos(self.eps) {
+            return bad("eps", "must be positive");
+        }
+        if !(self.gp_lambda >= 0.0 && self.gp_lambda.is_finite()) {
+            return bad("gp_lambda", "must be finite and >= 0");
+        }
+        if !pos(self.clip) {
+            return bad("clip", "must be positive");
+        }
+        if !(0.0..0.9).contains(&self.validation_fraction) {
+            return bad("validation_fraction", "must be in [0, 0.9)");
+        }
+        if self.keep_checkpoints == 0 {
+            return bad("keep_checkpoints", "must be at least 1");
+        }
+        if self.swd_projections == 0 {
+            return bad("swd_projections", "must be at least 1");
+        }
+        if self.data.is_none() && self.synthetic_count == 0 {
+            return bad("synthetic_count", "must be at least 1");
+        }
+        if let Some(f) = self.detect_collapse {
+            if !(f > 0.0 && f < 1.0) {
+                return bad("detect_collapse", "must be in (0, 1)");
+            }
+        }
+        mouton_losses::gan::Labels {
+            real: self.real_label,
+            flip: self.label_flip,
+        }
+        .validate()
+        .map_err(|e| TrainError::Config(e.to_string()))?;
+        Ok(())
+    }
+
+    /// TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# unserializable config: {e}\n"))
+    }
+
+    /// Reads a saved configuration.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+    }
+}
+
+/// Partial settings from a TOML file (`mouton train --config FILE`) or flags; every field
+/// optional, unknown keys rejected.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Overrides {
+    pub preset: Option<Preset>,
+    pub loss: Option<LossKind>,
+    pub data: Option<PathBuf>,
+    pub data_format: Option<String>,
+    pub synthetic_count: Option<usize>,
+    pub validation_fraction: Option<f64>,
+    pub epochs: Option<u64>,
+    pub max_steps: Option<u64>,
+    pub batch_size: Option<usize>,
+    pub seed: Option<u64>,
+    pub optimizer: Option<OptimizerKind>,
+    pub lr_g: Option<f64>,
+    pub lr_d: Option<f64>,
+    pub beta1: Option<f64>,
+    pub beta2: Option<f64>,
+    pub eps: Option<f64>,
+    pub n_critic: Option<usize>,
+    pub gp_lambda: Option<f64>,
+    pub interpolation: Option<InterpolationKind>,
+    pub clip: Option<f64>,
+    pub real_label: Option<f64>,
+    pub label_flip: Option<f64>,
+    pub keep_checkpoints: Option<usize>,
+    pub swd_projections: Option<usize>,
+    pub detect_collapse: Option<f64>,
+}
+
+impl Overrides {
+    /// Reads a TOML file of overrides; errors name the file and the line.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let at = line.map_or(String::new(), |l| format!(":{l}"));
+            TrainError::Config(format!("{}{at}: {}", path.display(), e.message()))
+        })
+    }
+
+    /// `other`'s fields where set, else `self`'s.
+    pub fn then(self, other: Overrides) -> Overrides {
+        macro_rules! pick {
+            ($($f:ident),*) => { Overrides { $($f: other.$f.or(self.$f)),* } };
+        }
+        pick!(
+            preset, loss, data, data_format, synthetic_count, validation_fraction, epochs,
+            max_steps, batch_size, seed, optimizer, lr_g, lr_d, beta1, beta2, eps, n_critic,
+            gp_lambda, interpolation, clip, real_label, label_flip, keep_checkpoints,
+            swd_projections, detect_collapse
+        )
+    }
+
+    /// The configuration: the preset (sheep1 by default), then the loss's defaults, then
+    /// every other field set here.
+    ///
+    /// ```
+    /// use mouton_train::config::{LossKind, OptimizerKind, Overrides};
+    /// let c = Overrides { loss: Some(LossKind::Wgan), lr_d: Some(1e-4), ..Default::default() }
+    ///     .resolve()
+    ///     .unwrap();
+    /// assert_eq!((c.optimizer, c.n_critic, c.lr_g, c.lr_d), (OptimizerKind::Rmsprop, 5, 5e-5, 1e-4));
+    /// ```
+    pub fn resolve(&self) -> Result<TrainConfig, TrainError> {
+        let mut c = TrainConfig::preset(self.preset.unwrap_or(Preset::Sheep1));
+        if let Some(l) = self.loss {
+            c = c.with_loss(l);
+        }
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        set!(
+            synthetic_count, validation_fraction, epochs, batch_size, seed, optimizer, lr_g,
+            lr_d, beta1, beta2, eps, n_critic, gp_lambda, interpolation, clip, real_label,
+            label_flip, keep_checkpoints, swd_projections
+        );
+        if self.data.is_some() {
+            c.data = self.data.clone();
+        }
+        if self.data_format.is_some() {
+            c.data_format = self.data_format.clone();
+        }
+        if self.max_steps.is_some() {
+            c.max_steps = self.max_steps;
+        }
+        if self.detect_collapse.is_some() {
+            c.detect_collapse = self.detect_collapse;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}

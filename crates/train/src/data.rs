@@ -1,0 +1,100 @@
+//! The training images: a Quick Draw file of any format, or synthetic sheep when none is
+//! given, split into training and held-out validation images.
+
+use mouton_data::{Bitmaps, Dataset, Filter, Format, RasterOptions, Scale};
+use rayon::prelude::*;
+
+use crate::config::TrainConfig;
+use crate::rng::{derive, Stream};
+use crate::TrainError;
+
+/// Images for a run.
+#[derive(Debug, Clone)]
+pub struct TrainingData {
+    /// Training images, (N, 1, 28, 28) in [0, 1].
+    pub train: Dataset,
+    /// Held-out images for the per-epoch metric.
+    pub validation: Dataset,
+    /// Where they came from, for messages.
+    pub source: String,
+    /// Whether they are mouton's synthetic stand-ins.
+    pub synthetic: bool,
+}
+
+/// Parses a format name (`ndjson`, `binary`, `npy`, `bitmap28`).
+pub fn parse_format(name: &str) -> Result<Format, TrainError> {
+    Ok(match name {
+        "ndjson" => Format::Ndjson,
+        "binary" => Format::Binary,
+        "npy" => Format::Npy,
+        "bitmap28" => Format::Bitmap28,
+        other => {
+            return Err(TrainError::Config(format!(
+                "data_format: unknown format `{other}` (ndjson, binary, npy, bitmap28)"
+            )))
+        }
+    })
+}
+
+/// `n` synthetic sheep rendered at 28x28 as Google renders drawings.
+pub fn synthetic_bitmaps(n: usize, seed: u64) -> Bitmaps {
+    let opts = RasterOptions::default();
+    let side = opts.size as usize;
+    let flock = mouton_data::synth_flock(n, seed);
+    let data: Vec<u8> = flock
+        .par_iter()
+        .flat_map_iter(|d| {
+            mouton_data::rasterize(&d.strokes, &opts).unwrap_or_else(|| vec![0; side * side])
+        })
+        .collect();
+    Bitmaps { side, data }
+}
+
+/// Loads (or draws) the images of `cfg` and splits off the validation set.
+pub fn load(cfg: &TrainConfig) -> Result<TrainingData, TrainError> {
+    let (bitmaps, source, synthetic) = match &cfg.data {
+        Some(path) => {
+            let format = match &cfg.data_format {
+                Some(f) => parse_format(f)?,
+                None => mouton_data::detect_format(path)?,
+            };
+            let (b, _) = mouton_data::load_images(
+                path,
+                format,
+                &RasterOptions::default(),
+                &Filter::default(),
+                false,
+            )?;
+            (b, path.display().to_string(), false)
+        }
+        None => (
+            synthetic_bitmaps(cfg.synthetic_count, derive(cfg.seed, Stream::Synthetic, 0, 0)),
+            format!("{} synthetic sheep", cfg.synthetic_count),
+            true,
+        ),
+    };
+    if bitmaps.side != 28 {
+        return Err(TrainError::NoData(format!(
+            "{source}: images are {0}x{0}; the SHEEP networks take 28x28",
+            bitmaps.side
+        )));
+    }
+    let all = Dataset::from_bitmaps(&bitmaps, Scale::ZeroOne);
+    let (train, validation) = all.split(
+        cfg.validation_fraction,
+        derive(cfg.seed, Stream::Split, 0, 0),
+    );
+    let need = cfg.batch_size * cfg.n_critic;
+    if train.len() < need {
+        return Err(TrainError::NoData(format!(
+            "{source}: {} training images, but one step needs batch_size x n_critic = {need}",
+            train.len()
+        )));
+    }
+    Ok(TrainingData {
+        train,
+        validation,
+        source,
+        synthetic,
+    })
+}

@@ -1,0 +1,141 @@
+//! `metrics.jsonl`: one JSON object per line, `"kind": "step"` or `"kind": "epoch"`.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{io_err, TrainError};
+
+/// Measurements of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// Always "step".
+    pub kind: String,
+    /// Step, 1-based (the number of steps done).
+    pub step: u64,
+    /// Epoch, 1-based.
+    pub epoch: u64,
+    /// Critic / discriminator loss (mean over the step's critic updates).
+    pub d_loss: f64,
+    /// Generator loss.
+    pub g_loss: f64,
+    /// Gradient penalty (WGAN-GP).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gp: Option<f64>,
+    /// Mean critic output on real images.
+    pub d_real: f64,
+    /// Mean critic output on generated images.
+    pub d_fake: f64,
+    /// L2 norm of the critic's gradient (last critic update).
+    pub grad_norm_d: f64,
+    /// L2 norm of the generator's gradient.
+    pub grad_norm_g: f64,
+    /// Real images consumed per second by this step.
+    pub images_per_s: f64,
+}
+
+/// Measurements at the end of an epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// Always "epoch".
+    pub kind: String,
+    /// Step reached.
+    pub step: u64,
+    /// Epoch, 1-based.
+    pub epoch: u64,
+    /// Sliced Wasserstein distance (p = 2) between generated and held-out real images.
+    pub swd: f64,
+    /// The same between two halves of the held-out real images (what "as good as real" is).
+    pub swd_real_baseline: f64,
+    /// Mean pairwise distance of the fixed-latent samples over that of real images.
+    pub diversity_ratio: f64,
+    /// Seconds spent in the epoch.
+    pub seconds: f64,
+}
+
+/// Appends one record as a line (a single write, then flush).
+pub fn append<T: Serialize>(path: &Path, record: &T) -> Result<(), TrainError> {
+    let mut line = serde_json::to_vec(record).map_err(|e| TrainError::Metric(e.to_string()))?;
+    line.push(b'\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(&line).map_err(io_err(path))?;
+    f.flush().map_err(io_err(path))
+}
+
+/// Every step record and epoch record of a file. A torn last line (a crash mid-write) is
+/// ignored; any other unreadable line is an error naming the line.
+pub fn read(path: &Path) -> Result<(Vec<StepRecord>, Vec<EpochRecord>), TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io_err(path)(e)),
+    };
+    let (mut steps, mut epochs) = (Vec::new(), Vec::new());
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let last = i + 1 == lines.len() && !text.ends_with('\n');
+        let value: serde_json::Value = match serde_json::from_str(line) {
+            Ok(v) => v,
+            Err(_) if last => break,
+            Err(e) => {
+                return Err(TrainError::Metric(format!(
+                    "{}:{}: {e}",
+                    path.display(),
+                    i + 1
+                )))
+            }
+        };
+        let bad = |e: serde_json::Error| {
+            TrainError::Metric(format!("{}:{}: {e}", path.display(), i + 1))
+        };
+        match value.get("kind").and_then(|k| k.as_str()) {
+            Some("step") => steps.push(serde_json::from_value(value).map_err(bad)?),
+            Some("epoch") => epochs.push(serde_json::from_value(value).map_err(bad)?),
+            _ => {
+                return Err(TrainError::Metric(format!(
+                    "{}:{}: no \"kind\"",
+                    path.display(),
+                    i + 1
+                )))
+            }
+        }
+    }
+    Ok((steps, epochs))
+}
+
+/// Keeps only the records up to `step` (after a resume from that step's checkpoint, the lines
+/// written past it belong to work that is being redone). Rewritten atomically.
+pub fn truncate_after(path: &Path, step: u64) -> Result<(), TrainError> {
+    let (steps, epochs) = read(path)?;
+    let mut out = Vec::new();
+    let mut push = |v: Vec<u8>| {
+        out.extend(v);
+        out.push(b'\n');
+    };
+    // Merge back in file order: by step, an epoch record after its last step.
+    let (mut i, mut j) = (0, 0);
+    let steps: Vec<_> = steps.into_iter().filter(|s| s.step <= step).collect();
+    let epochs: Vec<_> = epochs.into_iter().filter(|e| e.step <= step).collect();
+    while i < steps.len() || j < epochs.len() {
+        let take_step = j >= epochs.len() || (i < steps.len() && steps[i].step <= epochs[j].step);
+        let line = if take_step {
+            i += 1;
+            serde_json::to_vec(&steps[i - 1])
+        } else {
+            j += 1;
+            serde_json::to_vec(&epochs[j - 1])
+        }
+        .map_err(|e| TrainError::Metric(e.to_string()))?;
+        push(line);
+    }
+    mouton_data::write_atomically(path, |f| f.write_all(&out))
+        .map_err(|e| TrainError::Metric(e.to_string()))
+}

@@ -1,0 +1,97 @@
+//! Drawing new sheep: latent vectors, generation in batches, grids, and spherical
+//! interpolation between latent vectors.
+
+use std::path::Path;
+
+use dfdx::prelude::*;
+use mouton_models::sheep::{Sheep1Generator, LATENT};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::rng::{rng, Stream};
+use crate::TrainError;
+
+/// `n` latent vectors (n x 128, N(0, 1)) from `seed`; `a` selects an independent set.
+///
+/// ```
+/// let z = mouton_train::sampling::latent(1, 0, 3);
+/// assert_eq!(z.len(), 3 * 128);
+/// assert_eq!(z, mouton_train::sampling::latent(1, 0, 3));
+/// ```
+pub fn latent(seed: u64, a: u64, n: usize) -> Vec<f32> {
+    let mut r = rng(seed, Stream::Samples, a, 0);
+    (0..n * LATENT)
+        .map(|_| StandardNormal.sample(&mut r))
+        .collect()
+}
+
+/// Images (n x 784, in [0, 1]) for latent vectors (n x 128), 64 at a time.
+pub fn generate(g: &Sheep1Generator<f32, Cpu>, z: &[f32]) -> Result<Vec<f32>, TrainError> {
+    let dev = g.dense.weight.device().clone();
+    let mut out = Vec::with_capacity(z.len() / LATENT * 784);
+    for chunk in z.chunks(64 * LATENT) {
+        let n = chunk.len() / LATENT;
+        let zt = dev.tensor_from_vec(chunk.to_vec(), (n, Const::<LATENT>));
+        let img = g.forward(zt)?;
+        let mut v = vec![0f32; n * 784];
+        img.copy_into(&mut v);
+        out.extend(v);
+    }
+    Ok(out)
+}
+
+/// Pixels in [0, 1] to grey levels.
+pub fn to_u8(images: &[f32]) -> Vec<u8> {
+    images
+        .iter()
+        .map(|&v| (v.clamp(0.0, 1.0) * 255.0).round() as u8)
+        .collect()
+}
+
+/// Writes 28x28 images (in [0, 1]) as a grid PNG with `cols` columns, atomically.
+pub fn write_grid(path: &Path, images: &[f32], cols: usize) -> Result<(), TrainError> {
+    let px = to_u8(images);
+    let cells: Vec<&[u8]> = px.chunks(784).collect();
+    let cols = cols.max(1);
+    let rows = cells.len().div_ceil(cols).max(1);
+    let (w, h, grid) = mouton_data::tile(&cells, 28, cols, rows, 2);
+    mouton_data::write_png_gray(path, w, h, &grid)?;
+    Ok(())
+}
+
+/// Spherical interpolation between `a` and `b` at `t` in [0, 1] (the path stays at the typical
+/// norm of Gaussian vectors, unlike a straight line, which passes near the low-norm centre).
+///
+/// ```
+/// use mouton_train::sampling::slerp;
+/// let (a, b) = ([1.0f32, 0.0], [0.0f32, 1.0]);
+/// let m = slerp(&a, &b, 0.5);
+/// assert!((m[0] - 0.70710677).abs() < 1e-6 && (m[1] - 0.70710677).abs() < 1e-6);
+/// assert_eq!(slerp(&a, &b, 0.0), a);
+/// ```
+pub fn slerp(a: &[f32], b: &[f32], t: f64) -> Vec<f32> {
+    let dot: f64 = a.iter().zip(b).map(|(&x, &y)| x as f64 * y as f64).sum();
+    let na = a.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb = b.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+    let cos = (dot / (na * nb).max(1e-300)).clamp(-1.0, 1.0);
+    let omega = cos.acos();
+    let (wa, wb) = if omega.abs() < 1e-6 {
+        (1.0 - t, t)
+    } else {
+        (
+            ((1.0 - t) * omega).sin() / omega.sin(),
+            (t * omega).sin() / omega.sin(),
+        )
+    };
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (wa * x as f64 + wb * y as f64) as f32)
+        .collect()
+}
+
+/// `steps` latent vectors from `a` to `b` (both included) along [`slerp`].
+pub fn interpolation(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
+    let steps = steps.max(2);
+    (0..steps)
+        .flat_map(|k| slerp(a, b, k as f64 / (steps - 1) as f64))
+        .collect()
+}

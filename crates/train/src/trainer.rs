@@ -1,0 +1,423 @@
+//! The training loop.
+//!
+//! A *step* is `n_critic` critic updates, each on a fresh batch of real images and a batch of
+//! generated ones, followed by one generator update; an epoch is as many steps as the training
+//! images allow without reusing one (`floor(N / (batch_size * n_critic))`). Each epoch ends
+//! with a sample grid from fixed latent vectors, the sliced Wasserstein distance to held-out
+//! real images, a checkpoint and `loss.png`.
+//!
+//! Determinism: every random draw comes from a stream derived from (seed, purpose, step), the
+//! CPU kernels reduce in a fixed order, so the same seed gives bit-identical weights, and a run
+//! resumed from a checkpoint continues bit-identically to an uninterrupted one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
+};
+use dfdx::prelude::*;
+use mouton_losses::gan::{
+    discriminator_bce_with, generator_non_saturating, generator_saturating, Labels,
+};
+use mouton_losses::gradient_penalty::{interpolation_weights, wgan_gp_critic_loss, Interpolation};
+use mouton_losses::hinge::{discriminator_hinge, generator_hinge};
+use mouton_losses::lsgan::{discriminator_lsgan, generator_lsgan, LsganTargets};
+use mouton_losses::wasserstein::{clip_weights, critic_loss, generator_loss};
+use mouton_models::critic::Critic;
+use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator, LATENT};
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::checkpoint::{self, State};
+use crate::config::{InterpolationKind, LossKind, TrainConfig};
+use crate::data::TrainingData;
+use crate::metrics::{self, EpochRecord, StepRecord};
+use crate::optim::Optimizer;
+use crate::rng::{derive, rng, Stream};
+use crate::sampling;
+use crate::{eval, io_err, TrainError};
+
+/// What the loop reports as it goes (the CLI turns these into progress bars or log lines).
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// Training starts (or resumes) at `start_step` of `total_steps`.
+    Start {
+        /// Steps already done.
+        start_step: u64,
+        /// Steps in the whole run.
+        total_steps: u64,
+        /// Steps per epoch.
+        steps_per_epoch: u64,
+        /// Where the images come from.
+        data: &'a str,
+        /// Training / validation image counts.
+        images: (usize, usize),
+    },
+    /// A step finished.
+    Step(&'a StepRecord),
+    /// An epoch finished (its checkpoint, samples and plot are written).
+    Epoch(&'a EpochRecord, &'a Path),
+    /// Something the user should know (mode collapse suspected, no checkpoint to resume).
+    Warning(String),
+}
+
+/// Options that are not part of the configuration.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Continue from the newest checkpoint of the run directory.
+    pub resume: bool,
+    /// Test hook: make the critic loss NaN at this step (1-based), to exercise the NaN guard.
+    pub inject_nan_at_step: Option<u64>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Steps done in total.
+    pub steps: u64,
+    /// The last checkpoint written.
+    pub checkpoint: Option<PathBuf>,
+    /// The last epoch's record.
+    pub last_epoch: Option<EpochRecord>,
+}
+
+type G = Sheep1Generator<f32, Cpu>;
+type D = Sheep1Discriminator<f32, Cpu>;
+type Images = Tensor<(usize, usize, usize, usize), f32, Cpu>;
+
+struct Finite(bool);
+impl TensorVisitor<f32, Cpu> for Finite {
+    type Viewer = ViewTensorRef;
+    type Err = <Cpu as HasErr>::Err;
+    type E2 = f32;
+    type D2 = Cpu;
+    fn visit<S: Shape>(
+        &mut self,
+        _: TensorOptions<S, f32, Cpu>,
+        t: &Tensor<S, f32, Cpu>,
+    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        if self.0 {
+            let mut v = vec![0f32; t.shape().num_elements()];
+            t.copy_into(&mut v);
+            self.0 = v.iter().all(|x| x.is_finite());
+        }
+        Ok(None)
+    }
+}
+
+fn finite<M: TensorCollection<f32, Cpu>>(m: &M) -> bool {
+    let mut f = Finite(true);
+    let _ = M::iter_tensors(&mut RecursiveWalker { m, f: &mut f });
+    f.0
+}
+
+fn latent_batch(dev: &Cpu, seed: u64, stream: Stream, step: u64, j: u64, n: usize) -> Tensor<(usize, Const<LATENT>), f32, Cpu> {
+    let mut r = rng(seed, stream, step, j);
+    let v: Vec<f32> = (0..n * LATENT).map(|_| StandardNormal.sample(&mut r)).collect();
+    dev.tensor_from_vec(v, (n, Const))
+}
+
+fn mean(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
+}
+
+/// One critic update; returns (loss, gp, mean D(real), mean D(fake), gradient norm).
+#[allow(clippy::too_many_arguments)]
+fn critic_update(
+    cfg: &TrainConfig,
+    g: &G,
+    d: &mut D,
+    opt_d: &mut Optimizer<f32>,
+    real: Images,
+    step: u64,
+    j: u64,
+    inject_nan: bool,
+) -> Result<(f64, Option<f64>, f64, f64, f64), TrainError> {
+    let dev = real.device().clone();
+    let n = real.shape().0;
+    let z = latent_batch(&dev, cfg.seed, Stream::CriticLatent, step, j, n);
+    let fake = g.forward(z)?;
+    let mut drop = rng(cfg.seed, Stream::Dropout, step, 2 * j);
+    let mut labels_rng = rng(cfg.seed, Stream::Labels, step, j);
+    let (loss, gp, d_real, d_fake) = if cfg.loss == LossKind::WganGp {
+        let how = match cfg.interpolation {
+            InterpolationKind::Uniform => Interpolation::Uniform,
+            InterpolationKind::FidleNormal => Interpolation::FidleNormal,
+        };
+        let e: Vec<f32> = interpolation_weights(n, how, &mut labels_rng);
+        // Means of D(real) and D(fake) for the record, without dropout.
+        let (loss, parts) =
+            wgan_gp_critic_loss(&*d, &real, &fake, &e, cfg.gp_lambda, d.alloc_grads(), Some(&mut drop))?;
+        let w = parts.wasserstein as f64;
+        (loss, Some(parts.penalty.penalty as f64), w, 0.0)
+    } else {
+        let (s_real, tape) = d
+            .score(real.traced(d.alloc_grads()), Some(&mut drop))?
+            .split_tape();
+        let s_fake = d.score(fake.put_tape(tape), Some(&mut drop))?;
+        let (mr, mf) = (mean(&s_real.as_vec()), mean(&s_fake.as_vec()));
+        let loss = match cfg.loss {
+            LossKind::Gan | LossKind::Nsgan => {
+                let labels = Labels {
+                    real: cfg.real_label,
+                    flip: cfg.label_flip,
+                };
+                discriminator_bce_with(s_real, s_fake, &labels, &mut labels_rng)
+            }
+            LossKind::Lsgan => discriminator_lsgan(s_real, s_fake, &LsganTargets::default()),
+            LossKind::Hinge => discriminator_hinge(s_real, s_fake),
+            LossKind::Wgan | LossKind::WganGp => critic_loss(s_real, s_fake),
+        };
+        (loss, None, mr, mf)
+    };
+    let value = if inject_nan { f64::NAN } else { loss.array() as f64 };
+    if !value.is_finite() {
+        return Err(TrainError::NonFinite {
+            step: step + 1,
+            quantity: "critic loss".into(),
+            value,
+        });
+    }
+    let mut grads = loss.backward();
+    let norm = opt_d.step(d, &mut grads)?;
+    if cfg.loss == LossKind::Wgan {
+        clip_weights(d, cfg.clip)?;
+    }
+    // For WGAN-GP, d_real carries the Wasserstein estimate and d_fake is 0 (see StepRecord).
+    Ok((value, gp, d_real, d_fake, norm))
+}
+
+fn generator_update(
+    cfg: &TrainConfig,
+    g: &mut G,
+    d: &D,
+    opt_g: &mut Optimizer<f32>,
+    dev: &Cpu,
+    step: u64,
+) -> Result<(f64, f64), TrainError> {
+    let z = latent_batch(dev, cfg.seed, Stream::GeneratorLatent, step, 0, cfg.batch_size);
+    let fake = g.forward(z.traced(g.alloc_grads()))?;
+    let mut drop = rng(cfg.seed, Stream::Dropout, step, u64::MAX);
+    let s = d.score(fake, Some(&mut drop))?;
+    let loss = match cfg.loss {
+        LossKind::Gan => generator_saturating(s),
+        LossKind::Nsgan => generator_non_saturating(s),
+        LossKind::Lsgan => generator_lsgan(s, &LsganTargets::default()),
+        LossKind::Hinge => generator_hinge(s),
+        LossKind::Wgan | LossKind::WganGp => generator_loss(s),
+    };
+    let value = loss.array() as f64;
+    if !value.is_finite() {
+        return Err(TrainError::NonFinite {
+            step: step + 1,
+            quantity: "generator loss".into(),
+            value,
+        });
+    }
+    let mut grads = loss.backward();
+    let norm = opt_g.step(g, &mut grads)?;
+    Ok((value, norm))
+}
+
+/// Builds the networks of `cfg` from its seed.
+pub fn build_models(cfg: &TrainConfig) -> (G, D) {
+    let dev = Cpu::seed_from_u64(derive(cfg.seed, Stream::Init, 0, 0));
+    let g = G::build(&dev);
+    let d = D::build(&dev);
+    (g, d)
+}
+
+fn optimizers(cfg: &TrainConfig) -> (Optimizer<f32>, Optimizer<f32>) {
+    let o = |lr| Optimizer::new(cfg.optimizer, lr, cfg.beta1, cfg.beta2, cfg.eps);
+    (o(cfg.lr_g), o(cfg.lr_d))
+}
+
+/// Steps per epoch and in total for `cfg` on `n_train` images.
+pub fn schedule(cfg: &TrainConfig, n_train: usize) -> (u64, u64) {
+    let per = (n_train / (cfg.batch_size * cfg.n_critic)).max(1) as u64;
+    let total = cfg.epochs.saturating_mul(per);
+    (per, cfg.max_steps.map_or(total, |m| m.min(total)))
+}
+
+/// Trains on `data` into `run_dir` (created if needed). With `opts.resume`, continues from the
+/// newest checkpoint there (from scratch, with a warning, if none was written yet); without
+/// it, refuses a directory that already holds a run.
+pub fn train(
+    cfg: &TrainConfig,
+    data: &TrainingData,
+    run_dir: &Path,
+    opts: &RunOptions,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Summary, TrainError> {
+    cfg.validate()?;
+    let existing = checkpoint::list(run_dir)?;
+    if !opts.resume && (!existing.is_empty() || run_dir.join("metrics.jsonl").exists()) {
+        return Err(TrainError::RunDir(format!(
+            "{} already holds a run: continue it with --resume, or choose another --run-dir",
+            run_dir.display()
+        )));
+    }
+    let samples_dir = run_dir.join("samples");
+    std::fs::create_dir_all(&samples_dir).map_err(io_err(&samples_dir))?;
+    let config_path = run_dir.join("config.toml");
+    let text = cfg.to_toml();
+    mouton_data::write_atomically(&config_path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+    let metrics_path = run_dir.join("metrics.jsonl");
+
+    let (mut g, mut d) = build_models(cfg);
+    let (mut opt_g, mut opt_d) = optimizers(cfg);
+    let dev = g.dense.weight.device().clone();
+    let mut start = 0;
+    let mut last_checkpoint = None;
+    if opts.resume {
+        match existing.last() {
+            Some((_, path)) => {
+                start = checkpoint::load(
+                    path,
+                    State {
+                        g: &mut g,
+                        d: &mut d,
+                        opt_g: &mut opt_g,
+                        opt_d: &mut opt_d,
+                    },
+                )?;
+                metrics::truncate_after(&metrics_path, start)?;
+                last_checkpoint = Some(path.clone());
+            }
+            None => {
+                on_event(Event::Warning(format!(
+                    "{}: no checkpoint yet, starting from step 0",
+                    run_dir.display()
+                )));
+                metrics::truncate_after(&metrics_path, 0)?;
+            }
+        }
+    }
+
+    let (per_epoch, total) = schedule(cfg, data.train.len());
+    on_event(Event::Start {
+        start_step: start,
+        total_steps: total,
+        steps_per_epoch: per_epoch,
+        data: &data.source,
+        images: (data.train.len(), data.validation.len()),
+    });
+    let fixed_z = sampling::latent(cfg.seed, 0, 64);
+    let n_metric = data.validation.len().min(512);
+    let metric_z = sampling::latent(cfg.seed, 1, n_metric);
+    let mut batches = None;
+    let mut last_epoch = None;
+    let mut epoch_start = Instant::now();
+    for step in start..total {
+        let t0 = Instant::now();
+        let epoch = step / per_epoch;
+        let k = step % per_epoch;
+        if batches.is_none() || k == 0 {
+            let seed = derive(cfg.seed, Stream::Shuffle, epoch, 0);
+            let mut it = data.train.batches(cfg.batch_size, seed, true);
+            for _ in 0..k * cfg.n_critic as u64 {
+                it.next();
+            }
+            batches = Some(it);
+            if k == 0 {
+                epoch_start = Instant::now();
+            }
+        }
+        let it = batches.as_mut().ok_or_else(|| TrainError::NoData("no batches".into()))?;
+        let (mut d_loss, mut gp_sum, mut d_real, mut d_fake, mut norm_d) = (0.0, None, 0.0, 0.0, 0.0);
+        for j in 0..cfg.n_critic as u64 {
+            let batch = it
+                .next()
+                .ok_or_else(|| TrainError::NoData("ran out of batches within an epoch".into()))?;
+            let real: Images = dev.tensor_from_vec(batch.pixels, (batch.indices.len(), 1, 28, 28));
+            let inject = opts.inject_nan_at_step == Some(step + 1) && j == 0;
+            let (l, gp, r, f, nd) = critic_update(cfg, &g, &mut d, &mut opt_d, real, step, j, inject)?;
+            d_loss += l;
+            if let Some(gp) = gp {
+                gp_sum = Some(gp_sum.unwrap_or(0.0) + gp);
+            }
+            d_real += r;
+            d_fake += f;
+            norm_d = nd;
+        }
+        let nc = cfg.n_critic as f64;
+        let (g_loss, norm_g) = generator_update(cfg, &mut g, &d, &mut opt_g, &dev, step)?;
+        if !norm_d.is_finite() || !finite(&d) {
+            return Err(TrainError::NonFinite { step: step + 1, quantity: "critic weights".into(), value: norm_d });
+        }
+        if !norm_g.is_finite() || !finite(&g) {
+            return Err(TrainError::NonFinite { step: step + 1, quantity: "generator weights".into(), value: norm_g });
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let record = StepRecord {
+            kind: "step".into(),
+            step: step + 1,
+            epoch: epoch + 1,
+            d_loss: d_loss / nc,
+            g_loss,
+            gp: gp_sum.map(|s| s / nc),
+            d_real: d_real / nc,
+            d_fake: d_fake / nc,
+            grad_norm_d: norm_d,
+            grad_norm_g: norm_g,
+            images_per_s: (cfg.batch_size * cfg.n_critic) as f64 / secs.max(1e-9),
+        };
+        metrics::append(&metrics_path, &record)?;
+        on_event(Event::Step(&record));
+
+        if k + 1 == per_epoch || step + 1 == total {
+            let samples = sampling::generate(&g, &fixed_z)?;
+            let grid = samples_dir.join(format!("epoch_{:03}.png", epoch + 1));
+            sampling::write_grid(&grid, &samples, 8)?;
+            let (swd, swd_real_baseline, diversity_ratio) = if n_metric >= 8 {
+                let fake = sampling::generate(&g, &metric_z)?;
+                let val = data.validation.as_slice();
+                let half = n_metric / 2;
+                let swd = eval::swd(&fake[..half * 784], &val[..half * 784], cfg.swd_projections, cfg.seed)?;
+                let base = eval::swd(&val[half * 784..2 * half * 784], &val[..half * 784], cfg.swd_projections, cfg.seed)?;
+                let m = half.min(64);
+                let div = eval::mean_pairwise_distance(&fake[..m * 784])
+                    / eval::mean_pairwise_distance(&val[..m * 784]).max(1e-12);
+                (swd, base, div)
+            } else {
+                (f64::NAN, f64::NAN, f64::NAN)
+            };
+            if let Some(frac) = cfg.detect_collapse {
+                if diversity_ratio < frac {
+                    on_event(Event::Warning(format!(
+                        "epoch {}: possible mode collapse: the samples' diversity is {:.0}% of the real images' (threshold {:.0}%)",
+                        epoch + 1,
+                        diversity_ratio * 100.0,
+                        frac * 100.0
+                    )));
+                }
+            }
+            let path = checkpoint::save(
+                run_dir,
+                step + 1,
+                State { g: &mut g, d: &mut d, opt_g: &mut opt_g, opt_d: &mut opt_d },
+                cfg.keep_checkpoints,
+            )?;
+            let rec = EpochRecord {
+                kind: "epoch".into(),
+                step: step + 1,
+                epoch: epoch + 1,
+                swd,
+                swd_real_baseline,
+                diversity_ratio,
+                seconds: epoch_start.elapsed().as_secs_f64(),
+            };
+            metrics::append(&metrics_path, &rec)?;
+            let (steps, _) = metrics::read(&metrics_path)?;
+            crate::plot::loss_png(&steps, &run_dir.join("loss.png"))?;
+            on_event(Event::Epoch(&rec, &path));
+            last_checkpoint = Some(path);
+            last_epoch = Some(rec);
+        }
+    }
+    Ok(Summary {
+        steps: total.max(start),
+        checkpoint: last_checkpoint,
+        last_epoch,
+    })
+}

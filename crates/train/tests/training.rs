@@ -1,0 +1,167 @@
+//! Training runs on small synthetic data: resume equivalence, the NaN guard, checkpoint
+//! errors, every loss running, and the run directory's files.
+
+use std::path::Path;
+
+use mouton_models::weights::WeightsFile;
+use mouton_train::config::{LossKind, Overrides, Preset, TrainConfig};
+use mouton_train::trainer::{train, RunOptions};
+use mouton_train::{checkpoint, data, metrics, TrainError};
+
+fn small(loss: Option<LossKind>, epochs: u64) -> TrainConfig {
+    Overrides {
+        preset: Some(Preset::Sheep1),
+        loss,
+        synthetic_count: Some(72),
+        validation_fraction: Some(0.2),
+        batch_size: Some(16),
+        epochs: Some(epochs),
+        seed: Some(9),
+        swd_projections: Some(8),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap()
+}
+
+fn run(cfg: &TrainConfig, dir: &Path, opts: &RunOptions) -> Result<mouton_train::trainer::Summary, TrainError> {
+    let data = data::load(cfg).unwrap();
+    train(cfg, &data, dir, opts, &mut |_| {})
+}
+
+/// Every tensor of a checkpoint (names, shapes, values) and its metadata that matters.
+fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
+    let f = WeightsFile::open(path).unwrap();
+    let mut out: Vec<_> = f
+        .entries()
+        .into_iter()
+        .map(|(name, shape)| {
+            let v: Vec<f32> = f.tensor(&name, &shape).unwrap();
+            (name, shape, v.iter().map(|x| x.to_bits()).collect())
+        })
+        .collect();
+    for k in ["step", "opt_g.t", "opt_d.t"] {
+        out.push((k.into(), vec![], vec![f.metadata(k).unwrap().parse().unwrap()]));
+    }
+    out
+}
+
+#[test]
+fn one_epoch_then_resume_equals_two_epochs_bit_for_bit() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let two = small(None, 2);
+    let s = run(&two, a.path(), &RunOptions::default()).unwrap();
+    assert_eq!(s.steps, 6, "58 training images, batch 16: 3 steps per epoch");
+
+    run(&small(None, 1), b.path(), &RunOptions::default()).unwrap();
+    let resumed = run(&two, b.path(), &RunOptions { resume: true, ..Default::default() }).unwrap();
+    assert_eq!(resumed.steps, 6);
+    // Same step, same bytes: weights, both optimizers' moments and step counts.
+    let (ca, cb) = (checkpoint::path_for(a.path(), 6), checkpoint::path_for(b.path(), 6));
+    let (ta, tb) = (tensors(&ca), tensors(&cb));
+    assert_eq!(ta.len(), 8 + 8 + 16 + 16 + 3, "weights, Adam's m and v for both networks");
+    assert!(ta == tb, "resumed run differs from the uninterrupted one");
+    // The metrics are the same records (timings aside).
+    let (sa, _) = metrics::read(&a.path().join("metrics.jsonl")).unwrap();
+    let (sb, eb) = metrics::read(&b.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(sa.len(), 6);
+    assert_eq!(sb.len(), 6);
+    for (x, y) in sa.iter().zip(&sb) {
+        assert_eq!((x.step, x.d_loss, x.g_loss, x.grad_norm_d), (y.step, y.d_loss, y.g_loss, y.grad_norm_d));
+    }
+    assert_eq!(eb.len(), 2);
+    for f in ["config.toml", "loss.png", "samples/epoch_001.png", "samples/epoch_002.png"] {
+        assert!(b.path().join(f).is_file(), "{f} missing");
+    }
+    let f = WeightsFile::open(&cb).unwrap();
+    assert_eq!(f.metadata("step"), Some("6"));
+    assert_eq!(f.metadata("opt_g.t"), Some("6"));
+    // A second run in the same directory without --resume is refused.
+    let err = run(&two, a.path(), &RunOptions::default()).unwrap_err();
+    assert!(err.to_string().contains("--resume"), "{err}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_weights_and_another_seed_does_not() {
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut cfg = small(None, 1);
+    cfg.max_steps = Some(2);
+    run(&cfg, dirs[0].path(), &RunOptions::default()).unwrap();
+    run(&cfg, dirs[1].path(), &RunOptions::default()).unwrap();
+    cfg.seed = 10;
+    run(&cfg, dirs[2].path(), &RunOptions::default()).unwrap();
+    let p = |i: usize| tensors(&checkpoint::path_for(dirs[i].path(), 2));
+    assert!(p(0) == p(1), "same seed, different weights");
+    assert!(p(0) != p(2), "different seeds, same weights");
+}
+
+#[test]
+fn nan_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small(None, 2);
+    let opts = RunOptions { resume: false, inject_nan_at_step: Some(5) };
+    let err = run(&cfg, dir.path(), &opts).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, TrainError::NonFinite { step: 5, .. }), "{msg}");
+    assert!(msg.contains("step 5") && msg.contains("critic loss"), "{msg}");
+    let cps: Vec<u64> = checkpoint::list(dir.path()).unwrap().into_iter().map(|c| c.0).collect();
+    assert_eq!(cps, [3], "the epoch-1 checkpoint stays, nothing after it");
+    // It resumes from there.
+    let s = run(&cfg, dir.path(), &RunOptions { resume: true, ..Default::default() }).unwrap();
+    assert_eq!(s.steps, 6);
+}
+
+#[test]
+fn corrupt_or_foreign_checkpoints_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small(None, 1);
+    run(&cfg, dir.path(), &RunOptions::default()).unwrap();
+    let cp = checkpoint::path_for(dir.path(), 3);
+    let bytes = std::fs::read(&cp).unwrap();
+    std::fs::write(&cp, &bytes[..bytes.len() / 2]).unwrap();
+    let resume = RunOptions { resume: true, ..Default::default() };
+    let err = run(&small(None, 2), dir.path(), &resume).unwrap_err();
+    assert!(err.is_bad_input());
+    let msg = err.to_string();
+    assert!(msg.contains("step_000000003.safetensors") && msg.contains("not a valid safetensors"), "{msg}");
+
+    // A weights file that is not a checkpoint.
+    let mut w = mouton_models::weights::WeightsWriter::new();
+    w.add::<f32>("x", vec![1], &[0.0]);
+    w.write(&cp).unwrap();
+    let err = run(&small(None, 2), dir.path(), &resume).unwrap_err();
+    assert!(err.to_string().contains("not a mouton checkpoint"), "{err}");
+}
+
+#[test]
+fn every_loss_trains_a_step_with_finite_numbers() {
+    for loss in [LossKind::Gan, LossKind::Nsgan, LossKind::Lsgan, LossKind::Hinge, LossKind::Wgan, LossKind::WganGp] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = small(Some(loss), 1);
+        cfg.n_critic = 2;
+        cfg.batch_size = 8;
+        cfg.max_steps = Some(2);
+        run(&cfg, dir.path(), &RunOptions::default()).unwrap();
+        let (steps, epochs) = metrics::read(&dir.path().join("metrics.jsonl")).unwrap();
+        assert_eq!(steps.len(), 2, "{loss:?}");
+        for s in &steps {
+            assert!(s.d_loss.is_finite() && s.g_loss.is_finite() && s.grad_norm_d > 0.0, "{loss:?}: {s:?}");
+            assert_eq!(s.gp.is_some(), loss == LossKind::WganGp);
+        }
+        assert_eq!(epochs.len(), 1);
+        assert!(epochs[0].swd.is_finite() && epochs[0].swd > 0.0);
+        if loss == LossKind::Wgan {
+            let f = WeightsFile::open(&checkpoint::path_for(dir.path(), 2)).unwrap();
+            let w: Vec<f32> = f.tensor("d.conv2.weight", &[128, 64, 4, 4]).unwrap();
+            assert!(w.iter().all(|v| v.abs() <= 0.01), "WGAN clips the critic");
+        }
+    }
+}
+
+#[test]
+fn too_little_data_is_an_error() {
+    let mut cfg = small(None, 1);
+    cfg.synthetic_count = 10;
+    let err = data::load(&cfg).unwrap_err();
+    assert!(err.to_string().contains("batch_size x n_critic = 16"), "{err}");
+}
