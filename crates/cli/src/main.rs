@@ -7,6 +7,7 @@ mod data_cmd;
 mod emd_cmd;
 mod input;
 mod model_cmd;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -30,6 +31,16 @@ enum Command {
     /// GAN architectures: summaries.
     #[command(subcommand)]
     Model(model_cmd::ModelCommand),
+    /// Train a GAN (FIDLE SHEEP1/SHEEP2 presets; synthetic sheep without --data).
+    Train(Box<train_cmd::TrainArgs>),
+    /// Draw new sheep with a run's generator.
+    Sample(train_cmd::SampleArgs),
+    /// Walk the latent space between random points (slerp).
+    Interpolate(train_cmd::InterpolateArgs),
+    /// Sliced Wasserstein distance and precision/recall against real drawings.
+    Eval(train_cmd::EvalArgs),
+    /// Plot a run's losses and print its per-epoch history.
+    History(train_cmd::HistoryArgs),
 }
 
 /// A problem with what the user gave us (exit code 2), as opposed to an internal failure (1).
@@ -50,6 +61,11 @@ fn main() -> ExitCode {
         Command::Data(cmd) => data_cmd::run(&cmd),
         Command::Emd(args) => emd_cmd::run(&args),
         Command::Model(cmd) => model_cmd::run(&cmd),
+        Command::Train(args) => train_cmd::train(&args),
+        Command::Sample(args) => train_cmd::sample(&args),
+        Command::Interpolate(args) => train_cmd::interpolate(&args),
+        Command::Eval(args) => train_cmd::evaluate(&args),
+        Command::History(args) => train_cmd::history(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -115,9 +115,13 @@ where
     let t_fake = targets(&dev, nf, 0.0, labels.real, labels.flip, rng);
     // Sums over each half, divided by 2N: the mean over the concatenated batch.
     let total = cst::<E>((nr + nf).max(1) as f64);
-    let fake_sum = fake.bce_with_logits(t_fake).sum::<(), _>();
-    let real_sum = real.bce_with_logits(t_real).sum::<(), _>();
-    (fake_sum + real_sum) / total
+    let sum = crate::two_terms(
+        real,
+        fake,
+        |r| r.bce_with_logits(t_real).sum::<(), _>(),
+        |f| f.bce_with_logits(t_fake).sum::<(), _>(),
+    );
+    sum / total
 }
 
 /// Saturating generator loss `mean log(1 - D(G(z)))` (the minimax game's own term).

@@ -28,7 +28,12 @@ where
     FT: Tape<E, D> + Merge<RT>,
 {
     let one = cst::<E>(1.0);
-    (fake + one).relu().mean::<(), _>() + (-real + one).relu().mean::<(), _>()
+    crate::two_terms(
+        real,
+        fake,
+        |r| (-r + one).relu().mean::<(), _>(),
+        |f| (f + one).relu().mean::<(), _>(),
+    )
 }
 
 /// Hinge generator loss (the same as WGAN's).

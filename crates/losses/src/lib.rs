@@ -17,8 +17,9 @@
 //! - [`vae`]: reparameterization, KL divergence and reconstruction losses.
 //!
 //! When two inputs carry tapes (scores of real and of fake images), the returned tensor carries
-//! both merged; when only one does, it must be the *fake* one (the tape travels to whatever was
-//! computed last: trace the real batch, split the tape off its scores, put it on the fake batch).
+//! both merged; when only one does, it must be the *fake* one: trace the real batch, split the
+//! tape off its scores, put it on the fake batch, and pass both (the losses record the real
+//! term's ops on that tape too, so both batches get their gradients).
 //!
 //! ```
 //! use dfdx::prelude::*;
@@ -67,6 +68,30 @@ pub enum LossError {
     /// or its record does not fit the batch).
     #[error("critic: {0}")]
     Critic(String),
+}
+
+/// `real_term(real) + fake_term(fake)` on one tape. Every op must be recorded on a tape
+/// *before* that tape moves on: when the caller split the tape off `real` and put it on `fake`
+/// (the usual way to score two batches with one gradient store), ops applied to the tapeless
+/// `real` would not be recorded and `real` would silently get no gradient. So the tapes are
+/// merged onto `real` first, its term computed, and the tape then moved on to `fake`.
+pub(crate) fn two_terms<E, D, RT, FT>(
+    real: Scores<E, D, RT>,
+    fake: Scores<E, D, FT>,
+    real_term: impl FnOnce(Scores<E, D, FT>) -> Loss<E, D, FT>,
+    fake_term: impl FnOnce(Scores<E, D, FT>) -> Loss<E, D, FT>,
+) -> Loss<E, D, FT>
+where
+    E: Dtype,
+    D: Device<E>,
+    RT: Tape<E, D>,
+    FT: Tape<E, D> + Merge<RT>,
+{
+    let (real, rt) = real.split_tape();
+    let (fake, ft) = fake.split_tape();
+    let r = real_term(real.put_tape(ft.merge(rt)));
+    let (r, tape) = r.split_tape();
+    fake_term(fake.put_tape(tape)) + r
 }
 
 /// `v` as the element type (constants and user parameters; f64 -> f32 rounds).

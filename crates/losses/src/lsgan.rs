@@ -60,7 +60,7 @@ where
     RT: Tape<E, D>,
     FT: Tape<E, D> + Merge<RT>,
 {
-    half_mse(fake, t.a) + half_mse(real, t.b)
+    crate::two_terms(real, fake, |r| half_mse(r, t.b), |f| half_mse(f, t.a))
 }
 
 /// LSGAN generator loss.

@@ -107,8 +107,14 @@ where
     };
     let n = cst::<E>(shape.0.max(1) as f64);
     // exp(logvar) - logvar - 1 >= 0 and mu^2 >= 0: every term is non-negative.
-    let per = logvar.with_empty_tape().exp() - logvar - cst::<E>(1.0) + mu.square();
-    Ok(per.sum::<(), _>() * cst::<E>(scale) / n)
+    // Each term is recorded on the merged tape before it moves on (see `two_terms`).
+    let (mu, t1) = mu.split_tape();
+    let (logvar, t2) = logvar.split_tape();
+    let mu_term = mu.put_tape(t2.merge(t1)).square().sum::<(), _>();
+    let (mu_term, tape) = mu_term.split_tape();
+    let logvar = logvar.put_tape(tape);
+    let lv_term = (logvar.with_empty_tape().exp() - logvar - cst::<E>(1.0)).sum::<(), _>();
+    Ok((lv_term + mu_term) * cst::<E>(scale) / n)
 }
 
 /// Reconstruction error: squared error summed over pixels, averaged over images.

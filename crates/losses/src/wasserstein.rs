@@ -29,7 +29,7 @@ where
     RT: Tape<E, D>,
     FT: Tape<E, D> + Merge<RT>,
 {
-    fake.mean::<(), _>() - real.mean::<(), _>()
+    crate::two_terms(real, fake, |r| -r.mean::<(), _>(), |f| f.mean::<(), _>())
 }
 
 /// Generator loss: `-mean D(G(z))`.

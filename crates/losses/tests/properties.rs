@@ -216,3 +216,54 @@ fn label_noise_flips_about_the_asked_fraction() {
     .validate()
     .is_err());
 }
+
+/// The training loop scores real images, splits the tape off, and puts it on the fakes: the
+/// real scores must still get their gradient through every two-batch loss.
+#[test]
+fn real_scores_get_their_gradient_when_the_tape_moved_to_the_fakes() {
+    type LossFn = fn(
+        Tensor<(usize,), f64, Cpu>,
+        Tensor<(usize,), f64, Cpu, OwnedTape<f64, Cpu>>,
+    ) -> Tensor<(), f64, Cpu, OwnedTape<f64, Cpu>>;
+    let dev = Cpu::default();
+    let (r, f) = ([0.5f64, -1.0, 2.0], [0.3f64, -0.2, 1.0]);
+    let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let cases: [(&str, LossFn, Box<dyn Fn(f64) -> f64>); 4] = [
+        (
+            "bce",
+            |a, b| discriminator_bce(a, b),
+            Box::new(move |x| (sig(x) - 1.0) / 6.0),
+        ),
+        (
+            "lsgan",
+            |a, b| discriminator_lsgan(a, b, &LsganTargets::default()),
+            Box::new(|x| (x - 1.0) / 3.0),
+        ),
+        (
+            "hinge",
+            |a, b| discriminator_hinge(a, b),
+            Box::new(|x| if x < 1.0 { -1.0 / 3.0 } else { 0.0 }),
+        ),
+        (
+            "wasserstein",
+            |a, b| critic_loss(a, b),
+            Box::new(|_| -1.0 / 3.0),
+        ),
+    ];
+    for (name, loss, want) in cases.iter() {
+        let real = t(&dev, &r);
+        // As in the trainer: the scores are computed with the tape, which then moves on.
+        let (scored, tape) = (real.leaky_trace() * 1.0).split_tape();
+        let fake = t(&dev, &f).put_tape(tape);
+        let g = loss(scored, fake).backward();
+        let got = g.get(&real).as_vec();
+        for (i, &x) in r.iter().enumerate() {
+            let w = want(x);
+            assert!(
+                (got[i] - w).abs() < 1e-12,
+                "{name}, real[{i}]: {} vs {w}",
+                got[i]
+            );
+        }
+    }
+}

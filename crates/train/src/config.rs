@@ -344,10 +344,31 @@ impl Overrides {
             ($($f:ident),*) => { Overrides { $($f: other.$f.or(self.$f)),* } };
         }
         pick!(
-            preset, loss, data, data_format, synthetic_count, validation_fraction, epochs,
-            max_steps, batch_size, seed, optimizer, lr_g, lr_d, beta1, beta2, eps, n_critic,
-            gp_lambda, interpolation, clip, real_label, label_flip, keep_checkpoints,
-            swd_projections, detect_collapse
+            preset,
+            loss,
+            data,
+            data_format,
+            synthetic_count,
+            validation_fraction,
+            epochs,
+            max_steps,
+            batch_size,
+            seed,
+            optimizer,
+            lr_g,
+            lr_d,
+            beta1,
+            beta2,
+            eps,
+            n_critic,
+            gp_lambda,
+            interpolation,
+            clip,
+            real_label,
+            label_flip,
+            keep_checkpoints,
+            swd_projections,
+            detect_collapse
         )
     }
 
@@ -370,9 +391,25 @@ impl Overrides {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
         set!(
-            synthetic_count, validation_fraction, epochs, batch_size, seed, optimizer, lr_g,
-            lr_d, beta1, beta2, eps, n_critic, gp_lambda, interpolation, clip, real_label,
-            label_flip, keep_checkpoints, swd_projections
+            synthetic_count,
+            validation_fraction,
+            epochs,
+            batch_size,
+            seed,
+            optimizer,
+            lr_g,
+            lr_d,
+            beta1,
+            beta2,
+            eps,
+            n_critic,
+            gp_lambda,
+            interpolation,
+            clip,
+            real_label,
+            label_flip,
+            keep_checkpoints,
+            swd_projections
         );
         if self.data.is_some() {
             c.data = self.data.clone();

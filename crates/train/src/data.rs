@@ -50,36 +50,50 @@ pub fn synthetic_bitmaps(n: usize, seed: u64) -> Bitmaps {
     Bitmaps { side, data }
 }
 
+/// Reads 28x28 images from any Quick Draw file (drawings are rasterized as Google does),
+/// as f32 in [0, 1]. `format`: a format name, or `None` to detect it.
+pub fn load_file(path: &std::path::Path, format: Option<&str>) -> Result<Dataset, TrainError> {
+    let format = match format {
+        Some(f) => parse_format(f)?,
+        None => mouton_data::detect_format(path)?,
+    };
+    let (b, _) = mouton_data::load_images(
+        path,
+        format,
+        &RasterOptions::default(),
+        &Filter::default(),
+        false,
+    )?;
+    if b.side != 28 {
+        return Err(TrainError::NoData(format!(
+            "{}: images are {1}x{1}; the SHEEP networks take 28x28",
+            path.display(),
+            b.side
+        )));
+    }
+    Ok(Dataset::from_bitmaps(&b, Scale::ZeroOne))
+}
+
 /// Loads (or draws) the images of `cfg` and splits off the validation set.
 pub fn load(cfg: &TrainConfig) -> Result<TrainingData, TrainError> {
-    let (bitmaps, source, synthetic) = match &cfg.data {
-        Some(path) => {
-            let format = match &cfg.data_format {
-                Some(f) => parse_format(f)?,
-                None => mouton_data::detect_format(path)?,
-            };
-            let (b, _) = mouton_data::load_images(
-                path,
-                format,
-                &RasterOptions::default(),
-                &Filter::default(),
-                false,
-            )?;
-            (b, path.display().to_string(), false)
-        }
+    let (all, source, synthetic) = match &cfg.data {
+        Some(path) => (
+            load_file(path, cfg.data_format.as_deref())?,
+            path.display().to_string(),
+            false,
+        ),
         None => (
-            synthetic_bitmaps(cfg.synthetic_count, derive(cfg.seed, Stream::Synthetic, 0, 0)),
+            Dataset::from_bitmaps(
+                &synthetic_bitmaps(
+                    cfg.synthetic_count,
+                    derive(cfg.seed, Stream::Synthetic, 0, 0),
+                ),
+                Scale::ZeroOne,
+            ),
             format!("{} synthetic sheep", cfg.synthetic_count),
             true,
         ),
     };
-    if bitmaps.side != 28 {
-        return Err(TrainError::NoData(format!(
-            "{source}: images are {0}x{0}; the SHEEP networks take 28x28",
-            bitmaps.side
-        )));
-    }
-    let all = Dataset::from_bitmaps(&bitmaps, Scale::ZeroOne);
     let (train, validation) = all.split(
         cfg.validation_fraction,
         derive(cfg.seed, Stream::Split, 0, 0),

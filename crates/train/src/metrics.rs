@@ -93,9 +93,8 @@ pub fn read(path: &Path) -> Result<(Vec<StepRecord>, Vec<EpochRecord>), TrainErr
                 )))
             }
         };
-        let bad = |e: serde_json::Error| {
-            TrainError::Metric(format!("{}:{}: {e}", path.display(), i + 1))
-        };
+        let bad =
+            |e: serde_json::Error| TrainError::Metric(format!("{}:{}: {e}", path.display(), i + 1));
         match value.get("kind").and_then(|k| k.as_str()) {
             Some("step") => steps.push(serde_json::from_value(value).map_err(bad)?),
             Some("epoch") => epochs.push(serde_json::from_value(value).map_err(bad)?),

@@ -4,8 +4,7 @@
 //! element by element in the parameters' precision.
 
 use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut,
-    ViewTensorName,
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
 };
 use dfdx::prelude::*;
 use mouton_models::weights::{WeightDtype, WeightsFile, WeightsWriter};
@@ -134,7 +133,8 @@ impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for Names<'_> {
         (t, name): (&mut Tensor<S, E, D>, String),
     ) -> Result<Option<Tensor<S, E, D>>, Self::Err> {
         if opts.do_gradient_update {
-            self.0.push((name, t.shape().concrete().into_iter().collect()));
+            self.0
+                .push((name, t.shape().concrete().into_iter().collect()));
         }
         Ok(None)
     }

@@ -75,7 +75,10 @@ pub fn loss_png(steps: &[StepRecord], path: &Path) -> Result<(), TrainError> {
             }
             if y0 < 0.0 && y1 > 0.0 {
                 chart
-                    .draw_series(LineSeries::new([(x0, 0.0), (x1, 0.0)], RGBColor(140, 140, 140)))
+                    .draw_series(LineSeries::new(
+                        [(x0, 0.0), (x1, 0.0)],
+                        RGBColor(140, 140, 140),
+                    ))
                     .map_err(|e| fail(e.to_string()))?;
             }
             for (pts, color) in [(d, RED), (g, BLUE), (gp, GREEN)] {

@@ -111,9 +111,18 @@ fn finite<M: TensorCollection<f32, Cpu>>(m: &M) -> bool {
     f.0
 }
 
-fn latent_batch(dev: &Cpu, seed: u64, stream: Stream, step: u64, j: u64, n: usize) -> Tensor<(usize, Const<LATENT>), f32, Cpu> {
+fn latent_batch(
+    dev: &Cpu,
+    seed: u64,
+    stream: Stream,
+    step: u64,
+    j: u64,
+    n: usize,
+) -> Tensor<(usize, Const<LATENT>), f32, Cpu> {
     let mut r = rng(seed, stream, step, j);
-    let v: Vec<f32> = (0..n * LATENT).map(|_| StandardNormal.sample(&mut r)).collect();
+    let v: Vec<f32> = (0..n * LATENT)
+        .map(|_| StandardNormal.sample(&mut r))
+        .collect();
     dev.tensor_from_vec(v, (n, Const))
 }
 
@@ -146,8 +155,15 @@ fn critic_update(
         };
         let e: Vec<f32> = interpolation_weights(n, how, &mut labels_rng);
         // Means of D(real) and D(fake) for the record, without dropout.
-        let (loss, parts) =
-            wgan_gp_critic_loss(&*d, &real, &fake, &e, cfg.gp_lambda, d.alloc_grads(), Some(&mut drop))?;
+        let (loss, parts) = wgan_gp_critic_loss(
+            &*d,
+            &real,
+            &fake,
+            &e,
+            cfg.gp_lambda,
+            d.alloc_grads(),
+            Some(&mut drop),
+        )?;
         let w = parts.wasserstein as f64;
         (loss, Some(parts.penalty.penalty as f64), w, 0.0)
     } else {
@@ -170,7 +186,11 @@ fn critic_update(
         };
         (loss, None, mr, mf)
     };
-    let value = if inject_nan { f64::NAN } else { loss.array() as f64 };
+    let value = if inject_nan {
+        f64::NAN
+    } else {
+        loss.array() as f64
+    };
     if !value.is_finite() {
         return Err(TrainError::NonFinite {
             step: step + 1,
@@ -195,7 +215,14 @@ fn generator_update(
     dev: &Cpu,
     step: u64,
 ) -> Result<(f64, f64), TrainError> {
-    let z = latent_batch(dev, cfg.seed, Stream::GeneratorLatent, step, 0, cfg.batch_size);
+    let z = latent_batch(
+        dev,
+        cfg.seed,
+        Stream::GeneratorLatent,
+        step,
+        0,
+        cfg.batch_size,
+    );
     let fake = g.forward(z.traced(g.alloc_grads()))?;
     let mut drop = rng(cfg.seed, Stream::Dropout, step, u64::MAX);
     let s = d.score(fake, Some(&mut drop))?;
@@ -261,7 +288,9 @@ pub fn train(
     std::fs::create_dir_all(&samples_dir).map_err(io_err(&samples_dir))?;
     let config_path = run_dir.join("config.toml");
     let text = cfg.to_toml();
-    mouton_data::write_atomically(&config_path, |f| std::io::Write::write_all(f, text.as_bytes()))?;
+    mouton_data::write_atomically(&config_path, |f| {
+        std::io::Write::write_all(f, text.as_bytes())
+    })?;
     let metrics_path = run_dir.join("metrics.jsonl");
 
     let (mut g, mut d) = build_models(cfg);
@@ -323,15 +352,19 @@ pub fn train(
                 epoch_start = Instant::now();
             }
         }
-        let it = batches.as_mut().ok_or_else(|| TrainError::NoData("no batches".into()))?;
-        let (mut d_loss, mut gp_sum, mut d_real, mut d_fake, mut norm_d) = (0.0, None, 0.0, 0.0, 0.0);
+        let it = batches
+            .as_mut()
+            .ok_or_else(|| TrainError::NoData("no batches".into()))?;
+        let (mut d_loss, mut gp_sum, mut d_real, mut d_fake, mut norm_d) =
+            (0.0, None, 0.0, 0.0, 0.0);
         for j in 0..cfg.n_critic as u64 {
             let batch = it
                 .next()
                 .ok_or_else(|| TrainError::NoData("ran out of batches within an epoch".into()))?;
             let real: Images = dev.tensor_from_vec(batch.pixels, (batch.indices.len(), 1, 28, 28));
             let inject = opts.inject_nan_at_step == Some(step + 1) && j == 0;
-            let (l, gp, r, f, nd) = critic_update(cfg, &g, &mut d, &mut opt_d, real, step, j, inject)?;
+            let (l, gp, r, f, nd) =
+                critic_update(cfg, &g, &mut d, &mut opt_d, real, step, j, inject)?;
             d_loss += l;
             if let Some(gp) = gp {
                 gp_sum = Some(gp_sum.unwrap_or(0.0) + gp);
@@ -343,10 +376,18 @@ pub fn train(
         let nc = cfg.n_critic as f64;
         let (g_loss, norm_g) = generator_update(cfg, &mut g, &d, &mut opt_g, &dev, step)?;
         if !norm_d.is_finite() || !finite(&d) {
-            return Err(TrainError::NonFinite { step: step + 1, quantity: "critic weights".into(), value: norm_d });
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                quantity: "critic weights".into(),
+                value: norm_d,
+            });
         }
         if !norm_g.is_finite() || !finite(&g) {
-            return Err(TrainError::NonFinite { step: step + 1, quantity: "generator weights".into(), value: norm_g });
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                quantity: "generator weights".into(),
+                value: norm_g,
+            });
         }
         let secs = t0.elapsed().as_secs_f64();
         let record = StepRecord {
@@ -373,8 +414,18 @@ pub fn train(
                 let fake = sampling::generate(&g, &metric_z)?;
                 let val = data.validation.as_slice();
                 let half = n_metric / 2;
-                let swd = eval::swd(&fake[..half * 784], &val[..half * 784], cfg.swd_projections, cfg.seed)?;
-                let base = eval::swd(&val[half * 784..2 * half * 784], &val[..half * 784], cfg.swd_projections, cfg.seed)?;
+                let swd = eval::swd(
+                    &fake[..half * 784],
+                    &val[..half * 784],
+                    cfg.swd_projections,
+                    cfg.seed,
+                )?;
+                let base = eval::swd(
+                    &val[half * 784..2 * half * 784],
+                    &val[..half * 784],
+                    cfg.swd_projections,
+                    cfg.seed,
+                )?;
                 let m = half.min(64);
                 let div = eval::mean_pairwise_distance(&fake[..m * 784])
                     / eval::mean_pairwise_distance(&val[..m * 784]).max(1e-12);
@@ -395,7 +446,12 @@ pub fn train(
             let path = checkpoint::save(
                 run_dir,
                 step + 1,
-                State { g: &mut g, d: &mut d, opt_g: &mut opt_g, opt_d: &mut opt_d },
+                State {
+                    g: &mut g,
+                    d: &mut d,
+                    opt_g: &mut opt_g,
+                    opt_d: &mut opt_d,
+                },
                 cfg.keep_checkpoints,
             )?;
             let rec = EpochRecord {

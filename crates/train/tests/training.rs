@@ -24,7 +24,11 @@ fn small(loss: Option<LossKind>, epochs: u64) -> TrainConfig {
     .unwrap()
 }
 
-fn run(cfg: &TrainConfig, dir: &Path, opts: &RunOptions) -> Result<mouton_train::trainer::Summary, TrainError> {
+fn run(
+    cfg: &TrainConfig,
+    dir: &Path,
+    opts: &RunOptions,
+) -> Result<mouton_train::trainer::Summary, TrainError> {
     let data = data::load(cfg).unwrap();
     train(cfg, &data, dir, opts, &mut |_| {})
 }
@@ -41,7 +45,11 @@ fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
         })
         .collect();
     for k in ["step", "opt_g.t", "opt_d.t"] {
-        out.push((k.into(), vec![], vec![f.metadata(k).unwrap().parse().unwrap()]));
+        out.push((
+            k.into(),
+            vec![],
+            vec![f.metadata(k).unwrap().parse().unwrap()],
+        ));
     }
     out
 }
@@ -51,15 +59,33 @@ fn one_epoch_then_resume_equals_two_epochs_bit_for_bit() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let two = small(None, 2);
     let s = run(&two, a.path(), &RunOptions::default()).unwrap();
-    assert_eq!(s.steps, 6, "58 training images, batch 16: 3 steps per epoch");
+    assert_eq!(
+        s.steps, 6,
+        "58 training images, batch 16: 3 steps per epoch"
+    );
 
     run(&small(None, 1), b.path(), &RunOptions::default()).unwrap();
-    let resumed = run(&two, b.path(), &RunOptions { resume: true, ..Default::default() }).unwrap();
+    let resumed = run(
+        &two,
+        b.path(),
+        &RunOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(resumed.steps, 6);
     // Same step, same bytes: weights, both optimizers' moments and step counts.
-    let (ca, cb) = (checkpoint::path_for(a.path(), 6), checkpoint::path_for(b.path(), 6));
+    let (ca, cb) = (
+        checkpoint::path_for(a.path(), 6),
+        checkpoint::path_for(b.path(), 6),
+    );
     let (ta, tb) = (tensors(&ca), tensors(&cb));
-    assert_eq!(ta.len(), 8 + 8 + 16 + 16 + 3, "weights, Adam's m and v for both networks");
+    assert_eq!(
+        ta.len(),
+        8 + 8 + 16 + 16 + 3,
+        "weights, Adam's m and v for both networks"
+    );
     assert!(ta == tb, "resumed run differs from the uninterrupted one");
     // The metrics are the same records (timings aside).
     let (sa, _) = metrics::read(&a.path().join("metrics.jsonl")).unwrap();
@@ -67,10 +93,18 @@ fn one_epoch_then_resume_equals_two_epochs_bit_for_bit() {
     assert_eq!(sa.len(), 6);
     assert_eq!(sb.len(), 6);
     for (x, y) in sa.iter().zip(&sb) {
-        assert_eq!((x.step, x.d_loss, x.g_loss, x.grad_norm_d), (y.step, y.d_loss, y.g_loss, y.grad_norm_d));
+        assert_eq!(
+            (x.step, x.d_loss, x.g_loss, x.grad_norm_d),
+            (y.step, y.d_loss, y.g_loss, y.grad_norm_d)
+        );
     }
     assert_eq!(eb.len(), 2);
-    for f in ["config.toml", "loss.png", "samples/epoch_001.png", "samples/epoch_002.png"] {
+    for f in [
+        "config.toml",
+        "loss.png",
+        "samples/epoch_001.png",
+        "samples/epoch_002.png",
+    ] {
         assert!(b.path().join(f).is_file(), "{f} missing");
     }
     let f = WeightsFile::open(&cb).unwrap();
@@ -99,15 +133,36 @@ fn the_same_seed_gives_the_same_weights_and_another_seed_does_not() {
 fn nan_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = small(None, 2);
-    let opts = RunOptions { resume: false, inject_nan_at_step: Some(5) };
+    let opts = RunOptions {
+        resume: false,
+        inject_nan_at_step: Some(5),
+    };
     let err = run(&cfg, dir.path(), &opts).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, TrainError::NonFinite { step: 5, .. }), "{msg}");
-    assert!(msg.contains("step 5") && msg.contains("critic loss"), "{msg}");
-    let cps: Vec<u64> = checkpoint::list(dir.path()).unwrap().into_iter().map(|c| c.0).collect();
+    assert!(
+        matches!(err, TrainError::NonFinite { step: 5, .. }),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("step 5") && msg.contains("critic loss"),
+        "{msg}"
+    );
+    let cps: Vec<u64> = checkpoint::list(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|c| c.0)
+        .collect();
     assert_eq!(cps, [3], "the epoch-1 checkpoint stays, nothing after it");
     // It resumes from there.
-    let s = run(&cfg, dir.path(), &RunOptions { resume: true, ..Default::default() }).unwrap();
+    let s = run(
+        &cfg,
+        dir.path(),
+        &RunOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(s.steps, 6);
 }
 
@@ -119,11 +174,17 @@ fn corrupt_or_foreign_checkpoints_are_clear_errors() {
     let cp = checkpoint::path_for(dir.path(), 3);
     let bytes = std::fs::read(&cp).unwrap();
     std::fs::write(&cp, &bytes[..bytes.len() / 2]).unwrap();
-    let resume = RunOptions { resume: true, ..Default::default() };
+    let resume = RunOptions {
+        resume: true,
+        ..Default::default()
+    };
     let err = run(&small(None, 2), dir.path(), &resume).unwrap_err();
     assert!(err.is_bad_input());
     let msg = err.to_string();
-    assert!(msg.contains("step_000000003.safetensors") && msg.contains("not a valid safetensors"), "{msg}");
+    assert!(
+        msg.contains("step_000000003.safetensors") && msg.contains("not a valid safetensors"),
+        "{msg}"
+    );
 
     // A weights file that is not a checkpoint.
     let mut w = mouton_models::weights::WeightsWriter::new();
@@ -135,7 +196,14 @@ fn corrupt_or_foreign_checkpoints_are_clear_errors() {
 
 #[test]
 fn every_loss_trains_a_step_with_finite_numbers() {
-    for loss in [LossKind::Gan, LossKind::Nsgan, LossKind::Lsgan, LossKind::Hinge, LossKind::Wgan, LossKind::WganGp] {
+    for loss in [
+        LossKind::Gan,
+        LossKind::Nsgan,
+        LossKind::Lsgan,
+        LossKind::Hinge,
+        LossKind::Wgan,
+        LossKind::WganGp,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = small(Some(loss), 1);
         cfg.n_critic = 2;
@@ -145,7 +213,10 @@ fn every_loss_trains_a_step_with_finite_numbers() {
         let (steps, epochs) = metrics::read(&dir.path().join("metrics.jsonl")).unwrap();
         assert_eq!(steps.len(), 2, "{loss:?}");
         for s in &steps {
-            assert!(s.d_loss.is_finite() && s.g_loss.is_finite() && s.grad_norm_d > 0.0, "{loss:?}: {s:?}");
+            assert!(
+                s.d_loss.is_finite() && s.g_loss.is_finite() && s.grad_norm_d > 0.0,
+                "{loss:?}: {s:?}"
+            );
             assert_eq!(s.gp.is_some(), loss == LossKind::WganGp);
         }
         assert_eq!(epochs.len(), 1);
@@ -163,5 +234,8 @@ fn too_little_data_is_an_error() {
     let mut cfg = small(None, 1);
     cfg.synthetic_count = 10;
     let err = data::load(&cfg).unwrap_err();
-    assert!(err.to_string().contains("batch_size x n_critic = 16"), "{err}");
+    assert!(
+        err.to_string().contains("batch_size x n_critic = 16"),
+        "{err}"
+    );
 }

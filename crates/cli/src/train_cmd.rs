@@ -1,0 +1,544 @@
+//! `mouton train`, `sample`, `interpolate`, `eval`, `history`: glue over mouton-train.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mouton_train::config::{
+    InterpolationKind, LossKind, OptimizerKind, Overrides, Preset, TrainConfig,
+};
+use mouton_train::trainer::{Event, RunOptions};
+use mouton_train::{checkpoint, data, eval, metrics, sampling, TrainError};
+
+use crate::BadInput;
+
+fn lib_err(e: TrainError) -> anyhow::Error {
+    if e.is_bad_input() {
+        BadInput(e.to_string()).into()
+    } else {
+        anyhow::Error::new(e)
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PresetArg {
+    /// FIDLE SHEEP1: DCGAN, non-saturating BCE, Adam 1e-4, batch 32.
+    Sheep1,
+    /// FIDLE SHEEP2: WGAN-GP, n_critic 2, Adam 2e-4 (0.5, 0.9), batch 64.
+    Sheep2,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LossArg {
+    Gan,
+    Nsgan,
+    Lsgan,
+    Hinge,
+    Wgan,
+    #[value(name = "wgan-gp")]
+    WganGp,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OptimizerArg {
+    Adam,
+    Rmsprop,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InterpolationArg {
+    Uniform,
+    #[value(name = "fidle-normal")]
+    FidleNormal,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// The run directory: config.toml, metrics.jsonl, samples/, loss.png, checkpoints/.
+    #[arg(long)]
+    run_dir: PathBuf,
+    /// Continue the run in --run-dir from its newest checkpoint (only --epochs and
+    /// --max-steps may change).
+    #[arg(long)]
+    resume: bool,
+    /// Training images (any Quick Draw format); without it, synthetic sheep.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The data's format when it cannot be detected (bitmap28 is never guessed).
+    #[arg(long, value_parser = ["ndjson", "binary", "npy", "bitmap28"])]
+    data_format: Option<String>,
+    /// Start from a preset (default sheep1).
+    #[arg(long, value_enum)]
+    preset: Option<PresetArg>,
+    /// Adversarial loss (switching it takes that loss's usual optimizer settings).
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
+    /// A TOML file of settings (the keys of config.toml); flags win over it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Epochs in the whole run.
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Steps in the whole run, at most.
+    #[arg(long)]
+    max_steps: Option<u64>,
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Seed of everything random.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// cpu, or cuda[:N] in builds with the `cuda` feature.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    #[arg(long)]
+    lr_g: Option<f64>,
+    #[arg(long)]
+    lr_d: Option<f64>,
+    #[arg(long)]
+    beta1: Option<f64>,
+    #[arg(long)]
+    beta2: Option<f64>,
+    /// Critic updates per generator update.
+    #[arg(long)]
+    n_critic: Option<usize>,
+    /// WGAN-GP penalty weight.
+    #[arg(long)]
+    gp_lambda: Option<f64>,
+    /// WGAN-GP interpolation weights.
+    #[arg(long, value_enum)]
+    interpolation: Option<InterpolationArg>,
+    /// WGAN weight clipping bound.
+    #[arg(long)]
+    clip: Option<f64>,
+    /// BCE target for real images (0.9: one-sided label smoothing).
+    #[arg(long)]
+    real_label: Option<f64>,
+    /// Probability of flipping a BCE label.
+    #[arg(long)]
+    label_flip: Option<f64>,
+    /// Synthetic sheep to draw when there is no --data.
+    #[arg(long)]
+    synthetic_count: Option<usize>,
+    #[arg(long)]
+    keep_checkpoints: Option<usize>,
+    /// Warn when the samples' diversity falls below this fraction of the real images'.
+    #[arg(long, num_args = 0..=1, default_missing_value = "0.25")]
+    detect_collapse: Option<f64>,
+    /// No progress output.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Test hook: make the critic loss NaN at this step.
+    #[arg(long, hide = true)]
+    debug_inject_nan_at_step: Option<u64>,
+}
+
+impl TrainArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            preset: self.preset.map(|p| match p {
+                PresetArg::Sheep1 => Preset::Sheep1,
+                PresetArg::Sheep2 => Preset::Sheep2,
+            }),
+            loss: self.loss.map(|l| match l {
+                LossArg::Gan => LossKind::Gan,
+                LossArg::Nsgan => LossKind::Nsgan,
+                LossArg::Lsgan => LossKind::Lsgan,
+                LossArg::Hinge => LossKind::Hinge,
+                LossArg::Wgan => LossKind::Wgan,
+                LossArg::WganGp => LossKind::WganGp,
+            }),
+            data: self.data.clone(),
+            data_format: self.data_format.clone(),
+            synthetic_count: self.synthetic_count,
+            validation_fraction: None,
+            epochs: self.epochs,
+            max_steps: self.max_steps,
+            batch_size: self.batch_size,
+            seed: self.seed,
+            optimizer: self.optimizer.map(|o| match o {
+                OptimizerArg::Adam => OptimizerKind::Adam,
+                OptimizerArg::Rmsprop => OptimizerKind::Rmsprop,
+            }),
+            lr_g: self.lr_g,
+            lr_d: self.lr_d,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: None,
+            n_critic: self.n_critic,
+            gp_lambda: self.gp_lambda,
+            interpolation: self.interpolation.map(|i| match i {
+                InterpolationArg::Uniform => InterpolationKind::Uniform,
+                InterpolationArg::FidleNormal => InterpolationKind::FidleNormal,
+            }),
+            clip: self.clip,
+            real_label: self.real_label,
+            label_flip: self.label_flip,
+            keep_checkpoints: self.keep_checkpoints,
+            swd_projections: None,
+            detect_collapse: self.detect_collapse,
+        }
+    }
+}
+
+fn check_device(device: &str) -> Result<()> {
+    match device {
+        "cpu" => Ok(()),
+        d if d == "cuda" || d.starts_with("cuda:") => Err(BadInput(format!(
+            "--device {d}: this mouton was built without CUDA support; training runs on the CPU \
+             (--device cpu). The CUDA build is the models issue's next step (see README)."
+        ))
+        .into()),
+        d => Err(BadInput(format!("--device {d}: expected cpu or cuda[:N]")).into()),
+    }
+}
+
+fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
+    let flags = args.overrides();
+    if args.resume {
+        let path = args.run_dir.join("config.toml");
+        if !path.is_file() {
+            return Err(BadInput(format!(
+                "--resume: {} does not exist (nothing to resume in {})",
+                path.display(),
+                args.run_dir.display()
+            ))
+            .into());
+        }
+        let lengths = Overrides {
+            epochs: flags.epochs,
+            max_steps: flags.max_steps,
+            ..Default::default()
+        };
+        if flags != lengths || args.config.is_some() {
+            return Err(BadInput(
+                "--resume continues the saved config.toml: only --epochs and --max-steps may \
+                 be given with it"
+                    .into(),
+            )
+            .into());
+        }
+        let mut cfg = TrainConfig::load(&path).map_err(lib_err)?;
+        if let Some(e) = flags.epochs {
+            cfg.epochs = e;
+        }
+        if flags.max_steps.is_some() {
+            cfg.max_steps = flags.max_steps;
+        }
+        cfg.validate().map_err(lib_err)?;
+        return Ok(cfg);
+    }
+    let base = match &args.config {
+        Some(p) => Overrides::load(p).map_err(lib_err)?,
+        None => Overrides::default(),
+    };
+    base.then(flags).resolve().map_err(lib_err)
+}
+
+struct Progress {
+    quiet: bool,
+    tty: bool,
+    bar: Option<ProgressBar>,
+    last_line: Instant,
+    per_epoch: u64,
+}
+
+impl Progress {
+    fn event(&mut self, e: Event<'_>) {
+        match e {
+            Event::Warning(w) => {
+                if let Some(b) = &self.bar {
+                    b.suspend(|| eprintln!("warning: {w}"));
+                } else {
+                    eprintln!("warning: {w}");
+                }
+            }
+            _ if self.quiet => {}
+            Event::Start {
+                start_step,
+                total_steps,
+                steps_per_epoch,
+                data,
+                images,
+            } => {
+                self.per_epoch = steps_per_epoch;
+                println!(
+                    "training on {data}: {} images (+{} held out), {steps_per_epoch} steps per epoch, steps {}..{total_steps}",
+                    images.0, images.1, start_step + 1
+                );
+            }
+            Event::Step(s) => {
+                let msg = format!(
+                    "d {:.4} g {:.4}{} · {:.0} img/s",
+                    s.d_loss,
+                    s.g_loss,
+                    s.gp.map_or(String::new(), |gp| format!(" gp {gp:.4}")),
+                    s.images_per_s
+                );
+                if self.tty {
+                    let k = (s.step - 1) % self.per_epoch.max(1);
+                    let bar = self.bar.get_or_insert_with(|| {
+                        let b = ProgressBar::new(self.per_epoch);
+                        b.set_style(
+                            ProgressStyle::with_template(
+                                "epoch {prefix:>3} [{bar:30}] {pos}/{len} ETA {eta} {msg}",
+                            )
+                            .unwrap_or_else(|_| ProgressStyle::default_bar())
+                            .progress_chars("=> "),
+                        );
+                        b
+                    });
+                    bar.set_prefix(s.epoch.to_string());
+                    bar.set_position(k + 1);
+                    bar.set_message(msg);
+                } else if self.last_line.elapsed() >= Duration::from_secs(10)
+                    || s.step % self.per_epoch.max(1) == 1
+                {
+                    self.last_line = Instant::now();
+                    println!("epoch {} step {}: {msg}", s.epoch, s.step);
+                }
+            }
+            Event::Epoch(r, path) => {
+                if let Some(b) = self.bar.take() {
+                    b.finish_and_clear();
+                }
+                println!(
+                    "epoch {} done (step {}, {:.1} s): SWD {:.4} (real vs real {:.4}), diversity {:.0}% of real; checkpoint {}",
+                    r.epoch,
+                    r.step,
+                    r.seconds,
+                    r.swd,
+                    r.swd_real_baseline,
+                    r.diversity_ratio * 100.0,
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+pub fn train(args: &TrainArgs) -> Result<()> {
+    check_device(&args.device)?;
+    let cfg = resolve(args)?;
+    let data = data::load(&cfg).map_err(lib_err)?;
+    if data.synthetic && !args.quiet {
+        eprintln!(
+            "no --data: training on {} synthetic sheep drawn by mouton.",
+            data.train.len() + data.validation.len()
+        );
+        eprintln!("{}", mouton_data::SYNTH_NOTICE);
+    }
+    let opts = RunOptions {
+        resume: args.resume,
+        inject_nan_at_step: args.debug_inject_nan_at_step,
+    };
+    let mut progress = Progress {
+        quiet: args.quiet,
+        tty: std::io::stdout().is_terminal(),
+        bar: None,
+        last_line: Instant::now(),
+        per_epoch: 1,
+    };
+    let summary = mouton_train::trainer::train(&cfg, &data, &args.run_dir, &opts, &mut |e| {
+        progress.event(e)
+    })
+    .map_err(lib_err)?;
+    if !args.quiet {
+        println!(
+            "done: {} steps; run directory {} (config.toml, metrics.jsonl, samples/, loss.png{})",
+            summary.steps,
+            args.run_dir.display(),
+            summary
+                .checkpoint
+                .map_or(String::new(), |p| format!(", {}", p.display()))
+        );
+    }
+    Ok(())
+}
+
+fn generator(
+    dir: &Path,
+) -> Result<(
+    mouton_models::sheep::Sheep1Generator<f32, dfdx::prelude::Cpu>,
+    u64,
+)> {
+    let cfg = TrainConfig::load(&dir.join("config.toml")).map_err(lib_err)?;
+    let (mut g, _) = mouton_train::trainer::build_models(&cfg);
+    let (step, _) = checkpoint::load_generator(dir, &mut g).map_err(lib_err)?;
+    Ok((g, step))
+}
+
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// A run directory.
+    dir: PathBuf,
+    /// How many sheep.
+    #[arg(short, default_value_t = 64)]
+    n: usize,
+    /// Output PNG.
+    #[arg(short, long)]
+    output: PathBuf,
+    /// Seed of the latent vectors.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn sample(a: &SampleArgs) -> Result<()> {
+    if a.n == 0 {
+        return Err(BadInput("-n must be at least 1".into()).into());
+    }
+    let (g, step) = generator(&a.dir)?;
+    let z = sampling::latent(a.seed, 2, a.n);
+    let images = sampling::generate(&g, &z).map_err(lib_err)?;
+    let cols = (a.n as f64).sqrt().ceil() as usize;
+    sampling::write_grid(&a.output, &images, cols).map_err(lib_err)?;
+    println!(
+        "wrote {}: {} sheep from the step-{step} generator (seed {})",
+        a.output.display(),
+        a.n,
+        a.seed
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct InterpolateArgs {
+    /// A run directory.
+    dir: PathBuf,
+    /// Images per row, ends included.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Rows (each between two random latent vectors).
+    #[arg(long, default_value_t = 1)]
+    rows: usize,
+    /// Output PNG.
+    #[arg(short, long)]
+    output: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
+    if a.steps < 2 || a.rows == 0 {
+        return Err(BadInput("--steps must be at least 2 and --rows at least 1".into()).into());
+    }
+    let (g, step) = generator(&a.dir)?;
+    let ends = sampling::latent(a.seed, 3, 2 * a.rows);
+    let d = mouton_models::sheep::LATENT;
+    let mut z = Vec::new();
+    for r in 0..a.rows {
+        let (x, y) = (
+            &ends[2 * r * d..(2 * r + 1) * d],
+            &ends[(2 * r + 1) * d..(2 * r + 2) * d],
+        );
+        z.extend(sampling::interpolation(x, y, a.steps));
+    }
+    let images = sampling::generate(&g, &z).map_err(lib_err)?;
+    sampling::write_grid(&a.output, &images, a.steps).map_err(lib_err)?;
+    println!(
+        "wrote {}: {} row(s) of {} steps (slerp), step-{step} generator",
+        a.output.display(),
+        a.rows,
+        a.steps
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A run directory.
+    dir: PathBuf,
+    /// Real images to compare with (any Quick Draw format).
+    #[arg(long)]
+    real: PathBuf,
+    /// The real file's format when it cannot be detected.
+    #[arg(long, value_parser = ["ndjson", "binary", "npy", "bitmap28"])]
+    format: Option<String>,
+    /// Images per side (at most half the real ones are used, the other half is the baseline).
+    #[arg(short, default_value_t = 500)]
+    n: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+pub fn evaluate(a: &EvalArgs) -> Result<()> {
+    let real = data::load_file(&a.real, a.format.as_deref()).map_err(lib_err)?;
+    let (g, step) = generator(&a.dir)?;
+    let n = a.n.min(real.len() / 2);
+    let fake = sampling::generate(&g, &sampling::latent(a.seed, 4, n)).map_err(lib_err)?;
+    let r = eval::report(&fake, real.as_slice(), a.seed).map_err(|e| BadInput(e.to_string()))?;
+    println!(
+        "step-{step} generator vs {} ({} images per side)",
+        a.real.display(),
+        r.n
+    );
+    println!(
+        "{:<12} {:>18} {:>14}",
+        "metric", "generated-vs-real", "real-vs-real"
+    );
+    println!(
+        "{:<12} {:>18.4} {:>14.4}",
+        "SWD (p=2)", r.swd, r.swd_baseline
+    );
+    println!(
+        "{:<12} {:>18.3} {:>14.3}",
+        "precision", r.precision, r.precision_baseline
+    );
+    println!(
+        "{:<12} {:>18.3} {:>14.3}",
+        "recall", r.recall, r.recall_baseline
+    );
+    println!("(precision/recall: k = 3 nearest neighbours on 14x14 average-pooled pixels; lower SWD is better)");
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A run directory.
+    dir: PathBuf,
+    /// Output PNG (critic loss red, generator loss blue, gradient penalty green).
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+pub fn history(a: &HistoryArgs) -> Result<()> {
+    let path = a.dir.join("metrics.jsonl");
+    if !path.is_file() {
+        return Err(BadInput(format!(
+            "{}: no such file (not a run directory?)",
+            path.display()
+        ))
+        .into());
+    }
+    let (steps, epochs) = metrics::read(&path).map_err(|e| BadInput(e.to_string()))?;
+    mouton_train::plot::loss_png(&steps, &a.output).map_err(lib_err)?;
+    println!(
+        "{:>5} {:>7} {:>10} {:>10} {:>9} {:>10}",
+        "epoch", "step", "d_loss", "g_loss", "SWD", "real SWD"
+    );
+    for e in &epochs {
+        let in_epoch: Vec<_> = steps.iter().filter(|s| s.epoch == e.epoch).collect();
+        let m = |f: &dyn Fn(&metrics::StepRecord) -> f64| {
+            in_epoch.iter().map(|s| f(s)).sum::<f64>() / in_epoch.len().max(1) as f64
+        };
+        println!(
+            "{:>5} {:>7} {:>10.4} {:>10.4} {:>9.4} {:>10.4}",
+            e.epoch,
+            e.step,
+            m(&|s| s.d_loss),
+            m(&|s| s.g_loss),
+            e.swd,
+            e.swd_real_baseline
+        );
+    }
+    println!(
+        "wrote {} ({} steps; red: critic loss, blue: generator loss, green: gradient penalty)",
+        a.output.display(),
+        steps.len()
+    );
+    Ok(())
+}
