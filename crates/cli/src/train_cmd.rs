@@ -209,20 +209,26 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             ))
             .into());
         }
-        let lengths = Overrides {
-            epochs: flags.epochs,
-            max_steps: flags.max_steps,
-            ..Default::default()
-        };
-        if flags != lengths || args.config.is_some() {
+        if args.config.is_some() {
             return Err(BadInput(
-                "--resume continues the saved config.toml: only --epochs and --max-steps may \
-                 be given with it"
-                    .into(),
+                "--resume continues the saved config.toml: --config cannot be given with it".into(),
             )
             .into());
         }
         let mut cfg = TrainConfig::load(&path).map_err(lib_err)?;
+        let changed = flags.apply(cfg.clone()).differences(&cfg);
+        let changed: Vec<&str> = changed
+            .into_iter()
+            .filter(|k| *k != "epochs" && *k != "max_steps")
+            .collect();
+        if !changed.is_empty() {
+            return Err(BadInput(format!(
+                "--resume continues the saved config.toml: only --epochs and --max-steps may \
+                 change, not {}",
+                changed.join(", ")
+            ))
+            .into());
+        }
         if let Some(e) = flags.epochs {
             cfg.epochs = e;
         }
@@ -306,14 +312,18 @@ impl Progress {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
                 }
+                let quality = match (r.swd, r.swd_real_baseline, r.diversity_ratio) {
+                    (Some(s), Some(b), Some(d)) => format!(
+                        "SWD {s:.4} (real vs real {b:.4}), diversity {:.0}% of real",
+                        d * 100.0
+                    ),
+                    _ => "no metric (fewer than 8 held-out images)".into(),
+                };
                 println!(
-                    "epoch {} done (step {}, {:.1} s): SWD {:.4} (real vs real {:.4}), diversity {:.0}% of real; checkpoint {}",
+                    "epoch {} done (step {}, {:.1} s): {quality}; checkpoint {}",
                     r.epoch,
                     r.step,
                     r.seconds,
-                    r.swd,
-                    r.swd_real_baseline,
-                    r.diversity_ratio * 100.0,
                     path.display()
                 );
             }
@@ -531,8 +541,8 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
             e.step,
             m(&|s| s.d_loss),
             m(&|s| s.g_loss),
-            e.swd,
-            e.swd_real_baseline
+            e.swd.unwrap_or(f64::NAN),
+            e.swd_real_baseline.unwrap_or(f64::NAN)
         );
     }
     println!(

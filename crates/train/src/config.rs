@@ -274,6 +274,30 @@ impl TrainConfig {
         Ok(())
     }
 
+    /// The names of the fields whose values differ from `other`'s.
+    ///
+    /// ```
+    /// use mouton_train::config::{Preset, TrainConfig};
+    /// let a = TrainConfig::preset(Preset::Sheep1);
+    /// let mut b = a.clone();
+    /// b.seed = 4;
+    /// assert_eq!(a.differences(&b), ["seed"]);
+    /// ```
+    pub fn differences(&self, other: &TrainConfig) -> Vec<&'static str> {
+        let (a, b) = (
+            toml::Value::try_from(self).ok(),
+            toml::Value::try_from(other).ok(),
+        );
+        let (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) = (a, b) else {
+            return vec!["(unserializable)"];
+        };
+        FIELDS
+            .iter()
+            .copied()
+            .filter(|k| a.get(*k) != b.get(*k))
+            .collect()
+    }
+
     /// TOML text.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).unwrap_or_else(|e| format!("# unserializable config: {e}\n"))
@@ -288,6 +312,34 @@ impl TrainConfig {
         toml::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
     }
 }
+
+const FIELDS: &[&str] = &[
+    "preset",
+    "loss",
+    "data",
+    "data_format",
+    "synthetic_count",
+    "validation_fraction",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "seed",
+    "optimizer",
+    "lr_g",
+    "lr_d",
+    "beta1",
+    "beta2",
+    "eps",
+    "n_critic",
+    "gp_lambda",
+    "interpolation",
+    "clip",
+    "real_label",
+    "label_flip",
+    "keep_checkpoints",
+    "swd_projections",
+    "detect_collapse",
+];
 
 /// Partial settings from a TOML file (`mouton train --config FILE`) or flags; every field
 /// optional, unknown keys rejected.
@@ -332,7 +384,7 @@ impl Overrides {
         toml::from_str(&text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             let at = line.map_or(String::new(), |l| format!(":{l}"));
             TrainError::Config(format!("{}{at}: {}", path.display(), e.message()))
         })
@@ -370,6 +422,49 @@ impl Overrides {
             swd_projections,
             detect_collapse
         )
+    }
+
+    /// `cfg` with every field set here replaced, as is (no preset or loss defaults).
+    pub fn apply(&self, mut c: TrainConfig) -> TrainConfig {
+        macro_rules! set {
+            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
+        }
+        set!(
+            preset,
+            loss,
+            synthetic_count,
+            validation_fraction,
+            epochs,
+            batch_size,
+            seed,
+            optimizer,
+            lr_g,
+            lr_d,
+            beta1,
+            beta2,
+            eps,
+            n_critic,
+            gp_lambda,
+            interpolation,
+            clip,
+            real_label,
+            label_flip,
+            keep_checkpoints,
+            swd_projections
+        );
+        if self.data.is_some() {
+            c.data = self.data.clone();
+        }
+        if self.data_format.is_some() {
+            c.data_format = self.data_format.clone();
+        }
+        if self.max_steps.is_some() {
+            c.max_steps = self.max_steps;
+        }
+        if self.detect_collapse.is_some() {
+            c.detect_collapse = self.detect_collapse;
+        }
+        c
     }
 
     /// The configuration: the preset (sheep1 by default), then the loss's defaults, then

@@ -44,12 +44,16 @@ pub struct EpochRecord {
     pub step: u64,
     /// Epoch, 1-based.
     pub epoch: u64,
-    /// Sliced Wasserstein distance (p = 2) between generated and held-out real images.
-    pub swd: f64,
+    /// Sliced Wasserstein distance (p = 2) between generated and held-out real images (`None`
+    /// with fewer than 8 held-out images).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub swd: Option<f64>,
     /// The same between two halves of the held-out real images (what "as good as real" is).
-    pub swd_real_baseline: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub swd_real_baseline: Option<f64>,
     /// Mean pairwise distance of the fixed-latent samples over that of real images.
-    pub diversity_ratio: f64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub diversity_ratio: Option<f64>,
     /// Seconds spent in the epoch.
     pub seconds: f64,
 }

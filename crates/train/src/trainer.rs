@@ -429,12 +429,12 @@ pub fn train(
                 let m = half.min(64);
                 let div = eval::mean_pairwise_distance(&fake[..m * 784])
                     / eval::mean_pairwise_distance(&val[..m * 784]).max(1e-12);
-                (swd, base, div)
+                (Some(swd), Some(base), Some(div))
             } else {
-                (f64::NAN, f64::NAN, f64::NAN)
+                (None, None, None)
             };
             if let Some(frac) = cfg.detect_collapse {
-                if diversity_ratio < frac {
+                if let Some(diversity_ratio) = diversity_ratio.filter(|&d| d < frac) {
                     on_event(Event::Warning(format!(
                         "epoch {}: possible mode collapse: the samples' diversity is {:.0}% of the real images' (threshold {:.0}%)",
                         epoch + 1,

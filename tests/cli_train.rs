@@ -1,0 +1,270 @@
+//! `mouton train`, `sample`, `interpolate`, `eval`, `history` end to end, on synthetic sheep and
+//! on the shared real ones: files, exit codes, the NaN guard, checkpoint errors, and a run
+//! killed with SIGKILL that `--resume` continues.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use assert_cmd::prelude::*;
+use mouton_tests::{mouton_bin, quickdraw_sample};
+use predicates::prelude::*;
+
+fn mouton() -> Command {
+    Command::new(mouton_bin())
+}
+
+/// A tiny synthetic run: 72 sheep, 65 for training, batch 16: 4 steps per epoch.
+fn tiny(dir: &Path) -> Command {
+    let mut c = mouton();
+    c.args([
+        "train",
+        "--synthetic-count",
+        "72",
+        "--batch-size",
+        "16",
+        "--seed",
+        "3",
+        "--run-dir",
+    ])
+    .arg(dir);
+    c
+}
+
+#[test]
+fn train_then_sample_interpolate_history_eval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    tiny(&run)
+        .args(["--epochs", "1"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("synthetic"))
+        .stdout(predicate::str::contains("epoch 1 done"));
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "loss.png",
+        "samples/epoch_001.png",
+        "checkpoints/step_000000004.safetensors",
+    ] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("batch_size = 16") && cfg.contains("loss = \"nsgan\""),
+        "{cfg}"
+    );
+
+    let grid = tmp.path().join("grid.png");
+    mouton()
+        .arg("sample")
+        .arg(&run)
+        .args(["-n", "9", "-o"])
+        .arg(&grid)
+        .assert()
+        .success();
+    let img = image::open(&grid).unwrap();
+    assert_eq!(
+        (img.width(), img.height()),
+        (3 * 28 + 4 * 2, 3 * 28 + 4 * 2)
+    );
+
+    let strip = tmp.path().join("strip.png");
+    mouton()
+        .arg("interpolate")
+        .arg(&run)
+        .args(["--steps", "5", "-o"])
+        .arg(&strip)
+        .assert()
+        .success();
+    assert_eq!(image::open(&strip).unwrap().width(), 5 * 28 + 6 * 2);
+
+    let plot = tmp.path().join("loss.png");
+    mouton()
+        .arg("history")
+        .arg(&run)
+        .arg("-o")
+        .arg(&plot)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("epoch").and(predicate::str::contains("SWD")));
+    assert!(plot.is_file());
+
+    // Evaluate against synthetic sheep written by `mouton data synth`.
+    let real = tmp.path().join("real.ndjson");
+    mouton()
+        .args(["data", "synth", "--count", "40", "--seed", "5", "-o"])
+        .arg(&real)
+        .assert()
+        .success();
+    mouton()
+        .arg("eval")
+        .arg(&run)
+        .arg("--real")
+        .arg(&real)
+        .args(["-n", "20"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("precision")
+                .and(predicate::str::contains("recall"))
+                .and(predicate::str::contains("real-vs-real")),
+        );
+}
+
+#[test]
+fn trains_on_the_shared_real_sheep() {
+    let Some(qd) = quickdraw_sample() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    mouton()
+        .args([
+            "train",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "16",
+            "--quiet",
+            "--data",
+        ])
+        .arg(qd.join("bitmap28_uint8/sheep.bin"))
+        .args(["--data-format", "bitmap28", "--run-dir"])
+        .arg(tmp.path())
+        .assert()
+        .success();
+    assert!(tmp
+        .path()
+        .join("checkpoints/step_000000002.safetensors")
+        .is_file());
+    let metrics = std::fs::read_to_string(tmp.path().join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        metrics
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"step\""))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn nan_in_a_loss_stops_with_exit_1_and_names_the_step() {
+    let tmp = tempfile::tempdir().unwrap();
+    tiny(tmp.path())
+        .args(["--epochs", "2", "--debug-inject-nan-at-step", "6"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "step 6: critic loss is not finite",
+        ));
+    assert!(tmp
+        .path()
+        .join("checkpoints/step_000000004.safetensors")
+        .is_file());
+    assert!(!tmp
+        .path()
+        .join("checkpoints/step_000000008.safetensors")
+        .exists());
+}
+
+#[test]
+fn bad_settings_and_corrupt_checkpoints_are_exit_2_with_the_file_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    mouton()
+        .args(["train", "--batch-size", "0", "--run-dir"])
+        .arg(tmp.path().join("z"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("batch_size"));
+    let cfg = tmp.path().join("c.toml");
+    std::fs::write(&cfg, "epochs = 1\nlearning_rate = 3\n").unwrap();
+    mouton()
+        .args(["train", "--run-dir"])
+        .arg(tmp.path().join("x"))
+        .arg("--config")
+        .arg(&cfg)
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("c.toml:2").and(predicate::str::contains("learning_rate")),
+        );
+    mouton()
+        .args(["train", "--device", "cuda", "--run-dir"])
+        .arg(tmp.path().join("y"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("CUDA"));
+
+    let run = tmp.path().join("run");
+    tiny(&run)
+        .args(["--epochs", "1", "--quiet"])
+        .assert()
+        .success();
+    let cp = run.join("checkpoints/step_000000004.safetensors");
+    std::fs::write(&cp, b"not a checkpoint at all").unwrap();
+    mouton()
+        .args(["train", "--resume", "--epochs", "2", "--run-dir"])
+        .arg(&run)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("step_000000004.safetensors"));
+    mouton()
+        .arg("sample")
+        .arg(&run)
+        .args(["-o"])
+        .arg(tmp.path().join("s.png"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a valid safetensors"));
+    // Changing settings on resume is refused.
+    mouton()
+        .args(["train", "--resume", "--batch-size", "8", "--run-dir"])
+        .arg(&run)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "only --epochs and --max-steps may change, not batch_size",
+        ));
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_same_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // A pseudo-random kill time from the clock: over many CI runs it lands everywhere, in a
+    // step, in a checkpoint write, between epochs.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64;
+    let delay = Duration::from_millis(800 + nanos % 2500);
+    let mut child = tiny(&run)
+        .args(["--epochs", "6", "--quiet"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    child.kill().unwrap(); // SIGKILL on Unix
+    let _ = child.wait();
+    eprintln!("killed after {delay:?}");
+    // Whatever was on disk is consistent: no temporary files are mistaken for checkpoints,
+    // and --resume finishes the run.
+    tiny(&run)
+        .args(["--epochs", "6", "--quiet"])
+        .arg("--resume")
+        .assert()
+        .success();
+    assert!(run.join("checkpoints/step_000000024.safetensors").is_file());
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = metrics
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"step\""))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["step"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        (1..=24).collect::<Vec<_>>(),
+        "every step recorded once, in order"
+    );
+}
