@@ -22,6 +22,9 @@ use rand_distr::StandardNormal;
 
 use crate::{cst, Loss, LossError};
 
+/// A scalar loss on the CPU that records its gradient.
+pub type TapedLoss<E> = Loss<E, Cpu, OwnedTape<E, Cpu>>;
+
 /// How the interpolation weights `e_i` are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Interpolation {
@@ -103,7 +106,7 @@ pub fn gradient_penalty<E, C>(
     lambda: f64,
     dropout: Option<&mut dyn RngCore>,
     tape: OwnedTape<E, Cpu>,
-) -> Result<(Loss<E, Cpu, OwnedTape<E, Cpu>>, PenaltyStats<E>), LossError>
+) -> Result<(TapedLoss<E>, PenaltyStats<E>), LossError>
 where
     E: Dtype + Real + Float,
     Cpu: Device<E>,
@@ -156,7 +159,7 @@ where
     // weight gradient is the penalty's. c is spread over u's elements so the weighting can
     // happen before the (linear) tangent pass: sum_i c_i J_i u_i = sum_i J_i (c_i u_i).
     for (uk, ck) in u.iter_mut().zip(&c) {
-        *uk = *uk * *ck;
+        *uk *= *ck;
     }
     let dev = x_hat.device().clone();
     let cu = dev.tensor_from_vec(u, *x_hat.shape());
@@ -229,7 +232,7 @@ pub fn wgan_gp_critic_loss<E, C>(
     lambda: f64,
     grads: Gradients<E, Cpu>,
     mut dropout: Option<&mut dyn RngCore>,
-) -> Result<(Loss<E, Cpu, OwnedTape<E, Cpu>>, CriticLossParts<E>), LossError>
+) -> Result<(TapedLoss<E>, CriticLossParts<E>), LossError>
 where
     E: Dtype + Real + Float,
     Cpu: Device<E>,

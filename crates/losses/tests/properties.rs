@@ -228,7 +228,8 @@ fn real_scores_get_their_gradient_when_the_tape_moved_to_the_fakes() {
     let dev = Cpu::default();
     let (r, f) = ([0.5f64, -1.0, 2.0], [0.3f64, -0.2, 1.0]);
     let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
-    let cases: [(&str, LossFn, Box<dyn Fn(f64) -> f64>); 4] = [
+    type Want = Box<dyn Fn(f64) -> f64>;
+    let cases: [(&str, LossFn, Want); 4] = [
         (
             "bce",
             |a, b| discriminator_bce(a, b),

@@ -292,7 +292,7 @@ where
     let (mut out, cv) = (to_vec(&x), to_vec(c));
     out.par_iter_mut()
         .zip(cv.par_iter())
-        .for_each(|(o, &f)| *o = *o * f);
+        .for_each(|(o, &f)| *o *= f);
     let y = x.device().tensor_from_vec(out, shape);
     let (x_g, y_g) = (x.ghost(), y.ghost());
     tape.add_backward_op(move |grads| {

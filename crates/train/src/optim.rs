@@ -97,20 +97,19 @@ impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
                 let bc2_sqrt = (one - b2.powi(t)).sqrt();
                 let step = lr / bc1;
                 let (m, v) = (&mut o.m[k], &mut o.v[k]);
-                for i in 0..n {
-                    let g = self.grad[i];
-                    m[i] = m[i] * b1 + g * (one - b1);
-                    v[i] = v[i] * b2 + g * g * (one - b2);
-                    let denom = v[i].sqrt() / bc2_sqrt + eps;
-                    self.buf[i] = self.buf[i] - step * m[i] / denom;
+                let state = m.iter_mut().zip(v.iter_mut());
+                for ((p, &g), (m, v)) in self.buf.iter_mut().zip(&self.grad).zip(state) {
+                    *m = *m * b1 + g * (one - b1);
+                    *v = *v * b2 + g * g * (one - b2);
+                    let denom = v.sqrt() / bc2_sqrt + eps;
+                    *p -= step * *m / denom;
                 }
             }
             OptimizerKind::Rmsprop => {
                 let v = &mut o.v[k];
-                for i in 0..n {
-                    let g = self.grad[i];
-                    v[i] = v[i] * b2 + g * g * (one - b2);
-                    self.buf[i] = self.buf[i] - lr * g / (v[i].sqrt() + eps);
+                for ((p, &g), v) in self.buf.iter_mut().zip(&self.grad).zip(v.iter_mut()) {
+                    *v = *v * b2 + g * g * (one - b2);
+                    *p -= lr * g / (v.sqrt() + eps);
                 }
             }
         }

@@ -13,6 +13,7 @@ pub trait Real:
     + std::ops::Add<Output = Self>
     + std::ops::Mul<Output = Self>
     + std::ops::AddAssign
+    + std::ops::MulAssign
     + std::ops::Sub<Output = Self>
     + std::ops::Neg<Output = Self>
 {
