@@ -26,6 +26,12 @@ pub enum Arch {
     /// FIDLE SHEEP2 WGAN-GP critic (SHEEP1's discriminator read as a critic).
     #[value(name = "sheep2-critic")]
     Sheep2Critic,
+    /// FIDLE's fully connected generator (Generator_1).
+    #[value(name = "mlp-g")]
+    MlpG,
+    /// FIDLE's fully connected discriminator (Discriminator_1).
+    #[value(name = "mlp-d")]
+    MlpD,
 }
 
 pub fn run(cmd: &ModelCommand) -> Result<()> {
@@ -34,6 +40,8 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
             let s = match arch {
                 Arch::Sheep1G => Sheep1Generator::<f32, Cpu>::summary(),
                 Arch::Sheep1D => Sheep1Discriminator::<f32, Cpu>::summary(),
+                Arch::MlpG => mouton_models::mlp::MlpGenerator::<f32, Cpu>::summary(),
+                Arch::MlpD => mouton_models::mlp::MlpDiscriminator::<f32, Cpu>::summary(),
                 Arch::Sheep2Critic => {
                     Sheep1Discriminator::<f32, Cpu>::summary_as("sheep2-critic", "score")
                 }

@@ -8,10 +8,11 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use mouton_train::config::{
-    InterpolationKind, LossKind, OptimizerKind, Overrides, Preset, TrainConfig,
+    CriticArch, GeneratorArch, InterpolationKind, LossKind, OptimizerKind, Overrides, Preset,
+    TrainConfig,
 };
 use mouton_train::trainer::{Event, RunOptions};
-use mouton_train::{checkpoint, data, eval, metrics, sampling, TrainError};
+use mouton_train::{data, eval, metrics, sampling, TrainError};
 
 use crate::BadInput;
 
@@ -73,6 +74,12 @@ pub struct TrainArgs {
     /// Start from a preset (default sheep1).
     #[arg(long, value_enum)]
     preset: Option<PresetArg>,
+    /// Generator architecture (default: the preset's).
+    #[arg(long, value_parser = ["sheep1-g", "mlp-g"])]
+    generator: Option<String>,
+    /// Critic architecture (default: the preset's).
+    #[arg(long, value_parser = ["sheep1-d", "sheep2-critic", "mlp-d"])]
+    critic: Option<String>,
     /// Adversarial loss (switching it takes that loss's usual optimizer settings).
     #[arg(long, value_enum)]
     loss: Option<LossArg>,
@@ -151,6 +158,15 @@ impl TrainArgs {
                 LossArg::Hinge => LossKind::Hinge,
                 LossArg::Wgan => LossKind::Wgan,
                 LossArg::WganGp => LossKind::WganGp,
+            }),
+            generator: self.generator.as_deref().map(|g| match g {
+                "mlp-g" => GeneratorArch::MlpG,
+                _ => GeneratorArch::Sheep1G,
+            }),
+            critic: self.critic.as_deref().map(|c| match c {
+                "mlp-d" => CriticArch::MlpD,
+                "sheep2-critic" => CriticArch::Sheep2Critic,
+                _ => CriticArch::Sheep1D,
             }),
             data: self.data.clone(),
             data_format: self.data_format.clone(),
@@ -370,16 +386,15 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn generator(
-    dir: &Path,
-) -> Result<(
-    mouton_models::sheep::Sheep1Generator<f32, dfdx::prelude::Cpu>,
-    u64,
-)> {
-    let cfg = TrainConfig::load(&dir.join("config.toml")).map_err(lib_err)?;
-    let (mut g, _) = mouton_train::trainer::build_models(&cfg);
-    let (step, _) = checkpoint::load_generator(dir, &mut g).map_err(lib_err)?;
-    Ok((g, step))
+fn run_dir_check(dir: &Path) -> Result<()> {
+    if !dir.join("config.toml").is_file() {
+        return Err(BadInput(format!(
+            "{}: not a run directory (no config.toml; train first with mouton train --run-dir {0})",
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -401,9 +416,9 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     if a.n == 0 {
         return Err(BadInput("-n must be at least 1".into()).into());
     }
-    let (g, step) = generator(&a.dir)?;
+    run_dir_check(&a.dir)?;
     let z = sampling::latent(a.seed, 2, a.n);
-    let images = sampling::generate(&g, &z).map_err(lib_err)?;
+    let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
     let cols = (a.n as f64).sqrt().ceil() as usize;
     sampling::write_grid(&a.output, &images, cols).map_err(lib_err)?;
     println!(
@@ -436,9 +451,9 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
     if a.steps < 2 || a.rows == 0 {
         return Err(BadInput("--steps must be at least 2 and --rows at least 1".into()).into());
     }
-    let (g, step) = generator(&a.dir)?;
+    run_dir_check(&a.dir)?;
     let ends = sampling::latent(a.seed, 3, 2 * a.rows);
-    let d = mouton_models::sheep::LATENT;
+    let d = sampling::LATENT;
     let mut z = Vec::new();
     for r in 0..a.rows {
         let (x, y) = (
@@ -447,7 +462,7 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
         );
         z.extend(sampling::interpolation(x, y, a.steps));
     }
-    let images = sampling::generate(&g, &z).map_err(lib_err)?;
+    let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
     sampling::write_grid(&a.output, &images, a.steps).map_err(lib_err)?;
     println!(
         "wrote {}: {} row(s) of {} steps (slerp), step-{step} generator",
@@ -477,9 +492,10 @@ pub struct EvalArgs {
 
 pub fn evaluate(a: &EvalArgs) -> Result<()> {
     let real = data::load_file(&a.real, a.format.as_deref()).map_err(lib_err)?;
-    let (g, step) = generator(&a.dir)?;
+    run_dir_check(&a.dir)?;
     let n = a.n.min(real.len() / 2);
-    let fake = sampling::generate(&g, &sampling::latent(a.seed, 4, n)).map_err(lib_err)?;
+    let (fake, step) =
+        sampling::generate_from_run(&a.dir, &sampling::latent(a.seed, 4, n)).map_err(lib_err)?;
     let r = eval::report(&fake, real.as_slice(), a.seed).map_err(|e| BadInput(e.to_string()))?;
     println!(
         "step-{step} generator vs {} ({} images per side)",

@@ -305,3 +305,141 @@ where
     });
     Ok(y.put_tape(tape))
 }
+
+/// Training-mode batch normalization of (N, C) with per-feature `gamma` and `beta`,
+/// differentiable with respect to the input, `gamma` and `beta`; updates the running statistics
+/// in place (PyTorch's rule: `r = (1 - momentum) r + momentum s`, unbiased variance).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::batch_norm_train;
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![1.0f64, 10.0, 3.0, 30.0], (2usize, 2usize));
+/// let (g, b) = (dev.tensor([1.0f64, 2.0]), dev.tensor([0.0f64, 1.0]));
+/// let (mut rm, mut rv) = (dev.tensor([0.0f64, 0.0]), dev.tensor([1.0f64, 1.0]));
+/// let y = batch_norm_train(x, &g, &b, &mut rm, &mut rv, 0.0, 0.1).unwrap();
+/// assert_eq!(y.as_vec(), [-1.0, -1.0, 1.0, 3.0]);
+/// assert_eq!(rm.as_vec(), [0.2, 2.0]); // 0.1 * the batch means 2 and 20
+/// // Column 0 = (1, 3): biased variance 1 normalizes, unbiased 2 enters the running variance.
+/// assert!((rv.as_vec()[0] - 1.1).abs() < 1e-12);
+/// ```
+pub fn batch_norm_train<E, T, SC>(
+    x: Tensor<(usize, usize), E, Cpu, T>,
+    gamma: &Tensor<SC, E, Cpu>,
+    beta: &Tensor<SC, E, Cpu>,
+    running_mean: &mut Tensor<SC, E, Cpu>,
+    running_var: &mut Tensor<SC, E, Cpu>,
+    eps: f64,
+    momentum: f64,
+) -> Result<Tensor<(usize, usize), E, Cpu, T>, GeometryError>
+where
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+    SC: Shape<Concrete = [usize; 1]>,
+{
+    use crate::ops::batch_norm::{batch_norm_backward, batch_norm_forward};
+    let (n, c) = *x.shape();
+    if gamma.shape().concrete()[0] != c || beta.shape().concrete()[0] != c {
+        return Err(GeometryError::Invalid(
+            "batch norm parameters differ from the features",
+        ));
+    }
+    if n < 2 {
+        return Err(GeometryError::Invalid(
+            "batch norm in training needs at least 2 samples",
+        ));
+    }
+    let (x, mut tape) = x.split_tape();
+    let (xv, gv, bv) = (to_vec(&x), to_vec(gamma), to_vec(beta));
+    let mut out = vec![E::default(); xv.len()];
+    let (saved, mean, var) = batch_norm_forward(&xv, n, c, &gv, &bv, eps, &mut out);
+    let unbias = n as f64 / (n as f64 - 1.0);
+    let (mut rm, mut rv) = (to_vec(running_mean), to_vec(running_var));
+    for j in 0..c {
+        rm[j] = E::of((1.0 - momentum) * rm[j].to_f64() + momentum * mean[j]);
+        rv[j] = E::of((1.0 - momentum) * rv[j].to_f64() + momentum * var[j] * unbias);
+    }
+    running_mean.copy_from(&rm);
+    running_var.copy_from(&rv);
+    let y = x.device().tensor_from_vec(out, (n, c));
+    let (x_g, g_g, b_g, y_g) = (x.ghost(), gamma.ghost(), beta.ghost(), y.ghost());
+    tape.add_backward_op(move |grads| {
+        let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+        let mut dgamma = vec![E::default(); c];
+        let mut dbeta = vec![E::default(); c];
+        batch_norm_backward(
+            &saved,
+            n,
+            c,
+            &gv,
+            &gy,
+            grads.get_or_alloc_mut(&x_g)?,
+            &mut dgamma,
+            &mut dbeta,
+        );
+        for (a, v) in grads.get_or_alloc_mut(&g_g)?.iter_mut().zip(dgamma) {
+            *a += v;
+        }
+        for (a, v) in grads.get_or_alloc_mut(&b_g)?.iter_mut().zip(dbeta) {
+            *a += v;
+        }
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
+}
+
+/// Inference-mode batch normalization of (N, C) with the running statistics.
+pub fn batch_norm_eval<E, T, SC>(
+    x: Tensor<(usize, usize), E, Cpu, T>,
+    gamma: &Tensor<SC, E, Cpu>,
+    beta: &Tensor<SC, E, Cpu>,
+    running_mean: &Tensor<SC, E, Cpu>,
+    running_var: &Tensor<SC, E, Cpu>,
+    eps: f64,
+) -> Result<Tensor<(usize, usize), E, Cpu, T>, GeometryError>
+where
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+    SC: Shape<Concrete = [usize; 1]>,
+{
+    // An affine map per feature: y = a x + b with a = gamma / sqrt(rv + eps),
+    // b = beta - a rm; the parameters get no gradient in inference.
+    let (n, c) = *x.shape();
+    if gamma.shape().concrete()[0] != c {
+        return Err(GeometryError::Invalid(
+            "batch norm parameters differ from the features",
+        ));
+    }
+    let (gv, bv, rm, rv) = (
+        to_vec(gamma),
+        to_vec(beta),
+        to_vec(running_mean),
+        to_vec(running_var),
+    );
+    let a: Vec<E> = (0..c)
+        .map(|j| E::of(gv[j].to_f64() / (rv[j].to_f64() + eps).sqrt()))
+        .collect();
+    let b: Vec<E> = (0..c)
+        .map(|j| E::of(bv[j].to_f64() - a[j].to_f64() * rm[j].to_f64()))
+        .collect();
+    let (x, mut tape) = x.split_tape();
+    let mut out = to_vec(&x);
+    for row in out.chunks_mut(c) {
+        for ((v, &aj), &bj) in row.iter_mut().zip(&a).zip(&b) {
+            *v = aj * *v + bj;
+        }
+    }
+    let y = x.device().tensor_from_vec(out, (n, c));
+    let (x_g, y_g) = (x.ghost(), y.ghost());
+    tape.add_backward_op(move |grads| {
+        let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+        let gx = grads.get_or_alloc_mut(&x_g)?;
+        for (gr, dr) in gx.chunks_mut(c).zip(gy.chunks(c)) {
+            for ((g, &d), &aj) in gr.iter_mut().zip(dr).zip(&a) {
+                *g += aj * d;
+            }
+        }
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
+}

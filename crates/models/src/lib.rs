@@ -17,7 +17,9 @@
 //! CUDA kernels, PyTorch parity fixtures for the convolution ops themselves.
 
 pub mod critic;
+pub mod generator;
 pub mod layers;
+pub mod mlp;
 pub mod modules;
 pub mod ops;
 pub mod sheep;

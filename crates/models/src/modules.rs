@@ -185,3 +185,118 @@ where
         y + self.bias.retaped::<T>().broadcast_like(&(n, Const::<O>))
     }
 }
+
+/// Batch normalization over the features of (N, C) (PyTorch's BatchNorm1d on 2-D input):
+/// learned scale and shift, running statistics for inference.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::modules::BatchNorm1d;
+/// let dev = Cpu::default();
+/// let mut bn = BatchNorm1d::<2, f32, Cpu>::build(&dev);
+/// assert_eq!(bn.num_trainable_params(), 4); // scale and shift; the running statistics are not trained
+/// let x = dev.tensor_from_vec(vec![0.0f32, 5.0, 2.0, 7.0], (2usize, 2usize));
+/// let y = bn.forward_train(x.clone()).unwrap();
+/// assert!((y.as_vec()[0] + 1.0).abs() < 1e-4); // (0 - 1) / sqrt(1 + 1e-5)
+/// ```
+#[derive(Debug, Clone)]
+pub struct BatchNorm1d<const C: usize, E: Dtype, D: Storage<E>> {
+    /// Scale (gamma), initialized to 1.
+    pub scale: Tensor<Rank1<C>, E, D>,
+    /// Shift (beta), initialized to 0.
+    pub bias: Tensor<Rank1<C>, E, D>,
+    /// Running mean (not trained).
+    pub running_mean: Tensor<Rank1<C>, E, D>,
+    /// Running variance (not trained).
+    pub running_var: Tensor<Rank1<C>, E, D>,
+    /// Added to the variance (PyTorch's default 1e-5).
+    pub eps: f64,
+    /// Weight of the new batch in the running statistics (PyTorch's default 0.1).
+    pub momentum: f64,
+}
+
+impl<const C: usize, E, D> TensorCollection<E, D> for BatchNorm1d<C, E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = BatchNorm1d<C, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "scale",
+                    |s| &s.scale,
+                    |s| &mut s.scale,
+                    TensorOptions::reset_to_ones(),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_to_zeros(),
+                ),
+                Self::tensor(
+                    "running_mean",
+                    |s| &s.running_mean,
+                    |s| &mut s.running_mean,
+                    TensorOptions::detached(|t| t.try_fill_with_zeros()),
+                ),
+                Self::tensor(
+                    "running_var",
+                    |s| &s.running_var,
+                    |s| &mut s.running_var,
+                    TensorOptions::detached(|t| t.try_fill_with_ones()),
+                ),
+            ),
+            |(scale, bias, running_mean, running_var)| BatchNorm1d {
+                scale,
+                bias,
+                running_mean,
+                running_var,
+                eps: 1e-5,
+                momentum: 0.1,
+            },
+        )
+    }
+}
+
+impl<const C: usize, E> BatchNorm1d<C, E, Cpu>
+where
+    E: Dtype + Real,
+    Cpu: Device<E>,
+{
+    /// Training mode: batch statistics, running statistics updated.
+    pub fn forward_train<T: Tape<E, Cpu>>(
+        &mut self,
+        x: Tensor<(usize, usize), E, Cpu, T>,
+    ) -> Result<Tensor<(usize, usize), E, Cpu, T>, GeometryError> {
+        crate::layers::batch_norm_train(
+            x,
+            &self.scale,
+            &self.bias,
+            &mut self.running_mean,
+            &mut self.running_var,
+            self.eps,
+            self.momentum,
+        )
+    }
+
+    /// Inference mode: the running statistics.
+    pub fn forward_eval<T: Tape<E, Cpu>>(
+        &self,
+        x: Tensor<(usize, usize), E, Cpu, T>,
+    ) -> Result<Tensor<(usize, usize), E, Cpu, T>, GeometryError> {
+        crate::layers::batch_norm_eval(
+            x,
+            &self.scale,
+            &self.bias,
+            &self.running_mean,
+            &self.running_var,
+            self.eps,
+        )
+    }
+}

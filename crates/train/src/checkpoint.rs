@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
-use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator};
 use mouton_models::weights::{WeightsFile, WeightsWriter};
 
 use crate::optim::Optimizer;
@@ -47,11 +47,11 @@ pub fn list(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
 }
 
 /// The networks and optimizers a checkpoint holds.
-pub struct State<'a> {
+pub struct State<'a, G, D> {
     /// Generator.
-    pub g: &'a mut Sheep1Generator<f32, Cpu>,
+    pub g: &'a mut G,
     /// Critic.
-    pub d: &'a mut Sheep1Discriminator<f32, Cpu>,
+    pub d: &'a mut D,
     /// Generator's optimizer.
     pub opt_g: &'a mut Optimizer<f32>,
     /// Critic's optimizer.
@@ -61,7 +61,16 @@ pub struct State<'a> {
 const FORMAT: &str = "mouton-checkpoint/1";
 
 /// Writes the checkpoint of `step` and deletes all but the newest `keep`.
-pub fn save(run_dir: &Path, step: u64, s: State<'_>, keep: usize) -> Result<PathBuf, TrainError> {
+pub fn save<G, D>(
+    run_dir: &Path,
+    step: u64,
+    s: State<'_, G, D>,
+    keep: usize,
+) -> Result<PathBuf, TrainError>
+where
+    G: TensorCollection<f32, Cpu>,
+    D: TensorCollection<f32, Cpu>,
+{
     std::fs::create_dir_all(dir(run_dir)).map_err(io_err(&dir(run_dir)))?;
     let mut w = WeightsWriter::new();
     w.set_metadata("format", FORMAT);
@@ -83,7 +92,11 @@ pub fn save(run_dir: &Path, step: u64, s: State<'_>, keep: usize) -> Result<Path
 
 /// Loads a checkpoint into the state; returns its step. Every tensor is checked (names,
 /// shapes, dtype) and a file that is not a mouton checkpoint is refused.
-pub fn load(path: &Path, s: State<'_>) -> Result<u64, TrainError> {
+pub fn load<G, D>(path: &Path, s: State<'_, G, D>) -> Result<u64, TrainError>
+where
+    G: TensorCollection<f32, Cpu>,
+    D: TensorCollection<f32, Cpu>,
+{
     let f = WeightsFile::open(path)?;
     if f.metadata("format") != Some(FORMAT) {
         return Err(TrainError::Checkpoint(format!(
@@ -104,9 +117,9 @@ pub fn load(path: &Path, s: State<'_>) -> Result<u64, TrainError> {
 }
 
 /// Loads only the generator of the newest checkpoint; returns its step and path.
-pub fn load_generator(
+pub fn load_generator<G: TensorCollection<f32, Cpu>>(
     run_dir: &Path,
-    g: &mut Sheep1Generator<f32, Cpu>,
+    g: &mut G,
 ) -> Result<(u64, PathBuf), TrainError> {
     let (step, path) = list(run_dir)?.pop().ok_or_else(|| {
         TrainError::Checkpoint(format!(

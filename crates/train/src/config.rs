@@ -52,6 +52,33 @@ impl LossKind {
     }
 }
 
+/// The generator's architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GeneratorArch {
+    /// FIDLE SHEEP1's convolutional generator.
+    #[serde(rename = "sheep1-g")]
+    Sheep1G,
+    /// FIDLE's fully connected generator (Lightning notebooks' Generator_1).
+    #[serde(rename = "mlp-g")]
+    MlpG,
+}
+
+/// The critic's architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CriticArch {
+    /// FIDLE SHEEP1's convolutional discriminator.
+    #[serde(rename = "sheep1-d")]
+    Sheep1D,
+    /// FIDLE SHEEP2's critic (the same layers).
+    #[serde(rename = "sheep2-critic")]
+    Sheep2Critic,
+    /// FIDLE's fully connected discriminator (Discriminator_1).
+    #[serde(rename = "mlp-d")]
+    MlpD,
+}
+
 /// The optimizer of both networks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -80,6 +107,10 @@ pub struct TrainConfig {
     pub preset: Preset,
     /// The adversarial loss.
     pub loss: LossKind,
+    /// The generator.
+    pub generator: GeneratorArch,
+    /// The critic / discriminator.
+    pub critic: CriticArch,
     /// Training images (any format mouton-data reads); `None`: synthetic sheep.
     pub data: Option<PathBuf>,
     /// The data's format (`ndjson`, `binary`, `npy`, `bitmap28`); `None`: detected.
@@ -141,6 +172,8 @@ impl TrainConfig {
         let base = TrainConfig {
             preset,
             loss: LossKind::Nsgan,
+            generator: GeneratorArch::Sheep1G,
+            critic: CriticArch::Sheep1D,
             data: None,
             data_format: None,
             synthetic_count: 2048,
@@ -169,6 +202,7 @@ impl TrainConfig {
             Preset::Sheep1 => base,
             Preset::Sheep2 => TrainConfig {
                 loss: LossKind::WganGp,
+                critic: CriticArch::Sheep2Critic,
                 batch_size: 64,
                 lr_g: 2e-4,
                 lr_d: 2e-4,
@@ -316,6 +350,8 @@ impl TrainConfig {
 const FIELDS: &[&str] = &[
     "preset",
     "loss",
+    "generator",
+    "critic",
     "data",
     "data_format",
     "synthetic_count",
@@ -349,6 +385,8 @@ const FIELDS: &[&str] = &[
 pub struct Overrides {
     pub preset: Option<Preset>,
     pub loss: Option<LossKind>,
+    pub generator: Option<GeneratorArch>,
+    pub critic: Option<CriticArch>,
     pub data: Option<PathBuf>,
     pub data_format: Option<String>,
     pub synthetic_count: Option<usize>,
@@ -398,6 +436,8 @@ impl Overrides {
         pick!(
             preset,
             loss,
+            generator,
+            critic,
             data,
             data_format,
             synthetic_count,
@@ -432,6 +472,8 @@ impl Overrides {
         set!(
             preset,
             loss,
+            generator,
+            critic,
             synthetic_count,
             validation_fraction,
             epochs,
@@ -486,6 +528,8 @@ impl Overrides {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
         set!(
+            generator,
+            critic,
             synthetic_count,
             validation_fraction,
             epochs,

@@ -4,7 +4,10 @@
 use std::path::Path;
 
 use dfdx::prelude::*;
-use mouton_models::sheep::{Sheep1Generator, LATENT};
+use mouton_models::generator::{Generator, OutputRange};
+
+/// Latent vector length of every generator mouton trains.
+pub const LATENT: usize = 128;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::rng::{rng, Stream};
@@ -24,16 +27,21 @@ pub fn latent(seed: u64, a: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Images (n x 784, in [0, 1]) for latent vectors (n x 128), 64 at a time.
-pub fn generate(g: &Sheep1Generator<f32, Cpu>, z: &[f32]) -> Result<Vec<f32>, TrainError> {
-    let dev = g.dense.weight.device().clone();
-    let mut out = Vec::with_capacity(z.len() / LATENT * 784);
-    for chunk in z.chunks(64 * LATENT) {
-        let n = chunk.len() / LATENT;
-        let zt = dev.tensor_from_vec(chunk.to_vec(), (n, Const::<LATENT>));
-        let img = g.forward(zt)?;
-        let mut v = vec![0f32; n * 784];
+/// Images (n x 784, in [0, 1] whatever the generator's range) for latent vectors
+/// (n x latent), 64 at a time, in inference mode.
+pub fn generate<G: Generator<f32>>(g: &mut G, z: &[f32]) -> Result<Vec<f32>, TrainError> {
+    let k = g.latent();
+    let dev = Cpu::default();
+    let mut out = Vec::with_capacity(z.len() / k * 784);
+    for chunk in z.chunks(64 * k) {
+        let n = chunk.len() / k;
+        let zt = dev.tensor_from_vec(chunk.to_vec(), (n, k));
+        let img = g.generate(zt, false)?;
+        let mut v = vec![0f32; img.shape().num_elements()];
         img.copy_into(&mut v);
+        if g.output_range() == OutputRange::MinusOneOne {
+            v.iter_mut().for_each(|x| *x = (*x + 1.0) * 0.5);
+        }
         out.extend(v);
     }
     Ok(out)
@@ -94,4 +102,29 @@ pub fn interpolation(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
     (0..steps)
         .flat_map(|k| slerp(a, b, k as f64 / (steps - 1) as f64))
         .collect()
+}
+
+/// Images for latent vectors `z` from the newest checkpoint of a run directory (whatever its
+/// architecture); returns them with the checkpoint's step.
+pub fn generate_from_run(
+    run_dir: &std::path::Path,
+    z: &[f32],
+) -> Result<(Vec<f32>, u64), TrainError> {
+    let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
+    crate::with_architectures!(cfg, generate_with(&cfg, run_dir, z))
+}
+
+fn generate_with<G, D>(
+    cfg: &crate::config::TrainConfig,
+    run_dir: &std::path::Path,
+    z: &[f32],
+) -> Result<(Vec<f32>, u64), TrainError>
+where
+    G: Generator<f32>
+        + dfdx::nn::tensor_collection::TensorCollection<f32, Cpu>
+        + dfdx::nn::BuildModule<Cpu, f32>,
+{
+    let mut g: G = crate::trainer::build(cfg, 0);
+    let (step, _) = crate::checkpoint::load_generator(run_dir, &mut g)?;
+    Ok((generate(&mut g, z)?, step))
 }

@@ -16,6 +16,7 @@ use std::time::Instant;
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
 };
+use dfdx::nn::BuildModule;
 use dfdx::prelude::*;
 use mouton_losses::gan::{
     discriminator_bce_with, generator_non_saturating, generator_saturating, Labels,
@@ -25,7 +26,7 @@ use mouton_losses::hinge::{discriminator_hinge, generator_hinge};
 use mouton_losses::lsgan::{discriminator_lsgan, generator_lsgan, LsganTargets};
 use mouton_losses::wasserstein::{clip_weights, critic_loss, generator_loss};
 use mouton_models::critic::Critic;
-use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator, LATENT};
+use mouton_models::generator::{Generator, OutputRange};
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::checkpoint::{self, State};
@@ -81,8 +82,6 @@ pub struct Summary {
     pub last_epoch: Option<EpochRecord>,
 }
 
-type G = Sheep1Generator<f32, Cpu>;
-type D = Sheep1Discriminator<f32, Cpu>;
 type Images = Tensor<(usize, usize, usize, usize), f32, Cpu>;
 
 struct Finite(bool);
@@ -118,12 +117,11 @@ fn latent_batch(
     step: u64,
     j: u64,
     n: usize,
-) -> Tensor<(usize, Const<LATENT>), f32, Cpu> {
+    k: usize,
+) -> Tensor<(usize, usize), f32, Cpu> {
     let mut r = rng(seed, stream, step, j);
-    let v: Vec<f32> = (0..n * LATENT)
-        .map(|_| StandardNormal.sample(&mut r))
-        .collect();
-    dev.tensor_from_vec(v, (n, Const))
+    let v: Vec<f32> = (0..n * k).map(|_| StandardNormal.sample(&mut r)).collect();
+    dev.tensor_from_vec(v, (n, k))
 }
 
 fn mean(v: &[f32]) -> f64 {
@@ -132,20 +130,24 @@ fn mean(v: &[f32]) -> f64 {
 
 /// One critic update; returns (loss, gp, mean D(real), mean D(fake), gradient norm).
 #[allow(clippy::too_many_arguments)]
-fn critic_update(
+fn critic_update<G, D>(
     cfg: &TrainConfig,
-    g: &G,
+    g: &mut G,
     d: &mut D,
     opt_d: &mut Optimizer<f32>,
     real: Images,
     step: u64,
     j: u64,
     inject_nan: bool,
-) -> Result<(f64, Option<f64>, f64, f64, f64), TrainError> {
+) -> Result<(f64, Option<f64>, f64, f64, f64), TrainError>
+where
+    G: Generator<f32>,
+    D: Critic<f32> + TensorCollection<f32, Cpu>,
+{
     let dev = real.device().clone();
     let n = real.shape().0;
-    let z = latent_batch(&dev, cfg.seed, Stream::CriticLatent, step, j, n);
-    let fake = g.forward(z)?;
+    let z = latent_batch(&dev, cfg.seed, Stream::CriticLatent, step, j, n, g.latent());
+    let fake = g.generate(z, true)?;
     let mut drop = rng(cfg.seed, Stream::Dropout, step, 2 * j);
     let mut labels_rng = rng(cfg.seed, Stream::Labels, step, j);
     let (loss, gp, d_real, d_fake) = if cfg.loss == LossKind::WganGp {
@@ -207,14 +209,18 @@ fn critic_update(
     Ok((value, gp, d_real, d_fake, norm))
 }
 
-fn generator_update(
+fn generator_update<G, D>(
     cfg: &TrainConfig,
     g: &mut G,
     d: &D,
     opt_g: &mut Optimizer<f32>,
     dev: &Cpu,
     step: u64,
-) -> Result<(f64, f64), TrainError> {
+) -> Result<(f64, f64), TrainError>
+where
+    G: Generator<f32> + TensorCollection<f32, Cpu>,
+    D: Critic<f32>,
+{
     let z = latent_batch(
         dev,
         cfg.seed,
@@ -222,8 +228,10 @@ fn generator_update(
         step,
         0,
         cfg.batch_size,
+        g.latent(),
     );
-    let fake = g.forward(z.traced(g.alloc_grads()))?;
+    let grads = g.alloc_grads();
+    let fake = g.generate(z.traced(grads), true)?;
     let mut drop = rng(cfg.seed, Stream::Dropout, step, u64::MAX);
     let s = d.score(fake, Some(&mut drop))?;
     let loss = match cfg.loss {
@@ -246,12 +254,11 @@ fn generator_update(
     Ok((value, norm))
 }
 
-/// Builds the networks of `cfg` from its seed.
-pub fn build_models(cfg: &TrainConfig) -> (G, D) {
-    let dev = Cpu::seed_from_u64(derive(cfg.seed, Stream::Init, 0, 0));
-    let g = G::build(&dev);
-    let d = D::build(&dev);
-    (g, d)
+/// Builds a network from the run's seed; `which` (0: generator, 1: critic) selects the stream,
+/// so a generator's initialization does not depend on the critic chosen.
+pub fn build<M: BuildModule<Cpu, f32>>(cfg: &TrainConfig, which: u64) -> M {
+    let dev = Cpu::seed_from_u64(derive(cfg.seed, Stream::Init, which, 0));
+    M::build(&dev)
 }
 
 fn optimizers(cfg: &TrainConfig) -> (Optimizer<f32>, Optimizer<f32>) {
@@ -266,9 +273,35 @@ pub fn schedule(cfg: &TrainConfig, n_train: usize) -> (u64, u64) {
     (per, cfg.max_steps.map_or(total, |m| m.min(total)))
 }
 
-/// Trains on `data` into `run_dir` (created if needed). With `opts.resume`, continues from the
-/// newest checkpoint there (from scratch, with a warning, if none was written yet); without
-/// it, refuses a directory that already holds a run.
+/// Runs a generic function with the generator and critic types that `cfg` names.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_architectures {
+    ($cfg:expr, $f:ident ( $($arg:expr),* )) => {{
+        use $crate::config::{CriticArch, GeneratorArch};
+        use mouton_models::mlp::{MlpDiscriminator, MlpGenerator};
+        use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator};
+        type C = dfdx::prelude::Cpu;
+        match ($cfg.generator, $cfg.critic) {
+            (GeneratorArch::Sheep1G, CriticArch::Sheep1D | CriticArch::Sheep2Critic) => {
+                $f::<Sheep1Generator<f32, C>, Sheep1Discriminator<f32, C>>($($arg),*)
+            }
+            (GeneratorArch::Sheep1G, CriticArch::MlpD) => {
+                $f::<Sheep1Generator<f32, C>, MlpDiscriminator<f32, C>>($($arg),*)
+            }
+            (GeneratorArch::MlpG, CriticArch::Sheep1D | CriticArch::Sheep2Critic) => {
+                $f::<MlpGenerator<f32, C>, Sheep1Discriminator<f32, C>>($($arg),*)
+            }
+            (GeneratorArch::MlpG, CriticArch::MlpD) => {
+                $f::<MlpGenerator<f32, C>, MlpDiscriminator<f32, C>>($($arg),*)
+            }
+        }
+    }};
+}
+
+/// Trains on `data` into `run_dir` (created if needed), with the architectures `cfg` names.
+/// With `opts.resume`, continues from the newest checkpoint there (from scratch, with a
+/// warning, if none was written yet); without it, refuses a directory that already holds a run.
 pub fn train(
     cfg: &TrainConfig,
     data: &TrainingData,
@@ -276,6 +309,23 @@ pub fn train(
     opts: &RunOptions,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Summary, TrainError> {
+    with_architectures!(cfg, run(cfg, data, run_dir, opts, on_event))
+}
+
+/// Trains on `data` into `run_dir` (created if needed). With `opts.resume`, continues from the
+/// newest checkpoint there (from scratch, with a warning, if none was written yet); without
+/// it, refuses a directory that already holds a run.
+fn run<G, D>(
+    cfg: &TrainConfig,
+    data: &TrainingData,
+    run_dir: &Path,
+    opts: &RunOptions,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Summary, TrainError>
+where
+    G: Generator<f32> + TensorCollection<f32, Cpu> + BuildModule<Cpu, f32>,
+    D: Critic<f32> + TensorCollection<f32, Cpu> + BuildModule<Cpu, f32>,
+{
     cfg.validate()?;
     let existing = checkpoint::list(run_dir)?;
     if !opts.resume && (!existing.is_empty() || run_dir.join("metrics.jsonl").exists()) {
@@ -293,9 +343,16 @@ pub fn train(
     })?;
     let metrics_path = run_dir.join("metrics.jsonl");
 
-    let (mut g, mut d) = build_models(cfg);
+    let mut g: G = build(cfg, 0);
+    let mut d: D = build(cfg, 1);
     let (mut opt_g, mut opt_d) = optimizers(cfg);
-    let dev = g.dense.weight.device().clone();
+    let dev = Cpu::default();
+    if g.output_range() != OutputRange::ZeroOne {
+        return Err(TrainError::Config(
+            "generators with a [-1, 1] output need data scaled to [-1, 1], not supported yet"
+                .into(),
+        ));
+    }
     let mut start = 0;
     let mut last_checkpoint = None;
     if opts.resume {
@@ -364,7 +421,7 @@ pub fn train(
             let real: Images = dev.tensor_from_vec(batch.pixels, (batch.indices.len(), 1, 28, 28));
             let inject = opts.inject_nan_at_step == Some(step + 1) && j == 0;
             let (l, gp, r, f, nd) =
-                critic_update(cfg, &g, &mut d, &mut opt_d, real, step, j, inject)?;
+                critic_update(cfg, &mut g, &mut d, &mut opt_d, real, step, j, inject)?;
             d_loss += l;
             if let Some(gp) = gp {
                 gp_sum = Some(gp_sum.unwrap_or(0.0) + gp);
@@ -407,11 +464,11 @@ pub fn train(
         on_event(Event::Step(&record));
 
         if k + 1 == per_epoch || step + 1 == total {
-            let samples = sampling::generate(&g, &fixed_z)?;
+            let samples = sampling::generate(&mut g, &fixed_z)?;
             let grid = samples_dir.join(format!("epoch_{:03}.png", epoch + 1));
             sampling::write_grid(&grid, &samples, 8)?;
             let (swd, swd_real_baseline, diversity_ratio) = if n_metric >= 8 {
-                let fake = sampling::generate(&g, &metric_z)?;
+                let fake = sampling::generate(&mut g, &metric_z)?;
                 let val = data.validation.as_slice();
                 let half = n_metric / 2;
                 let swd = eval::swd(

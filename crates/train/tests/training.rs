@@ -239,3 +239,31 @@ fn too_little_data_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn fully_connected_architectures_train_mixed_with_the_convolutional_ones() {
+    use mouton_train::config::{CriticArch, GeneratorArch};
+    for (g, d, loss) in [
+        (GeneratorArch::MlpG, CriticArch::MlpD, LossKind::WganGp),
+        (GeneratorArch::MlpG, CriticArch::Sheep1D, LossKind::Nsgan),
+        (GeneratorArch::Sheep1G, CriticArch::MlpD, LossKind::Hinge),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = small(Some(loss), 1);
+        cfg.generator = g;
+        cfg.critic = d;
+        cfg.n_critic = 1;
+        cfg.max_steps = Some(2);
+        run(&cfg, dir.path(), &RunOptions::default()).unwrap();
+        let f = WeightsFile::open(&checkpoint::path_for(dir.path(), 2)).unwrap();
+        if g == GeneratorArch::MlpG {
+            // Batch-norm running statistics are saved with the weights.
+            let rv: Vec<f32> = f.tensor("g.bn2.running_var", &[256]).unwrap();
+            assert!(rv.iter().any(|&v| v != 1.0), "running variance updated");
+        }
+        let z = mouton_train::sampling::latent(1, 0, 4);
+        let (images, step) = mouton_train::sampling::generate_from_run(dir.path(), &z).unwrap();
+        assert_eq!((images.len(), step), (4 * 784, 2));
+        assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+}

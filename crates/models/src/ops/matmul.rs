@@ -23,6 +23,8 @@ pub trait Real:
     const ONE: Self;
     /// From an f64 constant.
     fn of(v: f64) -> Self;
+    /// As an f64.
+    fn to_f64(self) -> f64;
     /// e^self.
     fn exp(self) -> Self;
     /// tanh(self).
@@ -39,6 +41,10 @@ macro_rules! real {
             #[inline]
             fn of(v: f64) -> Self {
                 v as $t
+            }
+            #[inline]
+            fn to_f64(self) -> f64 {
+                self as f64
             }
             #[inline]
             fn exp(self) -> Self {

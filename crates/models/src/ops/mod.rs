@@ -2,6 +2,7 @@
 //! row-major slices, so they can be tested against direct formulas and reused by the dfdx ops.
 
 pub mod activation;
+pub mod batch_norm;
 pub mod conv2d;
 pub mod conv_transpose2d;
 mod matmul;
