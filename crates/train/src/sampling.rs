@@ -114,6 +114,8 @@ pub fn generate_from_run(
     crate::with_architectures!(cfg, generate_with(&cfg, run_dir, z))
 }
 
+// `D` (the critic) comes with the dispatch macro and is not needed here.
+#[allow(clippy::extra_unused_type_parameters)]
 fn generate_with<G, D>(
     cfg: &crate::config::TrainConfig,
     run_dir: &std::path::Path,
