@@ -356,8 +356,8 @@ where
     let unbias = n as f64 / (n as f64 - 1.0);
     let (mut rm, mut rv) = (to_vec(running_mean), to_vec(running_var));
     for j in 0..c {
-        rm[j] = E::of((1.0 - momentum) * rm[j].to_f64() + momentum * mean[j]);
-        rv[j] = E::of((1.0 - momentum) * rv[j].to_f64() + momentum * var[j] * unbias);
+        rm[j] = E::of((1.0 - momentum) * rm[j].as_f64() + momentum * mean[j]);
+        rv[j] = E::of((1.0 - momentum) * rv[j].as_f64() + momentum * var[j] * unbias);
     }
     running_mean.copy_from(&rm);
     running_var.copy_from(&rv);
@@ -417,10 +417,10 @@ where
         to_vec(running_var),
     );
     let a: Vec<E> = (0..c)
-        .map(|j| E::of(gv[j].to_f64() / (rv[j].to_f64() + eps).sqrt()))
+        .map(|j| E::of(gv[j].as_f64() / (rv[j].as_f64() + eps).sqrt()))
         .collect();
     let b: Vec<E> = (0..c)
-        .map(|j| E::of(bv[j].to_f64() - a[j].to_f64() * rm[j].to_f64()))
+        .map(|j| E::of(bv[j].as_f64() - a[j].as_f64() * rm[j].as_f64()))
         .collect();
     let (x, mut tape) = x.split_tape();
     let mut out = to_vec(&x);

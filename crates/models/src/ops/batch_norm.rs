@@ -29,14 +29,14 @@ pub fn batch_norm_forward<T: Real>(
     let mut var = vec![0f64; c];
     for row in x.chunks(c) {
         for (m, &v) in mean.iter_mut().zip(row) {
-            *m += v.to_f64();
+            *m += v.as_f64();
         }
     }
     let nf = n.max(1) as f64;
     mean.iter_mut().for_each(|m| *m /= nf);
     for row in x.chunks(c) {
         for ((s, &v), m) in var.iter_mut().zip(row).zip(&mean) {
-            let d = v.to_f64() - m;
+            let d = v.as_f64() - m;
             *s += d * d;
         }
     }
@@ -70,8 +70,8 @@ pub fn batch_norm_backward<T: Real>(
     let mut sum_dy_xhat = vec![0f64; c];
     for (dr, hr) in dy.chunks(c).zip(saved.x_hat.chunks(c)) {
         for j in 0..c {
-            sum_dy[j] += dr[j].to_f64();
-            sum_dy_xhat[j] += (dr[j] * hr[j]).to_f64();
+            sum_dy[j] += dr[j].as_f64();
+            sum_dy_xhat[j] += (dr[j] * hr[j]).as_f64();
         }
     }
     for j in 0..c {

@@ -24,7 +24,7 @@ pub trait Real:
     /// From an f64 constant.
     fn of(v: f64) -> Self;
     /// As an f64.
-    fn to_f64(self) -> f64;
+    fn as_f64(self) -> f64;
     /// e^self.
     fn exp(self) -> Self;
     /// tanh(self).
@@ -43,7 +43,7 @@ macro_rules! real {
                 v as $t
             }
             #[inline]
-            fn to_f64(self) -> f64 {
+            fn as_f64(self) -> f64 {
                 self as f64
             }
             #[inline]
