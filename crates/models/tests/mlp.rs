@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop)] // index loops mirror the maths here
 //! FIDLE's fully connected GAN: parameter counts, batch norm gradients against finite
 //! differences (f64), running statistics, and mlp-d's tangent pass.
 
