@@ -173,6 +173,14 @@ pub fn write_atomically(
     tmp.as_file()
         .sync_all()
         .map_err(|e| fail(format!("write failed: {e}")))?;
+    // Temporary files are created private (0600); the result is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| fail(format!("cannot set permissions: {e}")))?;
+    }
     tmp.persist(path)
         .map_err(|e| fail(format!("cannot rename into place: {}", e.error)))?;
     Ok(())

@@ -1,5 +1,5 @@
 //! Forward + backward of the SHEEP1 discriminator's three convolutions (4x4, stride 2, "same")
-//! and the generator's widest one (3x3, "same", 128 -> 256 at 28x28), batch 64, f32, CPU.
+//! and the generator's three (3x3 and 5x5, "same"), batch 64, f32, CPU.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mouton_models::ops::conv2d::{conv2d_backward, conv2d_forward, Conv2dGeometry, Padding};
@@ -9,7 +9,9 @@ fn benches(c: &mut Criterion) {
         ("sheep1-d conv1 1->64 28x28", (1, 28, 64, 4, 2)),
         ("sheep1-d conv2 64->128 14x14", (64, 14, 128, 4, 2)),
         ("sheep1-d conv3 128->128 7x7", (128, 7, 128, 4, 2)),
+        ("sheep1-g conv1 64->128 14x14", (64, 14, 128, 3, 1)),
         ("sheep1-g conv2 128->256 28x28", (128, 28, 256, 3, 1)),
+        ("sheep1-g conv3 256->1 5x5 28x28", (256, 28, 1, 5, 1)),
     ];
     let mut group = c.benchmark_group("conv2d fwd+bwd, batch 64, f32");
     group.sample_size(10);

@@ -99,6 +99,14 @@ pub enum InterpolationKind {
     FidleNormal,
 }
 
+fn default_generator() -> GeneratorArch {
+    GeneratorArch::Sheep1G
+}
+
+fn default_critic() -> CriticArch {
+    CriticArch::Sheep1D
+}
+
 /// Everything a run needs; saved as `config.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,9 +115,12 @@ pub struct TrainConfig {
     pub preset: Preset,
     /// The adversarial loss.
     pub loss: LossKind,
-    /// The generator.
+    /// The generator (runs saved before this field existed used sheep1-g).
+    #[serde(default = "default_generator")]
     pub generator: GeneratorArch,
-    /// The critic / discriminator.
+    /// The critic / discriminator (runs saved before this field existed used sheep1-d's
+    /// layers).
+    #[serde(default = "default_critic")]
     pub critic: CriticArch,
     /// Training images (any format mouton-data reads); `None`: synthetic sheep.
     pub data: Option<PathBuf>,

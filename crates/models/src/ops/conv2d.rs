@@ -259,6 +259,9 @@ pub fn conv2d_forward<T: Real>(
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out_ch, "bias size");
     }
+    if g.direct() {
+        return direct_forward(g, x, weights, bias, out);
+    }
     let (img_in, img_out, n) = (g.in_ch * g.h * g.w, g.out_ch * g.oh * g.ow, g.oh * g.ow);
     out.par_chunks_mut(img_out)
         .zip(x.par_chunks(img_in))
@@ -345,6 +348,9 @@ pub fn conv2d_backward_input<T: Real>(
         weights.len() == nw && grad_out.len() == no && grad_x.len() == nx,
         "slice sizes"
     );
+    if g.direct() {
+        return direct_backward_input(g, weights, grad_out, grad_x);
+    }
     let (img_in, img_out, n, patch) = (
         g.in_ch * g.h * g.w,
         g.out_ch * g.oh * g.ow,
@@ -381,6 +387,9 @@ pub fn conv2d_backward_weights<T: Real>(
         x.len() == nx && grad_out.len() == no && grad_w.len() == nw,
         "slice sizes"
     );
+    if g.direct() {
+        return direct_backward_weights(g, x, grad_out, grad_w);
+    }
     let (img_in, img_out, n, patch) = (
         g.in_ch * g.h * g.w,
         g.out_ch * g.oh * g.ow,
@@ -401,6 +410,173 @@ pub fn conv2d_backward_weights<T: Real>(
                     &mut acc,
                     true,
                 );
+            }
+            acc
+        })
+        .collect();
+    for p in partials {
+        for (a, v) in grad_w.iter_mut().zip(p) {
+            *a += v;
+        }
+    }
+}
+
+/// Output channels at or below which a stride-1 convolution runs directly on a zero-padded copy
+/// of each image instead of through im2col: with so few output rows the GEMM is memory bound on
+/// the column matrix (256 x 5 x 5 taps x 784 positions = 20 MB per image for SHEEP1's last
+/// layer), while each padded channel plane (32 x 32) stays in L1.
+const DIRECT_MAX_OUT: usize = 4;
+
+impl Conv2dGeometry {
+    fn direct(&self) -> bool {
+        self.stride == 1 && self.out_ch <= DIRECT_MAX_OUT
+    }
+
+    /// Padded plane size for the direct kernels (stride 1).
+    fn padded(&self) -> (usize, usize) {
+        (self.oh + self.kh - 1, self.ow + self.kw - 1)
+    }
+
+    fn pad_image<T: Real>(&self, img: &[T], xp: &mut [T]) {
+        let (hp, wp) = self.padded();
+        xp.iter_mut().for_each(|v| *v = T::ZERO);
+        for c in 0..self.in_ch {
+            for iy in 0..self.h {
+                let py = iy + self.pad_top;
+                if py >= hp {
+                    break;
+                }
+                let src = &img[(c * self.h + iy) * self.w..][..self.w];
+                let dst = &mut xp[(c * hp + py) * wp..][..wp];
+                for (ix, &v) in src.iter().enumerate() {
+                    if let Some(d) = dst.get_mut(ix + self.pad_left) {
+                        *d = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn direct_forward<T: Real>(
+    g: &Conv2dGeometry,
+    x: &[T],
+    weights: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
+    let (hp, wp) = g.padded();
+    let (img_in, n) = (g.in_ch * g.h * g.w, g.oh * g.ow);
+    out.par_chunks_mut(g.out_ch * n)
+        .zip(x.par_chunks(img_in))
+        .for_each_init(
+            || vec![T::ZERO; g.in_ch * hp * wp],
+            |xp, (o_img, img)| {
+                g.pad_image(img, xp);
+                for (o, yo) in o_img.chunks_mut(n).enumerate() {
+                    let b = bias.map_or(T::ZERO, |b| b[o]);
+                    yo.iter_mut().for_each(|v| *v = b);
+                    for c in 0..g.in_ch {
+                        let xc = &xp[c * hp * wp..][..hp * wp];
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let wv = weights[((o * g.in_ch + c) * g.kh + ky) * g.kw + kx];
+                                for oy in 0..g.oh {
+                                    let xr = &xc[(oy + ky) * wp + kx..][..g.ow];
+                                    let yr = &mut yo[oy * g.ow..][..g.ow];
+                                    for (y, &xv) in yr.iter_mut().zip(xr) {
+                                        *y += wv * xv;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+        );
+}
+
+fn direct_backward_input<T: Real>(
+    g: &Conv2dGeometry,
+    weights: &[T],
+    grad_out: &[T],
+    grad_x: &mut [T],
+) {
+    let (hp, wp) = g.padded();
+    let (img_in, n) = (g.in_ch * g.h * g.w, g.oh * g.ow);
+    grad_x
+        .par_chunks_mut(img_in)
+        .zip(grad_out.par_chunks(g.out_ch * n))
+        .for_each_init(
+            || vec![T::ZERO; g.in_ch * hp * wp],
+            |gp, (gxi, gy)| {
+                gp.iter_mut().for_each(|v| *v = T::ZERO);
+                for (o, gyo) in gy.chunks(n).enumerate() {
+                    for c in 0..g.in_ch {
+                        let gc = &mut gp[c * hp * wp..][..hp * wp];
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let wv = weights[((o * g.in_ch + c) * g.kh + ky) * g.kw + kx];
+                                for oy in 0..g.oh {
+                                    let gr = &mut gc[(oy + ky) * wp + kx..][..g.ow];
+                                    let dr = &gyo[oy * g.ow..][..g.ow];
+                                    for (a, &d) in gr.iter_mut().zip(dr) {
+                                        *a += wv * d;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                // Crop the padding away, adding into the image's gradient.
+                for c in 0..g.in_ch {
+                    for iy in 0..g.h {
+                        let py = iy + g.pad_top;
+                        if py >= hp {
+                            break;
+                        }
+                        let src = &gp[(c * hp + py) * wp..][..wp];
+                        let dst = &mut gxi[(c * g.h + iy) * g.w..][..g.w];
+                        for (ix, d) in dst.iter_mut().enumerate() {
+                            if let Some(&v) = src.get(ix + g.pad_left) {
+                                *d += v;
+                            }
+                        }
+                    }
+                }
+            },
+        );
+}
+
+fn direct_backward_weights<T: Real>(g: &Conv2dGeometry, x: &[T], grad_out: &[T], grad_w: &mut [T]) {
+    let (hp, wp) = g.padded();
+    let (img_in, n, nw) = (g.in_ch * g.h * g.w, g.oh * g.ow, grad_w.len());
+    let partials: Vec<Vec<T>> = x
+        .par_chunks(img_in * WEIGHT_GRAD_CHUNK)
+        .zip(grad_out.par_chunks(g.out_ch * n * WEIGHT_GRAD_CHUNK))
+        .map(|(xs, gys)| {
+            let mut acc = vec![T::ZERO; nw];
+            let mut xp = vec![T::ZERO; g.in_ch * hp * wp];
+            for (img, gy) in xs.chunks(img_in).zip(gys.chunks(g.out_ch * n)) {
+                g.pad_image(img, &mut xp);
+                for (o, gyo) in gy.chunks(n).enumerate() {
+                    for c in 0..g.in_ch {
+                        let xc = &xp[c * hp * wp..][..hp * wp];
+                        for ky in 0..g.kh {
+                            for kx in 0..g.kw {
+                                let mut s = T::ZERO;
+                                for oy in 0..g.oh {
+                                    let xr = &xc[(oy + ky) * wp + kx..][..g.ow];
+                                    let dr = &gyo[oy * g.ow..][..g.ow];
+                                    for (&a, &d) in xr.iter().zip(dr) {
+                                        s += a * d;
+                                    }
+                                }
+                                acc[((o * g.in_ch + c) * g.kh + ky) * g.kw + kx] += s;
+                            }
+                        }
+                    }
+                }
             }
             acc
         })
