@@ -32,6 +32,8 @@ pub enum Arch {
     /// FIDLE's fully connected discriminator (Discriminator_1).
     #[value(name = "mlp-d")]
     MlpD,
+    /// A small convolutional VAE (latent 2).
+    Vae,
 }
 
 pub fn run(cmd: &ModelCommand) -> Result<()> {
@@ -40,6 +42,7 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
             let s = match arch {
                 Arch::Sheep1G => Sheep1Generator::<f32, Cpu>::summary(),
                 Arch::Sheep1D => Sheep1Discriminator::<f32, Cpu>::summary(),
+                Arch::Vae => mouton_models::vae::Vae::<2, f32, Cpu>::summary(),
                 Arch::MlpG => mouton_models::mlp::MlpGenerator::<f32, Cpu>::summary(),
                 Arch::MlpD => mouton_models::mlp::MlpDiscriminator::<f32, Cpu>::summary(),
                 Arch::Sheep2Critic => {

@@ -24,4 +24,5 @@ pub mod modules;
 pub mod ops;
 pub mod sheep;
 pub mod summary;
+pub mod vae;
 pub mod weights;

@@ -300,3 +300,90 @@ where
         )
     }
 }
+
+/// A transposed convolution layer `I` -> `O` channels, `K` x `K` kernel, stride `S`, padding
+/// `P`, output padding `OP` (PyTorch's semantics and weight layout (I, O, K, K)), Glorot
+/// uniform weights and zero bias.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::modules::ConvTranspose2d;
+/// let dev = Cpu::default();
+/// let up = ConvTranspose2d::<8, 4, 3, 2, 1, 1, f32, Cpu>::build(&dev);
+/// let y = up.forward(dev.zeros_like(&(2usize, 8usize, 7usize, 7usize))).unwrap();
+/// assert_eq!(*y.shape(), (2, 4, 14, 14)); // Keras "same" doubling
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConvTranspose2d<
+    const I: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    const P: usize,
+    const OP: usize,
+    E: Dtype,
+    D: Storage<E>,
+> {
+    /// Weights (I, O, K, K).
+    pub weight: Tensor<Rank4<I, O, K, K>, E, D>,
+    /// Bias (O).
+    pub bias: Tensor<Rank1<O>, E, D>,
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const OP: usize,
+        E,
+        D,
+    > TensorCollection<E, D> for ConvTranspose2d<I, O, K, S, P, OP, E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = ConvTranspose2d<I, O, K, S, P, OP, E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    TensorOptions::reset_with(|t| glorot_uniform(t, (I + O) * K * K)),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_with(|t| t.try_fill_with_zeros()),
+                ),
+            ),
+            |(weight, bias)| ConvTranspose2d { weight, bias },
+        )
+    }
+}
+
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const OP: usize,
+        E,
+    > ConvTranspose2d<I, O, K, S, P, OP, E, Cpu>
+where
+    E: Dtype + Real,
+    Cpu: Device<E>,
+{
+    /// Applies the layer to (N, I, H, W).
+    pub fn forward<T: Tape<E, Cpu>>(&self, x: Nchw<E, T>) -> Result<Nchw<E, T>, GeometryError> {
+        crate::layers::conv_transpose2d(x, &self.weight, Some(&self.bias), S, P, OP)
+    }
+}

@@ -125,3 +125,15 @@ fn mlp_critic_tangent_is_the_directional_derivative() {
         .unwrap();
     opt.update(&mut d, &s.sum::<(), _>().backward()).unwrap();
 }
+
+#[test]
+fn vae_parameter_count_and_generator_range() {
+    use mouton_models::vae::Vae;
+    let dev = Cpu::default();
+    let mut vae = Vae::<2, f32, Cpu>::build(&dev);
+    assert_eq!(vae.num_trainable_params(), 134_165);
+    assert_eq!(Vae::<2, f32, Cpu>::summary().total(), 134_165);
+    let z: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(3, 2));
+    let img = vae.generate(z, false).unwrap().as_vec();
+    assert!(img.iter().all(|v| (0.0..=1.0).contains(v)));
+}
