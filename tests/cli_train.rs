@@ -268,3 +268,50 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_end() {
         "every step recorded once, in order"
     );
 }
+
+#[test]
+fn the_vae_preset_trains_and_samples() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("vae");
+    mouton()
+        .args([
+            "train",
+            "--preset",
+            "vae",
+            "--synthetic-count",
+            "72",
+            "--batch-size",
+            "16",
+        ])
+        .args(["--epochs", "1", "--quiet", "--run-dir"])
+        .arg(&run)
+        .assert()
+        .success();
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("loss = \"vae\"") && cfg.contains("generator = \"vae\""),
+        "{cfg}"
+    );
+    let grid = tmp.path().join("g.png");
+    mouton()
+        .arg("sample")
+        .arg(&run)
+        .args(["-n", "4", "-o"])
+        .arg(&grid)
+        .assert()
+        .success();
+    mouton()
+        .arg("interpolate")
+        .arg(&run)
+        .args(["--steps", "3", "-o"])
+        .arg(tmp.path().join("s.png"))
+        .assert()
+        .success();
+    // A GAN loss with the VAE preset is refused.
+    mouton()
+        .args(["train", "--preset", "vae", "--loss", "hinge", "--run-dir"])
+        .arg(tmp.path().join("x"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("vae"));
+}

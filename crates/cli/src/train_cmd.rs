@@ -30,6 +30,8 @@ pub enum PresetArg {
     Sheep1,
     /// FIDLE SHEEP2: WGAN-GP, n_critic 2, Adam 2e-4 (0.5, 0.9), batch 64.
     Sheep2,
+    /// A convolutional VAE (latent 2): BCE reconstruction + KL, Adam 1e-3, batch 64.
+    Vae,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -80,7 +82,8 @@ pub struct TrainArgs {
     /// Critic architecture (default: the preset's).
     #[arg(long, value_parser = ["sheep1-d", "sheep2-critic", "mlp-d"])]
     critic: Option<String>,
-    /// Adversarial loss (switching it takes that loss's usual optimizer settings).
+    /// Adversarial loss (switching it takes that loss's usual optimizer settings; the VAE's
+    /// loss comes with --preset vae).
     #[arg(long, value_enum)]
     loss: Option<LossArg>,
     /// A TOML file of settings (the keys of config.toml); flags win over it.
@@ -136,6 +139,12 @@ pub struct TrainArgs {
     /// Warn when the samples' diversity falls below this fraction of the real images'.
     #[arg(long, num_args = 0..=1, default_missing_value = "0.25")]
     detect_collapse: Option<f64>,
+    /// VAE: weight of the KL term.
+    #[arg(long)]
+    kl_weight: Option<f64>,
+    /// VAE: FIDLE's KL without the 1/2.
+    #[arg(long)]
+    kl_fidle_no_half: bool,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -150,6 +159,7 @@ impl TrainArgs {
             preset: self.preset.map(|p| match p {
                 PresetArg::Sheep1 => Preset::Sheep1,
                 PresetArg::Sheep2 => Preset::Sheep2,
+                PresetArg::Vae => Preset::Vae,
             }),
             loss: self.loss.map(|l| match l {
                 LossArg::Gan => LossKind::Gan,
@@ -197,6 +207,8 @@ impl TrainArgs {
             keep_checkpoints: self.keep_checkpoints,
             swd_projections: None,
             detect_collapse: self.detect_collapse,
+            kl_weight: self.kl_weight,
+            kl_fidle_no_half: self.kl_fidle_no_half.then_some(true),
         }
     }
 }
@@ -417,7 +429,8 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
         return Err(BadInput("-n must be at least 1".into()).into());
     }
     run_dir_check(&a.dir)?;
-    let z = sampling::latent(a.seed, 2, a.n);
+    let k = sampling::run_latent(&a.dir).map_err(lib_err)?;
+    let z = sampling::latent_of(a.seed, 2, a.n, k);
     let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
     let cols = (a.n as f64).sqrt().ceil() as usize;
     sampling::write_grid(&a.output, &images, cols).map_err(lib_err)?;
@@ -452,8 +465,8 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
         return Err(BadInput("--steps must be at least 2 and --rows at least 1".into()).into());
     }
     run_dir_check(&a.dir)?;
-    let ends = sampling::latent(a.seed, 3, 2 * a.rows);
-    let d = sampling::LATENT;
+    let d = sampling::run_latent(&a.dir).map_err(lib_err)?;
+    let ends = sampling::latent_of(a.seed, 3, 2 * a.rows, d);
     let mut z = Vec::new();
     for r in 0..a.rows {
         let (x, y) = (
@@ -493,9 +506,10 @@ pub struct EvalArgs {
 pub fn evaluate(a: &EvalArgs) -> Result<()> {
     let real = data::load_file(&a.real, a.format.as_deref()).map_err(lib_err)?;
     run_dir_check(&a.dir)?;
+    let k = sampling::run_latent(&a.dir).map_err(lib_err)?;
     let n = a.n.min(real.len() / 2);
-    let (fake, step) =
-        sampling::generate_from_run(&a.dir, &sampling::latent(a.seed, 4, n)).map_err(lib_err)?;
+    let (fake, step) = sampling::generate_from_run(&a.dir, &sampling::latent_of(a.seed, 4, n, k))
+        .map_err(lib_err)?;
     let r = eval::report(&fake, real.as_slice(), a.seed).map_err(|e| BadInput(e.to_string()))?;
     println!(
         "step-{step} generator vs {} ({} images per side)",

@@ -13,8 +13,10 @@
 //! has FIDLE's SHEEP1 generator and discriminator and the SHEEP2 critic, with [`summary`]
 //! tables. [`critic`] defines the critics' tangent pass (checked against finite differences
 //! and `torch.func.jvp`), which mouton-losses uses for the exact WGAN-GP gradient. [`weights`]
-//! saves and loads named tensors with checks. Not yet: DCGAN, MLP GAN and VAE architectures,
-//! CUDA kernels, PyTorch parity fixtures for the convolution ops themselves.
+//! saves and loads named tensors with checks; the conv ops match PyTorch (values and all
+//! gradients). [`mlp`] has FIDLE's fully connected GAN (with [`modules::BatchNorm1d`]), [`vae`]
+//! a small convolutional VAE, and [`generator::Generator`] is what the training loop asks of a
+//! generator. Not yet: the DCGAN architectures (ConvTranspose + BatchNorm2d), CUDA kernels.
 
 pub mod critic;
 pub mod generator;

@@ -18,6 +18,9 @@ pub enum Preset {
     /// FIDLE SHEEP2: sheep1-g / sheep2-critic, WGAN-GP (lambda 10), n_critic 2, Adam 2e-4
     /// betas 0.5 / 0.9, batch 64.
     Sheep2,
+    /// The seeds' VAE: a small convolutional VAE (latent 2), BCE reconstruction + KL, Adam
+    /// 1e-3, batch 64.
+    Vae,
 }
 
 /// The adversarial loss.
@@ -36,6 +39,8 @@ pub enum LossKind {
     Wgan,
     /// Wasserstein with gradient penalty.
     WganGp,
+    /// The VAE's loss: reconstruction BCE + kl_weight x KL (only with the vae generator).
+    Vae,
 }
 
 impl LossKind {
@@ -48,6 +53,7 @@ impl LossKind {
             LossKind::Hinge => "hinge",
             LossKind::Wgan => "wgan",
             LossKind::WganGp => "wgan-gp",
+            LossKind::Vae => "vae",
         }
     }
 }
@@ -62,6 +68,9 @@ pub enum GeneratorArch {
     /// FIDLE's fully connected generator (Lightning notebooks' Generator_1).
     #[serde(rename = "mlp-g")]
     MlpG,
+    /// The convolutional VAE's decoder (trained as a VAE, not adversarially).
+    #[serde(rename = "vae")]
+    Vae,
 }
 
 /// The critic's architecture.
@@ -169,6 +178,16 @@ pub struct TrainConfig {
     pub swd_projections: usize,
     /// Warn when the samples' diversity falls below this fraction of the real images'.
     pub detect_collapse: Option<f64>,
+    /// VAE: weight k of the KL term in `reconstruction + k KL`.
+    #[serde(default = "one")]
+    pub kl_weight: f64,
+    /// VAE: drop the KL's 1/2 as FIDLE's notebooks do.
+    #[serde(default)]
+    pub kl_fidle_no_half: bool,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl TrainConfig {
@@ -208,6 +227,8 @@ impl TrainConfig {
             keep_checkpoints: 3,
             swd_projections: 64,
             detect_collapse: None,
+            kl_weight: 1.0,
+            kl_fidle_no_half: false,
         };
         match preset {
             Preset::Sheep1 => base,
@@ -221,6 +242,15 @@ impl TrainConfig {
                 beta2: 0.9,
                 eps: 1e-8,
                 n_critic: 2,
+                ..base
+            },
+            Preset::Vae => TrainConfig {
+                loss: LossKind::Vae,
+                generator: GeneratorArch::Vae,
+                batch_size: 64,
+                lr_g: 1e-3,
+                lr_d: 1e-3,
+                eps: 1e-7,
                 ..base
             },
         }
@@ -277,6 +307,18 @@ impl TrainConfig {
         }
         if self.n_critic == 0 {
             return bad("n_critic", "must be at least 1");
+        }
+        if (self.loss == LossKind::Vae) != (self.generator == GeneratorArch::Vae) {
+            return bad(
+                "loss/generator",
+                "the vae loss goes with the vae generator and no other (use --preset vae)",
+            );
+        }
+        if self.loss == LossKind::Vae && self.n_critic != 1 {
+            return bad("n_critic", "a VAE step is one update: n_critic must be 1");
+        }
+        if !(self.kl_weight >= 0.0 && self.kl_weight.is_finite()) {
+            return bad("kl_weight", "must be finite and >= 0");
         }
         if !pos(self.lr_g) || !pos(self.lr_d) {
             return bad("lr_g/lr_d", "learning rates must be positive and finite");
@@ -386,6 +428,8 @@ const FIELDS: &[&str] = &[
     "keep_checkpoints",
     "swd_projections",
     "detect_collapse",
+    "kl_weight",
+    "kl_fidle_no_half",
 ];
 
 /// Partial settings from a TOML file (`mouton train --config FILE`) or flags; every field
@@ -421,6 +465,8 @@ pub struct Overrides {
     pub keep_checkpoints: Option<usize>,
     pub swd_projections: Option<usize>,
     pub detect_collapse: Option<f64>,
+    pub kl_weight: Option<f64>,
+    pub kl_fidle_no_half: Option<bool>,
 }
 
 impl Overrides {
@@ -471,7 +517,9 @@ impl Overrides {
             label_flip,
             keep_checkpoints,
             swd_projections,
-            detect_collapse
+            detect_collapse,
+            kl_weight,
+            kl_fidle_no_half
         )
     }
 
@@ -481,6 +529,8 @@ impl Overrides {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
         set!(
+            kl_weight,
+            kl_fidle_no_half,
             preset,
             loss,
             generator,
@@ -539,6 +589,8 @@ impl Overrides {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
         }
         set!(
+            kl_weight,
+            kl_fidle_no_half,
             generator,
             critic,
             synthetic_count,

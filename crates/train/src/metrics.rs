@@ -33,6 +33,13 @@ pub struct StepRecord {
     pub grad_norm_g: f64,
     /// Real images consumed per second by this step.
     pub images_per_s: f64,
+    /// VAE: the reconstruction term (then `d_loss` is the total loss and `g_loss` the
+    /// weighted KL term).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub recon: Option<f64>,
+    /// VAE: the KL divergence (unweighted).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kl: Option<f64>,
 }
 
 /// Measurements at the end of an epoch.

@@ -21,10 +21,13 @@ use crate::TrainError;
 /// assert_eq!(z, mouton_train::sampling::latent(1, 0, 3));
 /// ```
 pub fn latent(seed: u64, a: u64, n: usize) -> Vec<f32> {
+    latent_of(seed, a, n, LATENT)
+}
+
+/// `n` latent vectors of length `k` (see [`latent`]).
+pub fn latent_of(seed: u64, a: u64, n: usize, k: usize) -> Vec<f32> {
     let mut r = rng(seed, Stream::Samples, a, 0);
-    (0..n * LATENT)
-        .map(|_| StandardNormal.sample(&mut r))
-        .collect()
+    (0..n * k).map(|_| StandardNormal.sample(&mut r)).collect()
 }
 
 /// Images (n x 784, in [0, 1] whatever the generator's range) for latent vectors
@@ -111,6 +114,9 @@ pub fn generate_from_run(
     z: &[f32],
 ) -> Result<(Vec<f32>, u64), TrainError> {
     let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
+    if cfg.generator == crate::config::GeneratorArch::Vae {
+        return generate_with::<mouton_models::vae::Vae<2, f32, Cpu>, ()>(&cfg, run_dir, z);
+    }
     crate::with_architectures!(cfg, generate_with(&cfg, run_dir, z))
 }
 
@@ -129,4 +135,13 @@ where
     let mut g: G = crate::trainer::build(cfg, 0);
     let (step, _) = crate::checkpoint::load_generator(run_dir, &mut g)?;
     Ok((generate(&mut g, z)?, step))
+}
+
+/// The latent length of a run directory's generator.
+pub fn run_latent(run_dir: &std::path::Path) -> Result<usize, TrainError> {
+    let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
+    Ok(match cfg.generator {
+        crate::config::GeneratorArch::Vae => 2,
+        _ => LATENT,
+    })
 }

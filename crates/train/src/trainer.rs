@@ -185,6 +185,7 @@ where
             LossKind::Lsgan => discriminator_lsgan(s_real, s_fake, &LsganTargets::default()),
             LossKind::Hinge => discriminator_hinge(s_real, s_fake),
             LossKind::Wgan | LossKind::WganGp => critic_loss(s_real, s_fake),
+            LossKind::Vae => return Err(TrainError::Config("a VAE has no critic".into())),
         };
         (loss, None, mr, mf)
     };
@@ -240,6 +241,7 @@ where
         LossKind::Lsgan => generator_lsgan(s, &LsganTargets::default()),
         LossKind::Hinge => generator_hinge(s),
         LossKind::Wgan | LossKind::WganGp => generator_loss(s),
+        LossKind::Vae => return Err(TrainError::Config("a VAE has no critic".into())),
     };
     let value = loss.array() as f64;
     if !value.is_finite() {
@@ -295,6 +297,9 @@ macro_rules! with_architectures {
             (GeneratorArch::MlpG, CriticArch::MlpD) => {
                 $f::<MlpGenerator<f32, C>, MlpDiscriminator<f32, C>>($($arg),*)
             }
+            (GeneratorArch::Vae, _) => Err($crate::TrainError::Config(
+                "the vae generator is trained as a VAE (--preset vae), not with a critic".into(),
+            )),
         }
     }};
 }
@@ -309,22 +314,44 @@ pub fn train(
     opts: &RunOptions,
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Summary, TrainError> {
+    cfg.validate()?;
+    if cfg.loss == LossKind::Vae {
+        return run_vae(cfg, data, run_dir, opts, on_event);
+    }
     with_architectures!(cfg, run(cfg, data, run_dir, opts, on_event))
 }
 
 /// Trains on `data` into `run_dir` (created if needed). With `opts.resume`, continues from the
 /// newest checkpoint there (from scratch, with a warning, if none was written yet); without
 /// it, refuses a directory that already holds a run.
-fn run<G, D>(
+/// One step's updates: networks, optimizers, the epoch's batches, step, epoch -> its record.
+type StepFn<'a, G, D> = dyn FnMut(
+        &mut G,
+        &mut D,
+        &mut Optimizer<f32>,
+        &mut Optimizer<f32>,
+        &mut mouton_data::Batches<'_>,
+        u64,
+        u64,
+    ) -> Result<StepRecord, TrainError>
+    + 'a;
+
+/// The loop shared by every model: schedule, batches, metrics, samples, checkpoints, resume.
+/// `step_fn` does one step's updates and returns its record (images/s filled in here).
+#[allow(clippy::too_many_arguments)]
+fn drive<G, D>(
     cfg: &TrainConfig,
     data: &TrainingData,
     run_dir: &Path,
     opts: &RunOptions,
     on_event: &mut dyn FnMut(Event<'_>),
+    mut g: G,
+    mut d: D,
+    step_fn: &mut StepFn<'_, G, D>,
 ) -> Result<Summary, TrainError>
 where
-    G: Generator<f32> + TensorCollection<f32, Cpu> + BuildModule<Cpu, f32>,
-    D: Critic<f32> + TensorCollection<f32, Cpu> + BuildModule<Cpu, f32>,
+    G: Generator<f32> + TensorCollection<f32, Cpu>,
+    D: TensorCollection<f32, Cpu>,
 {
     cfg.validate()?;
     let existing = checkpoint::list(run_dir)?;
@@ -343,10 +370,7 @@ where
     })?;
     let metrics_path = run_dir.join("metrics.jsonl");
 
-    let mut g: G = build(cfg, 0);
-    let mut d: D = build(cfg, 1);
     let (mut opt_g, mut opt_d) = optimizers(cfg);
-    let dev = Cpu::default();
     if g.output_range() != OutputRange::ZeroOne {
         return Err(TrainError::Config(
             "generators with a [-1, 1] output need data scaled to [-1, 1], not supported yet"
@@ -388,9 +412,9 @@ where
         data: &data.source,
         images: (data.train.len(), data.validation.len()),
     });
-    let fixed_z = sampling::latent(cfg.seed, 0, 64);
+    let fixed_z = sampling::latent_of(cfg.seed, 0, 64, g.latent());
     let n_metric = data.validation.len().min(512);
-    let metric_z = sampling::latent(cfg.seed, 1, n_metric);
+    let metric_z = sampling::latent_of(cfg.seed, 1, n_metric, g.latent());
     let mut batches = None;
     let mut last_epoch = None;
     let mut epoch_start = Instant::now();
@@ -412,54 +436,9 @@ where
         let it = batches
             .as_mut()
             .ok_or_else(|| TrainError::NoData("no batches".into()))?;
-        let (mut d_loss, mut gp_sum, mut d_real, mut d_fake, mut norm_d) =
-            (0.0, None, 0.0, 0.0, 0.0);
-        for j in 0..cfg.n_critic as u64 {
-            let batch = it
-                .next()
-                .ok_or_else(|| TrainError::NoData("ran out of batches within an epoch".into()))?;
-            let real: Images = dev.tensor_from_vec(batch.pixels, (batch.indices.len(), 1, 28, 28));
-            let inject = opts.inject_nan_at_step == Some(step + 1) && j == 0;
-            let (l, gp, r, f, nd) =
-                critic_update(cfg, &mut g, &mut d, &mut opt_d, real, step, j, inject)?;
-            d_loss += l;
-            if let Some(gp) = gp {
-                gp_sum = Some(gp_sum.unwrap_or(0.0) + gp);
-            }
-            d_real += r;
-            d_fake += f;
-            norm_d = nd;
-        }
-        let nc = cfg.n_critic as f64;
-        let (g_loss, norm_g) = generator_update(cfg, &mut g, &d, &mut opt_g, &dev, step)?;
-        if !norm_d.is_finite() || !finite(&d) {
-            return Err(TrainError::NonFinite {
-                step: step + 1,
-                quantity: "critic weights".into(),
-                value: norm_d,
-            });
-        }
-        if !norm_g.is_finite() || !finite(&g) {
-            return Err(TrainError::NonFinite {
-                step: step + 1,
-                quantity: "generator weights".into(),
-                value: norm_g,
-            });
-        }
-        let secs = t0.elapsed().as_secs_f64();
-        let record = StepRecord {
-            kind: "step".into(),
-            step: step + 1,
-            epoch: epoch + 1,
-            d_loss: d_loss / nc,
-            g_loss,
-            gp: gp_sum.map(|s| s / nc),
-            d_real: d_real / nc,
-            d_fake: d_fake / nc,
-            grad_norm_d: norm_d,
-            grad_norm_g: norm_g,
-            images_per_s: (cfg.batch_size * cfg.n_critic) as f64 / secs.max(1e-9),
-        };
+        let mut record = step_fn(&mut g, &mut d, &mut opt_g, &mut opt_d, it, step, epoch)?;
+        record.images_per_s =
+            (cfg.batch_size * cfg.n_critic) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         metrics::append(&metrics_path, &record)?;
         on_event(Event::Step(&record));
 
@@ -533,4 +512,163 @@ where
         checkpoint: last_checkpoint,
         last_epoch,
     })
+}
+
+/// GAN training with the architectures `G` and `D`.
+fn run<G, D>(
+    cfg: &TrainConfig,
+    data: &TrainingData,
+    run_dir: &Path,
+    opts: &RunOptions,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Summary, TrainError>
+where
+    G: Generator<f32> + TensorCollection<f32, Cpu> + BuildModule<Cpu, f32>,
+    D: Critic<f32> + TensorCollection<f32, Cpu> + BuildModule<Cpu, f32>,
+{
+    let g: G = build(cfg, 0);
+    let d: D = build(cfg, 1);
+    let dev = Cpu::default();
+    let inject_at = opts.inject_nan_at_step;
+    let mut step_fn = |g: &mut G,
+                       d: &mut D,
+                       opt_g: &mut Optimizer<f32>,
+                       opt_d: &mut Optimizer<f32>,
+                       it: &mut mouton_data::Batches<'_>,
+                       step: u64,
+                       epoch: u64|
+     -> Result<StepRecord, TrainError> {
+        let (mut d_loss, mut gp_sum, mut d_real, mut d_fake, mut norm_d) =
+            (0.0, None, 0.0, 0.0, 0.0);
+        for j in 0..cfg.n_critic as u64 {
+            let batch = it
+                .next()
+                .ok_or_else(|| TrainError::NoData("ran out of batches within an epoch".into()))?;
+            let real: Images = dev.tensor_from_vec(batch.pixels, (batch.indices.len(), 1, 28, 28));
+            let inject = inject_at == Some(step + 1) && j == 0;
+            let (l, gp, r, f, nd) = critic_update(cfg, g, d, opt_d, real, step, j, inject)?;
+            d_loss += l;
+            if let Some(gp) = gp {
+                gp_sum = Some(gp_sum.unwrap_or(0.0) + gp);
+            }
+            d_real += r;
+            d_fake += f;
+            norm_d = nd;
+        }
+        let nc = cfg.n_critic as f64;
+        let (g_loss, norm_g) = generator_update(cfg, g, d, opt_g, &dev, step)?;
+        if !norm_d.is_finite() || !finite(d) {
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                quantity: "critic weights".into(),
+                value: norm_d,
+            });
+        }
+        if !norm_g.is_finite() || !finite(g) {
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                quantity: "generator weights".into(),
+                value: norm_g,
+            });
+        }
+        Ok(StepRecord {
+            kind: "step".into(),
+            step: step + 1,
+            epoch: epoch + 1,
+            d_loss: d_loss / nc,
+            g_loss,
+            gp: gp_sum.map(|s| s / nc),
+            d_real: d_real / nc,
+            d_fake: d_fake / nc,
+            grad_norm_d: norm_d,
+            grad_norm_g: norm_g,
+            images_per_s: 0.0,
+            recon: None,
+            kl: None,
+        })
+    };
+    drive(cfg, data, run_dir, opts, on_event, g, d, &mut step_fn)
+}
+
+/// VAE training: one update per step of `reconstruction BCE + kl_weight x KL`.
+fn run_vae(
+    cfg: &TrainConfig,
+    data: &TrainingData,
+    run_dir: &Path,
+    opts: &RunOptions,
+    on_event: &mut dyn FnMut(Event<'_>),
+) -> Result<Summary, TrainError> {
+    use mouton_losses::vae::{kl_divergence, reconstruction_bce, reparameterize, vae_loss, KlForm};
+    type V = mouton_models::vae::Vae<2, f32, Cpu>;
+    let vae: V = build(cfg, 0);
+    let dev = Cpu::default();
+    let form = if cfg.kl_fidle_no_half {
+        KlForm::FidleNoHalf
+    } else {
+        KlForm::Exact
+    };
+    let inject_at = opts.inject_nan_at_step;
+    let mut step_fn = |vae: &mut V,
+                       _: &mut (),
+                       opt: &mut Optimizer<f32>,
+                       _: &mut Optimizer<f32>,
+                       it: &mut mouton_data::Batches<'_>,
+                       step: u64,
+                       epoch: u64|
+     -> Result<StepRecord, TrainError> {
+        let batch = it
+            .next()
+            .ok_or_else(|| TrainError::NoData("ran out of batches within an epoch".into()))?;
+        let n = batch.indices.len();
+        let target = dev.tensor_from_vec(batch.pixels.clone(), (n, 784usize));
+        let x: Images = dev.tensor_from_vec(batch.pixels, (n, 1, 28, 28));
+        let (mu, logvar) = vae.encode(x.traced(vae.alloc_grads()))?;
+        // Each op is recorded once on the tape that reaches the loss: the KL reads tapeless
+        // copies of both heads, the sample takes the heads' tapes.
+        let (kl_mu, kl_lv) = (mu.with_empty_tape(), logvar.with_empty_tape());
+        let mut r = rng(cfg.seed, Stream::CriticLatent, step, 0);
+        let z = reparameterize(mu, logvar, &mut r)?;
+        let logits = vae.decode(z)?.reshape_like(&(n, 784usize));
+        let recon = reconstruction_bce(logits, target)?;
+        let kl = kl_divergence(kl_mu, kl_lv, form)?;
+        let (recon_v, kl_v) = (recon.array() as f64, kl.array() as f64);
+        let loss = vae_loss(recon, kl, cfg.kl_weight);
+        let value = if inject_at == Some(step + 1) {
+            f64::NAN
+        } else {
+            loss.array() as f64
+        };
+        if !value.is_finite() {
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                quantity: "VAE loss".into(),
+                value,
+            });
+        }
+        let mut grads = loss.backward();
+        let norm = opt.step(vae, &mut grads)?;
+        if !norm.is_finite() || !finite(vae) {
+            return Err(TrainError::NonFinite {
+                step: step + 1,
+                quantity: "VAE weights".into(),
+                value: norm,
+            });
+        }
+        Ok(StepRecord {
+            kind: "step".into(),
+            step: step + 1,
+            epoch: epoch + 1,
+            d_loss: value,
+            g_loss: cfg.kl_weight * kl_v,
+            gp: None,
+            d_real: 0.0,
+            d_fake: 0.0,
+            grad_norm_d: 0.0,
+            grad_norm_g: norm,
+            images_per_s: 0.0,
+            recon: Some(recon_v),
+            kl: Some(kl_v),
+        })
+    };
+    drive(cfg, data, run_dir, opts, on_event, vae, (), &mut step_fn)
 }

@@ -267,3 +267,56 @@ fn fully_connected_architectures_train_mixed_with_the_convolutional_ones() {
         assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }
+
+#[test]
+fn the_vae_trains_resumes_exactly_and_draws() {
+    let vae = |epochs| {
+        let mut c = Overrides {
+            preset: Some(Preset::Vae),
+            synthetic_count: Some(72),
+            validation_fraction: Some(0.2),
+            batch_size: Some(16),
+            epochs: Some(epochs),
+            seed: Some(2),
+            swd_projections: Some(8),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        c.lr_g = 3e-3;
+        c
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    run(&vae(4), a.path(), &RunOptions::default()).unwrap();
+    run(&vae(2), b.path(), &RunOptions::default()).unwrap();
+    run(
+        &vae(4),
+        b.path(),
+        &RunOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        tensors(&checkpoint::path_for(a.path(), 12))
+            == tensors(&checkpoint::path_for(b.path(), 12))
+    );
+    let (steps, _) = metrics::read(&a.path().join("metrics.jsonl")).unwrap();
+    let first: f64 = steps[..3].iter().map(|s| s.recon.unwrap()).sum();
+    let last: f64 = steps[9..].iter().map(|s| s.recon.unwrap()).sum();
+    assert!(last < 0.8 * first, "reconstruction {first} -> {last}");
+    assert!(steps.iter().all(|s| s.kl.unwrap() >= 0.0));
+    let z = mouton_train::sampling::latent_of(
+        1,
+        0,
+        3,
+        mouton_train::sampling::run_latent(a.path()).unwrap(),
+    );
+    let (images, _) = mouton_train::sampling::generate_from_run(a.path(), &z).unwrap();
+    assert_eq!(images.len(), 3 * 784);
+    // The VAE loss is not for GAN generators, and the other way round.
+    let mut bad = vae(1);
+    bad.generator = mouton_train::config::GeneratorArch::Sheep1G;
+    assert!(bad.validate().is_err());
+}
