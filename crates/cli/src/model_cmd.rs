@@ -34,6 +34,12 @@ pub enum Arch {
     MlpD,
     /// A small convolutional VAE (latent 2).
     Vae,
+    /// DCGAN generator (pytorch/examples style, 28x28).
+    #[value(name = "dcgan-g")]
+    DcganG,
+    /// DCGAN discriminator.
+    #[value(name = "dcgan-d")]
+    DcganD,
 }
 
 pub fn run(cmd: &ModelCommand) -> Result<()> {
@@ -42,6 +48,8 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
             let s = match arch {
                 Arch::Sheep1G => Sheep1Generator::<f32, Cpu>::summary(),
                 Arch::Sheep1D => Sheep1Discriminator::<f32, Cpu>::summary(),
+                Arch::DcganG => mouton_models::dcgan::DcganGenerator::<f32, Cpu>::summary(),
+                Arch::DcganD => mouton_models::dcgan::DcganDiscriminator::<f32, Cpu>::summary(),
                 Arch::Vae => mouton_models::vae::Vae::<2, f32, Cpu>::summary(),
                 Arch::MlpG => mouton_models::mlp::MlpGenerator::<f32, Cpu>::summary(),
                 Arch::MlpD => mouton_models::mlp::MlpDiscriminator::<f32, Cpu>::summary(),

@@ -77,10 +77,10 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     preset: Option<PresetArg>,
     /// Generator architecture (default: the preset's).
-    #[arg(long, value_parser = ["sheep1-g", "mlp-g"])]
+    #[arg(long, value_parser = ["sheep1-g", "mlp-g", "dcgan-g"])]
     generator: Option<String>,
     /// Critic architecture (default: the preset's).
-    #[arg(long, value_parser = ["sheep1-d", "sheep2-critic", "mlp-d"])]
+    #[arg(long, value_parser = ["sheep1-d", "sheep2-critic", "mlp-d", "dcgan-d"])]
     critic: Option<String>,
     /// Adversarial loss (switching it takes that loss's usual optimizer settings; the VAE's
     /// loss comes with --preset vae).
@@ -171,10 +171,12 @@ impl TrainArgs {
             }),
             generator: self.generator.as_deref().map(|g| match g {
                 "mlp-g" => GeneratorArch::MlpG,
+                "dcgan-g" => GeneratorArch::DcganG,
                 _ => GeneratorArch::Sheep1G,
             }),
             critic: self.critic.as_deref().map(|c| match c {
                 "mlp-d" => CriticArch::MlpD,
+                "dcgan-d" => CriticArch::DcganD,
                 "sheep2-critic" => CriticArch::Sheep2Critic,
                 _ => CriticArch::Sheep1D,
             }),

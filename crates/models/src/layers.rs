@@ -337,31 +337,77 @@ where
     T: Tape<E, Cpu>,
     SC: Shape<Concrete = [usize; 1]>,
 {
-    use crate::ops::batch_norm::{batch_norm_backward, batch_norm_forward};
     let (n, c) = *x.shape();
+    let y = batch_norm_nchw(
+        x.reshape_like(&(n, c, 1usize, 1usize)),
+        gamma,
+        beta,
+        Some((running_mean, running_var)),
+        eps,
+        momentum,
+    )?;
+    Ok(y.reshape_like(&(n, c)))
+}
+
+/// Running mean and variance, updated in place by training-mode batch normalization.
+pub type RunningStats<'a, SC, E> = (&'a mut Tensor<SC, E, Cpu>, &'a mut Tensor<SC, E, Cpu>);
+
+/// Training-mode batch normalization of (N, C, H, W) per channel (PyTorch's BatchNorm2d),
+/// differentiable with respect to the input, `gamma` and `beta`; updates the running statistics
+/// when given.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::batch_norm_nchw;
+/// let dev = Cpu::default();
+/// // One channel, two images of two pixels: mean 2.5, biased variance 1.25.
+/// let x = dev.tensor_from_vec(vec![1.0f64, 2.0, 3.0, 4.0], (2usize, 1usize, 1usize, 2usize));
+/// let (g, b) = (dev.tensor([1.0f64]), dev.tensor([0.0f64]));
+/// let y = batch_norm_nchw(x, &g, &b, None, 0.0, 0.1).unwrap().as_vec();
+/// assert!((y[0] + 1.5 / 1.25f64.sqrt()).abs() < 1e-12);
+/// ```
+pub fn batch_norm_nchw<E, T, SC>(
+    x: Nchw<E, T>,
+    gamma: &Tensor<SC, E, Cpu>,
+    beta: &Tensor<SC, E, Cpu>,
+    running: Option<RunningStats<'_, SC, E>>,
+    eps: f64,
+    momentum: f64,
+) -> Result<Nchw<E, T>, GeometryError>
+where
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+    SC: Shape<Concrete = [usize; 1]>,
+{
+    use crate::ops::batch_norm::{batch_norm_backward, batch_norm_forward};
+    let shape = *x.shape();
+    let (n, c, l) = (shape.0, shape.1, shape.2 * shape.3);
     if gamma.shape().concrete()[0] != c || beta.shape().concrete()[0] != c {
         return Err(GeometryError::Invalid(
             "batch norm parameters differ from the features",
         ));
     }
-    if n < 2 {
+    if n * l < 2 {
         return Err(GeometryError::Invalid(
-            "batch norm in training needs at least 2 samples",
+            "batch norm in training needs at least 2 values per feature",
         ));
     }
     let (x, mut tape) = x.split_tape();
     let (xv, gv, bv) = (to_vec(&x), to_vec(gamma), to_vec(beta));
     let mut out = vec![E::default(); xv.len()];
-    let (saved, mean, var) = batch_norm_forward(&xv, n, c, &gv, &bv, eps, &mut out);
-    let unbias = n as f64 / (n as f64 - 1.0);
-    let (mut rm, mut rv) = (to_vec(running_mean), to_vec(running_var));
-    for j in 0..c {
-        rm[j] = E::of((1.0 - momentum) * rm[j].as_f64() + momentum * mean[j]);
-        rv[j] = E::of((1.0 - momentum) * rv[j].as_f64() + momentum * var[j] * unbias);
+    let (saved, mean, var) = batch_norm_forward(&xv, n, c, l, &gv, &bv, eps, &mut out);
+    if let Some((running_mean, running_var)) = running {
+        let m = (n * l) as f64;
+        let unbias = m / (m - 1.0);
+        let (mut rm, mut rv) = (to_vec(running_mean), to_vec(running_var));
+        for j in 0..c {
+            rm[j] = E::of((1.0 - momentum) * rm[j].as_f64() + momentum * mean[j]);
+            rv[j] = E::of((1.0 - momentum) * rv[j].as_f64() + momentum * var[j] * unbias);
+        }
+        running_mean.copy_from(&rm);
+        running_var.copy_from(&rv);
     }
-    running_mean.copy_from(&rm);
-    running_var.copy_from(&rv);
-    let y = x.device().tensor_from_vec(out, (n, c));
+    let y = x.device().tensor_from_vec(out, shape);
     let (x_g, g_g, b_g, y_g) = (x.ghost(), gamma.ghost(), beta.ghost(), y.ghost());
     tape.add_backward_op(move |grads| {
         let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
@@ -371,6 +417,7 @@ where
             &saved,
             n,
             c,
+            l,
             &gv,
             &gy,
             grads.get_or_alloc_mut(&x_g)?,
@@ -402,9 +449,36 @@ where
     T: Tape<E, Cpu>,
     SC: Shape<Concrete = [usize; 1]>,
 {
-    // An affine map per feature: y = a x + b with a = gamma / sqrt(rv + eps),
-    // b = beta - a rm; the parameters get no gradient in inference.
     let (n, c) = *x.shape();
+    let y = batch_norm_nchw_eval(
+        x.reshape_like(&(n, c, 1usize, 1usize)),
+        gamma,
+        beta,
+        running_mean,
+        running_var,
+        eps,
+    )?;
+    Ok(y.reshape_like(&(n, c)))
+}
+
+/// Inference-mode batch normalization of (N, C, H, W) per channel, with the running statistics:
+/// an affine map per channel, `y = a x + b` with `a = gamma / sqrt(rv + eps)`,
+/// `b = beta - a rm` (the parameters get no gradient in inference).
+pub fn batch_norm_nchw_eval<E, T, SC>(
+    x: Nchw<E, T>,
+    gamma: &Tensor<SC, E, Cpu>,
+    beta: &Tensor<SC, E, Cpu>,
+    running_mean: &Tensor<SC, E, Cpu>,
+    running_var: &Tensor<SC, E, Cpu>,
+    eps: f64,
+) -> Result<Nchw<E, T>, GeometryError>
+where
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+    SC: Shape<Concrete = [usize; 1]>,
+{
+    let shape = *x.shape();
+    let (c, l) = (shape.1, shape.2 * shape.3);
     if gamma.shape().concrete()[0] != c {
         return Err(GeometryError::Invalid(
             "batch norm parameters differ from the features",
@@ -424,19 +498,21 @@ where
         .collect();
     let (x, mut tape) = x.split_tape();
     let mut out = to_vec(&x);
-    for row in out.chunks_mut(c) {
-        for ((v, &aj), &bj) in row.iter_mut().zip(&a).zip(&b) {
-            *v = aj * *v + bj;
+    for img in out.chunks_mut(c * l) {
+        for (j, f) in img.chunks_mut(l).enumerate() {
+            f.iter_mut().for_each(|v| *v = a[j] * *v + b[j]);
         }
     }
-    let y = x.device().tensor_from_vec(out, (n, c));
+    let y = x.device().tensor_from_vec(out, shape);
     let (x_g, y_g) = (x.ghost(), y.ghost());
     tape.add_backward_op(move |grads| {
         let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
         let gx = grads.get_or_alloc_mut(&x_g)?;
-        for (gr, dr) in gx.chunks_mut(c).zip(gy.chunks(c)) {
-            for ((g, &d), &aj) in gr.iter_mut().zip(dr).zip(&a) {
-                *g += aj * d;
+        for (gi, di) in gx.chunks_mut(c * l).zip(gy.chunks(c * l)) {
+            for (j, (gf, df)) in gi.chunks_mut(l).zip(di.chunks(l)).enumerate() {
+                for (g, &d) in gf.iter_mut().zip(df) {
+                    *g += a[j] * d;
+                }
             }
         }
         Ok(())

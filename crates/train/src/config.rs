@@ -68,6 +68,9 @@ pub enum GeneratorArch {
     /// FIDLE's fully connected generator (Lightning notebooks' Generator_1).
     #[serde(rename = "mlp-g")]
     MlpG,
+    /// DCGAN's generator (pytorch/examples style, 28x28, tanh output).
+    #[serde(rename = "dcgan-g")]
+    DcganG,
     /// The convolutional VAE's decoder (trained as a VAE, not adversarially).
     #[serde(rename = "vae")]
     Vae,
@@ -86,6 +89,9 @@ pub enum CriticArch {
     /// FIDLE's fully connected discriminator (Discriminator_1).
     #[serde(rename = "mlp-d")]
     MlpD,
+    /// DCGAN's discriminator (batch norm: not for WGAN-GP).
+    #[serde(rename = "dcgan-d")]
+    DcganD,
 }
 
 /// The optimizer of both networks.
@@ -316,6 +322,13 @@ impl TrainConfig {
         }
         if self.loss == LossKind::Vae && self.n_critic != 1 {
             return bad("n_critic", "a VAE step is one update: n_critic must be 1");
+        }
+        if self.loss == LossKind::WganGp && self.critic == CriticArch::DcganD {
+            return bad(
+                "critic",
+                "dcgan-d normalizes over the batch, which the per-sample gradient penalty \
+                 forbids: use sheep2-critic or mlp-d with wgan-gp",
+            );
         }
         if !(self.kl_weight >= 0.0 && self.kl_weight.is_finite()) {
             return bad("kl_weight", "must be finite and >= 0");

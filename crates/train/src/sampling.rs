@@ -142,6 +142,7 @@ pub fn run_latent(run_dir: &std::path::Path) -> Result<usize, TrainError> {
     let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
     Ok(match cfg.generator {
         crate::config::GeneratorArch::Vae => 2,
+        crate::config::GeneratorArch::DcganG => mouton_models::dcgan::DCGAN_LATENT,
         _ => LATENT,
     })
 }

@@ -281,6 +281,7 @@ pub fn schedule(cfg: &TrainConfig, n_train: usize) -> (u64, u64) {
 macro_rules! with_architectures {
     ($cfg:expr, $f:ident ( $($arg:expr),* )) => {{
         use $crate::config::{CriticArch, GeneratorArch};
+        use mouton_models::dcgan::{DcganDiscriminator, DcganGenerator};
         use mouton_models::mlp::{MlpDiscriminator, MlpGenerator};
         use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator};
         type C = dfdx::prelude::Cpu;
@@ -296,6 +297,21 @@ macro_rules! with_architectures {
             }
             (GeneratorArch::MlpG, CriticArch::MlpD) => {
                 $f::<MlpGenerator<f32, C>, MlpDiscriminator<f32, C>>($($arg),*)
+            }
+            (GeneratorArch::Sheep1G, CriticArch::DcganD) => {
+                $f::<Sheep1Generator<f32, C>, DcganDiscriminator<f32, C>>($($arg),*)
+            }
+            (GeneratorArch::MlpG, CriticArch::DcganD) => {
+                $f::<MlpGenerator<f32, C>, DcganDiscriminator<f32, C>>($($arg),*)
+            }
+            (GeneratorArch::DcganG, CriticArch::Sheep1D | CriticArch::Sheep2Critic) => {
+                $f::<DcganGenerator<f32, C>, Sheep1Discriminator<f32, C>>($($arg),*)
+            }
+            (GeneratorArch::DcganG, CriticArch::MlpD) => {
+                $f::<DcganGenerator<f32, C>, MlpDiscriminator<f32, C>>($($arg),*)
+            }
+            (GeneratorArch::DcganG, CriticArch::DcganD) => {
+                $f::<DcganGenerator<f32, C>, DcganDiscriminator<f32, C>>($($arg),*)
             }
             (GeneratorArch::Vae, _) => Err($crate::TrainError::Config(
                 "the vae generator is trained as a VAE (--preset vae), not with a critic".into(),
@@ -371,12 +387,6 @@ where
     let metrics_path = run_dir.join("metrics.jsonl");
 
     let (mut opt_g, mut opt_d) = optimizers(cfg);
-    if g.output_range() != OutputRange::ZeroOne {
-        return Err(TrainError::Config(
-            "generators with a [-1, 1] output need data scaled to [-1, 1], not supported yet"
-                .into(),
-        ));
-    }
     let mut start = 0;
     let mut last_checkpoint = None;
     if opts.resume {
@@ -529,6 +539,7 @@ where
     let g: G = build(cfg, 0);
     let d: D = build(cfg, 1);
     let dev = Cpu::default();
+    let signed = g.output_range() == OutputRange::MinusOneOne;
     let inject_at = opts.inject_nan_at_step;
     let mut step_fn = |g: &mut G,
                        d: &mut D,
@@ -544,7 +555,12 @@ where
             let batch = it
                 .next()
                 .ok_or_else(|| TrainError::NoData("ran out of batches within an epoch".into()))?;
-            let real: Images = dev.tensor_from_vec(batch.pixels, (batch.indices.len(), 1, 28, 28));
+            let mut pixels = batch.pixels;
+            if signed {
+                // A tanh generator: real images go to [-1, 1] too.
+                pixels.iter_mut().for_each(|v| *v = *v * 2.0 - 1.0);
+            }
+            let real: Images = dev.tensor_from_vec(pixels, (batch.indices.len(), 1, 28, 28));
             let inject = inject_at == Some(step + 1) && j == 0;
             let (l, gp, r, f, nd) = critic_update(cfg, g, d, opt_d, real, step, j, inject)?;
             d_loss += l;

@@ -320,3 +320,23 @@ fn the_vae_trains_resumes_exactly_and_draws() {
     bad.generator = mouton_train::config::GeneratorArch::Sheep1G;
     assert!(bad.validate().is_err());
 }
+
+#[test]
+fn dcgan_trains_on_signed_pixels_and_wgan_gp_refuses_its_discriminator() {
+    use mouton_train::config::{CriticArch, GeneratorArch};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = small(Some(LossKind::Nsgan), 1);
+    cfg.generator = GeneratorArch::DcganG;
+    cfg.critic = CriticArch::DcganD;
+    cfg.max_steps = Some(2);
+    run(&cfg, dir.path(), &RunOptions::default()).unwrap();
+    let z = mouton_train::sampling::latent_of(1, 0, 2, 100);
+    let (images, _) = mouton_train::sampling::generate_from_run(dir.path(), &z).unwrap();
+    assert!(
+        images.iter().all(|v| (0.0..=1.0).contains(v)),
+        "tanh output mapped to [0, 1]"
+    );
+    cfg.loss = LossKind::WganGp;
+    let err = cfg.validate().unwrap_err();
+    assert!(err.to_string().contains("dcgan-d"), "{err}");
+}

@@ -1,0 +1,320 @@
+//! DCGAN (Radford et al. 2016) in the style of pytorch/examples, for 28x28 images in [-1, 1]:
+//! convolutions without bias (batch norm follows), N(0, 0.02) weights.
+//!
+//! Generator: z (100) -> ConvTranspose 100->256 7x7 (7x7) BatchNorm ReLU -> ConvTranspose
+//! 256->128 4x4 s2 p1 (14x14) BatchNorm ReLU -> ConvTranspose 128->1 4x4 s2 p1 (28x28) tanh.
+//! Discriminator: Conv 1->64 4x4 s2 p1 (14x14) LeakyReLU(0.2) -> Conv 64->128 4x4 s2 p1 (7x7)
+//! BatchNorm LeakyReLU(0.2) -> Conv 128->1 7x7 -> a logit.
+//! The batch norms' scales start at 1 (pytorch/examples draws them from N(1, 0.02)). The
+//! discriminator normalizes with batch statistics (training mode) and keeps no running
+//! statistics, as it is only ever run in training. Batch norm couples the samples of a batch,
+//! so this discriminator has no exact per-sample tangent pass: WGAN-GP refuses it.
+
+use dfdx::nn::{ModuleVisitor, TensorCollection, TensorOptions};
+use dfdx::prelude::*;
+use num_traits::Float;
+use rand::RngCore;
+use rand_distr::uniform::SampleUniform;
+use rand_distr::Normal;
+
+use crate::critic::{Critic, Scores, TangentRecord};
+use crate::generator::{Generator, OutputRange};
+use crate::layers::{
+    activation, batch_norm_nchw, batch_norm_nchw_eval, conv2d, conv_transpose2d, no_bias, Nchw,
+};
+use crate::modules::BatchNorm1d;
+use crate::ops::activation::Activation;
+use crate::ops::conv2d::{GeometryError, Padding};
+use crate::ops::Real;
+use crate::summary::{LayerRow, ModelSummary};
+
+/// The DCGAN generator's latent size.
+pub const DCGAN_LATENT: usize = 100;
+
+fn normal_002<S: Shape, E: Dtype + Float, D: Device<E>>(
+    t: &mut Tensor<S, E, D>,
+) -> Result<(), D::Err>
+where
+    rand_distr::StandardNormal: rand_distr::Distribution<E>,
+{
+    let std = E::from(0.02).unwrap_or_else(E::zero);
+    t.try_fill_with_distr(Normal::new(E::zero(), std).unwrap_or_else(|_| unreachable!()))
+}
+
+/// DCGAN's generator (1,781,504 parameters).
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct DcganGenerator<E: Dtype, D: Storage<E>> {
+    /// (100, 256, 7, 7), PyTorch's transposed-convolution layout.
+    pub t1: Tensor<Rank4<100, 256, 7, 7>, E, D>,
+    pub bn1: BatchNorm1d<256, E, D>,
+    pub t2: Tensor<Rank4<256, 128, 4, 4>, E, D>,
+    pub bn2: BatchNorm1d<128, E, D>,
+    pub t3: Tensor<Rank4<128, 1, 4, 4>, E, D>,
+}
+
+impl<E, D> TensorCollection<E, D> for DcganGenerator<E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+    rand_distr::StandardNormal: rand_distr::Distribution<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = DcganGenerator<E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "t1",
+                    |s| &s.t1,
+                    |s| &mut s.t1,
+                    TensorOptions::reset_with(normal_002),
+                ),
+                Self::module("bn1", |s| &s.bn1, |s| &mut s.bn1),
+                Self::tensor(
+                    "t2",
+                    |s| &s.t2,
+                    |s| &mut s.t2,
+                    TensorOptions::reset_with(normal_002),
+                ),
+                Self::module("bn2", |s| &s.bn2, |s| &mut s.bn2),
+                Self::tensor(
+                    "t3",
+                    |s| &s.t3,
+                    |s| &mut s.t3,
+                    TensorOptions::reset_with(normal_002),
+                ),
+            ),
+            |(t1, bn1, t2, bn2, t3)| DcganGenerator {
+                t1,
+                bn1,
+                t2,
+                bn2,
+                t3,
+            },
+        )
+    }
+}
+
+fn row(layer: &str, output: &str, params: usize) -> LayerRow {
+    LayerRow {
+        layer: layer.into(),
+        output: output.into(),
+        params,
+    }
+}
+
+impl<E: Dtype, D: Storage<E>> DcganGenerator<E, D> {
+    /// The layer table.
+    pub fn summary() -> ModelSummary {
+        ModelSummary {
+            name: "dcgan-g".into(),
+            rows: vec![
+                row(
+                    "ConvTranspose 100->256 7x7, no bias",
+                    "(256, 7, 7)",
+                    100 * 256 * 49,
+                ),
+                row("BatchNorm2d, ReLU", "(256, 7, 7)", 512),
+                row(
+                    "ConvTranspose 256->128 4x4 s2 p1, no bias",
+                    "(128, 14, 14)",
+                    256 * 128 * 16,
+                ),
+                row("BatchNorm2d, ReLU", "(128, 14, 14)", 256),
+                row(
+                    "ConvTranspose 128->1 4x4 s2 p1, no bias",
+                    "(1, 28, 28)",
+                    128 * 16,
+                ),
+                row("Tanh", "(1, 28, 28)", 0),
+            ],
+        }
+    }
+}
+
+fn bn<const C: usize, E, T>(
+    layer: &mut BatchNorm1d<C, E, Cpu>,
+    x: Nchw<E, T>,
+    training: bool,
+) -> Result<Nchw<E, T>, GeometryError>
+where
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+{
+    if training {
+        batch_norm_nchw(
+            x,
+            &layer.scale,
+            &layer.bias,
+            Some((&mut layer.running_mean, &mut layer.running_var)),
+            layer.eps,
+            layer.momentum,
+        )
+    } else {
+        batch_norm_nchw_eval(
+            x,
+            &layer.scale,
+            &layer.bias,
+            &layer.running_mean,
+            &layer.running_var,
+            layer.eps,
+        )
+    }
+}
+
+impl<E> Generator<E> for DcganGenerator<E, Cpu>
+where
+    E: Dtype + Real,
+    Cpu: Device<E>,
+{
+    fn latent(&self) -> usize {
+        DCGAN_LATENT
+    }
+
+    fn output_range(&self) -> OutputRange {
+        OutputRange::MinusOneOne
+    }
+
+    fn generate<T: Tape<E, Cpu>>(
+        &mut self,
+        z: Tensor<(usize, usize), E, Cpu, T>,
+        training: bool,
+    ) -> Result<Nchw<E, T>, GeometryError> {
+        let (n, k) = *z.shape();
+        if k != DCGAN_LATENT {
+            return Err(GeometryError::Invalid(
+                "dcgan-g takes 100-long latent vectors",
+            ));
+        }
+        let x = z.reshape_like(&(n, DCGAN_LATENT, 1usize, 1usize));
+        let x = conv_transpose2d(x, &self.t1, no_bias(), 1, 0, 0)?;
+        let x = activation(bn(&mut self.bn1, x, training)?, Activation::Relu);
+        let x = conv_transpose2d(x, &self.t2, no_bias(), 2, 1, 0)?;
+        let x = activation(bn(&mut self.bn2, x, training)?, Activation::Relu);
+        let x = conv_transpose2d(x, &self.t3, no_bias(), 2, 1, 0)?;
+        Ok(activation(x, Activation::Tanh))
+    }
+}
+
+/// DCGAN's discriminator (138,624 parameters).
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct DcganDiscriminator<E: Dtype, D: Storage<E>> {
+    pub c1: Tensor<Rank4<64, 1, 4, 4>, E, D>,
+    pub c2: Tensor<Rank4<128, 64, 4, 4>, E, D>,
+    pub bn2: BatchNorm1d<128, E, D>,
+    pub c3: Tensor<Rank4<1, 128, 7, 7>, E, D>,
+}
+
+impl<E, D> TensorCollection<E, D> for DcganDiscriminator<E, D>
+where
+    E: Dtype + Float + SampleUniform,
+    D: Device<E>,
+    rand_distr::StandardNormal: rand_distr::Distribution<E>,
+{
+    type To<E2: Dtype, D2: Device<E2>> = DcganDiscriminator<E2, D2>;
+
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::tensor(
+                    "c1",
+                    |s| &s.c1,
+                    |s| &mut s.c1,
+                    TensorOptions::reset_with(normal_002),
+                ),
+                Self::tensor(
+                    "c2",
+                    |s| &s.c2,
+                    |s| &mut s.c2,
+                    TensorOptions::reset_with(normal_002),
+                ),
+                Self::module("bn2", |s| &s.bn2, |s| &mut s.bn2),
+                Self::tensor(
+                    "c3",
+                    |s| &s.c3,
+                    |s| &mut s.c3,
+                    TensorOptions::reset_with(normal_002),
+                ),
+            ),
+            |(c1, c2, bn2, c3)| DcganDiscriminator { c1, c2, bn2, c3 },
+        )
+    }
+}
+
+impl<E: Dtype, D: Storage<E>> DcganDiscriminator<E, D> {
+    /// The layer table.
+    pub fn summary() -> ModelSummary {
+        ModelSummary {
+            name: "dcgan-d".into(),
+            rows: vec![
+                row(
+                    "Conv2d 1->64 4x4 s2 p1, no bias, LeakyReLU 0.2",
+                    "(64, 14, 14)",
+                    64 * 16,
+                ),
+                row(
+                    "Conv2d 64->128 4x4 s2 p1, no bias",
+                    "(128, 7, 7)",
+                    128 * 64 * 16,
+                ),
+                row("BatchNorm2d, LeakyReLU 0.2", "(128, 7, 7)", 256),
+                row("Conv2d 128->1 7x7, no bias (logit)", "(1)", 128 * 49),
+            ],
+        }
+    }
+}
+
+impl<E> Critic<E> for DcganDiscriminator<E, Cpu>
+where
+    E: Dtype + Real,
+    Cpu: Device<E>,
+{
+    fn score_recorded<T: Tape<E, Cpu>>(
+        &self,
+        x: Nchw<E, T>,
+        _dropout: Option<&mut dyn RngCore>,
+    ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError> {
+        let (n, c, h, w) = *x.shape();
+        if (c, h, w) != (1, 28, 28) {
+            return Err(GeometryError::Invalid(
+                "dcgan-d takes (N, 1, 28, 28) images",
+            ));
+        }
+        let p1 = Padding::Explicit {
+            top: 1,
+            bottom: 1,
+            left: 1,
+            right: 1,
+        };
+        let leaky = Activation::LeakyRelu(0.2);
+        let x = activation(conv2d(x, &self.c1, no_bias(), 2, p1)?, leaky);
+        let x = conv2d(x, &self.c2, no_bias(), 2, p1)?;
+        let x = batch_norm_nchw(x, &self.bn2.scale, &self.bn2.bias, None, self.bn2.eps, 0.0)?;
+        let x = activation(x, leaky);
+        let x = conv2d(x, &self.c3, no_bias(), 1, Padding::Valid)?;
+        Ok((
+            x.reshape_like(&(n,)),
+            TangentRecord {
+                slopes: Vec::new(),
+                dropout: None,
+            },
+        ))
+    }
+
+    fn tangent<T: Tape<E, Cpu>>(
+        &self,
+        _u: Nchw<E, T>,
+        _record: &TangentRecord<E>,
+    ) -> Result<Scores<E, T>, GeometryError> {
+        Err(GeometryError::Invalid(
+            "dcgan-d normalizes over the batch, so its per-sample gradient penalty has no exact \
+             tangent pass: use a critic without batch norm (sheep2-critic, mlp-d) for WGAN-GP",
+        ))
+    }
+}
