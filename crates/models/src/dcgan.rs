@@ -26,7 +26,7 @@ use crate::modules::BatchNorm1d;
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{GeometryError, Padding};
 use crate::ops::Real;
-use crate::summary::{LayerRow, ModelSummary};
+use crate::summary::{row, ModelSummary};
 
 /// The DCGAN generator's latent size.
 pub const DCGAN_LATENT: usize = 100;
@@ -95,14 +95,6 @@ where
                 t3,
             },
         )
-    }
-}
-
-fn row(layer: &str, output: &str, params: usize) -> LayerRow {
-    LayerRow {
-        layer: layer.into(),
-        output: output.into(),
-        params,
     }
 }
 

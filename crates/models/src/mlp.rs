@@ -21,7 +21,7 @@ use crate::modules::BatchNorm1d;
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::GeometryError;
 use crate::ops::Real;
-use crate::summary::{dense_params, LayerRow, ModelSummary};
+use crate::summary::{dense_params, row, ModelSummary};
 
 const SLOPE: f64 = 0.2;
 /// The generator's latent size.
@@ -80,14 +80,6 @@ where
                 }
             },
         )
-    }
-}
-
-fn row(layer: &str, output: &str, params: usize) -> LayerRow {
-    LayerRow {
-        layer: layer.into(),
-        output: output.into(),
-        params,
     }
 }
 

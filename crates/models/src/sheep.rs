@@ -15,7 +15,7 @@ use crate::ops::activation::Activation;
 use crate::ops::conv2d::GeometryError;
 use crate::ops::conv2d::Padding;
 use crate::ops::Real;
-use crate::summary::{conv_params, dense_params, LayerRow, ModelSummary};
+use crate::summary::{conv_params, dense_params, row, ModelSummary};
 use rand::RngCore;
 
 /// SHEEP1's discriminator: Conv 64 4x4 s2 same, LeakyReLU(0.2), Conv 128 4x4 s2, LeakyReLU,
@@ -73,14 +73,6 @@ where
                 dense,
             },
         )
-    }
-}
-
-fn row(layer: &str, output: &str, params: usize) -> LayerRow {
-    LayerRow {
-        layer: layer.into(),
-        output: output.into(),
-        params,
     }
 }
 

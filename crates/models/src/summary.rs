@@ -13,6 +13,15 @@ pub struct LayerRow {
     pub params: usize,
 }
 
+/// A row of a summary table.
+pub(crate) fn row(layer: &str, output: &str, params: usize) -> LayerRow {
+    LayerRow {
+        layer: layer.into(),
+        output: output.into(),
+        params,
+    }
+}
+
 /// A model's layers, printable as a table ending with the total.
 ///
 /// ```

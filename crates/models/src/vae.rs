@@ -18,7 +18,7 @@ use crate::modules::{Conv2d, ConvTranspose2d, Dense, Same};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::GeometryError;
 use crate::ops::Real;
-use crate::summary::{conv_params, dense_params, LayerRow, ModelSummary};
+use crate::summary::{conv_params, dense_params, row, ModelSummary};
 
 /// The VAE with an `L`-dimensional latent space.
 ///
@@ -84,14 +84,6 @@ where
                 dec3,
             },
         )
-    }
-}
-
-fn row(layer: &str, output: &str, params: usize) -> LayerRow {
-    LayerRow {
-        layer: layer.into(),
-        output: output.into(),
-        params,
     }
 }
 

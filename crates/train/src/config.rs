@@ -598,46 +598,7 @@ impl Overrides {
         if let Some(l) = self.loss {
             c = c.with_loss(l);
         }
-        macro_rules! set {
-            ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };
-        }
-        set!(
-            kl_weight,
-            kl_fidle_no_half,
-            generator,
-            critic,
-            synthetic_count,
-            validation_fraction,
-            epochs,
-            batch_size,
-            seed,
-            optimizer,
-            lr_g,
-            lr_d,
-            beta1,
-            beta2,
-            eps,
-            n_critic,
-            gp_lambda,
-            interpolation,
-            clip,
-            real_label,
-            label_flip,
-            keep_checkpoints,
-            swd_projections
-        );
-        if self.data.is_some() {
-            c.data = self.data.clone();
-        }
-        if self.data_format.is_some() {
-            c.data_format = self.data_format.clone();
-        }
-        if self.max_steps.is_some() {
-            c.max_steps = self.max_steps;
-        }
-        if self.detect_collapse.is_some() {
-            c.detect_collapse = self.detect_collapse;
-        }
+        let c = self.apply(c);
         c.validate()?;
         Ok(c)
     }

@@ -124,6 +124,19 @@ fn latent_batch(
     dev.tensor_from_vec(v, (n, k))
 }
 
+/// `value` if finite, else the error that stops training at `step` (0-based).
+fn finite_or_stop(value: f64, step: u64, quantity: &str) -> Result<f64, TrainError> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(TrainError::NonFinite {
+            step: step + 1,
+            quantity: quantity.into(),
+            value,
+        })
+    }
+}
+
 fn mean(v: &[f32]) -> f64 {
     v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
 }
@@ -194,13 +207,7 @@ where
     } else {
         loss.array() as f64
     };
-    if !value.is_finite() {
-        return Err(TrainError::NonFinite {
-            step: step + 1,
-            quantity: "critic loss".into(),
-            value,
-        });
-    }
+    finite_or_stop(value, step, "critic loss")?;
     let mut grads = loss.backward();
     let norm = opt_d.step(d, &mut grads)?;
     if cfg.loss == LossKind::Wgan {
@@ -244,13 +251,7 @@ where
         LossKind::Vae => return Err(TrainError::Config("a VAE has no critic".into())),
     };
     let value = loss.array() as f64;
-    if !value.is_finite() {
-        return Err(TrainError::NonFinite {
-            step: step + 1,
-            quantity: "generator loss".into(),
-            value,
-        });
-    }
+    finite_or_stop(value, step, "generator loss")?;
     let mut grads = loss.backward();
     let norm = opt_g.step(g, &mut grads)?;
     Ok((value, norm))
@@ -573,20 +574,18 @@ where
         }
         let nc = cfg.n_critic as f64;
         let (g_loss, norm_g) = generator_update(cfg, g, d, opt_g, &dev, step)?;
-        if !norm_d.is_finite() || !finite(d) {
-            return Err(TrainError::NonFinite {
-                step: step + 1,
-                quantity: "critic weights".into(),
-                value: norm_d,
-            });
-        }
-        if !norm_g.is_finite() || !finite(g) {
-            return Err(TrainError::NonFinite {
-                step: step + 1,
-                quantity: "generator weights".into(),
-                value: norm_g,
-            });
-        }
+        // A NaN in the weights shows as a non-finite gradient norm or value.
+        finite_or_stop(
+            if finite(d) { norm_d } else { f64::NAN },
+            step,
+            "critic weights",
+        )?;
+        // A NaN in the weights shows as a non-finite gradient norm or value.
+        finite_or_stop(
+            if finite(g) { norm_g } else { f64::NAN },
+            step,
+            "generator weights",
+        )?;
         Ok(StepRecord {
             kind: "step".into(),
             step: step + 1,
@@ -654,22 +653,15 @@ fn run_vae(
         } else {
             loss.array() as f64
         };
-        if !value.is_finite() {
-            return Err(TrainError::NonFinite {
-                step: step + 1,
-                quantity: "VAE loss".into(),
-                value,
-            });
-        }
+        finite_or_stop(value, step, "VAE loss")?;
         let mut grads = loss.backward();
         let norm = opt.step(vae, &mut grads)?;
-        if !norm.is_finite() || !finite(vae) {
-            return Err(TrainError::NonFinite {
-                step: step + 1,
-                quantity: "VAE weights".into(),
-                value: norm,
-            });
-        }
+        // A NaN in the weights shows as a non-finite gradient norm or value.
+        finite_or_stop(
+            if finite(vae) { norm } else { f64::NAN },
+            step,
+            "VAE weights",
+        )?;
         Ok(StepRecord {
             kind: "step".into(),
             step: step + 1,
