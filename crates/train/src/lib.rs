@@ -5,7 +5,8 @@
 //! - [`config`]: presets (`sheep1`, `sheep2`), per-loss defaults, overrides, `config.toml`;
 //! - [`data`]: the training images (any Quick Draw format, or synthetic sheep);
 //! - [`optim`]: Adam and RMSprop with checkpointable state;
-//! - [`trainer`]: the loop for GAN, non-saturating GAN, LSGAN, hinge, WGAN and WGAN-GP;
+//! - [`trainer`]: the loop for GAN, non-saturating GAN, LSGAN, hinge, WGAN and WGAN-GP with
+//!   any generator/critic pair of mouton-models, and for the VAE;
 //! - [`checkpoint`], [`metrics`]: the run directory's files, all written atomically;
 //! - [`sampling`], [`eval`], [`plot`]: drawing new sheep, latent interpolation, quality
 //!   metrics against real drawings, loss curves.
