@@ -49,6 +49,7 @@ enum Command {
 pub struct BadInput(pub String);
 
 fn main() -> ExitCode {
+    mouton_train::keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

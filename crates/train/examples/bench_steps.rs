@@ -33,6 +33,7 @@ fn time(repeats: usize, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
+    mouton_train::keep_freed_memory(); // as the mouton binary does
     let repeats: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

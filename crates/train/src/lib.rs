@@ -99,6 +99,36 @@ impl TrainError {
     }
 }
 
+/// Makes the process keep freed memory instead of returning it to the kernel at once. glibc
+/// unmaps every freed block above 128 KiB and trims the heap top eagerly, and a training step
+/// frees and reallocates tens of megabytes of activations and gradients: each step then pays
+/// page faults and cross-core TLB flushes. Raising the mmap and trim thresholds and padding heap
+/// growth made `mouton train` (SHEEP1, batch 32, 2 cores) go from 42 to 49-50 images/s. Call it
+/// at the start of a program that trains; it does nothing off glibc. Returns whether every
+/// setting took.
+///
+/// ```
+/// let _ = mouton_train::keep_freed_memory();
+/// let v = vec![0u8; 64 << 20];
+/// drop(v); // stays with the process for the next step
+/// ```
+pub fn keep_freed_memory() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only changes allocator parameters; any value is valid input.
+        unsafe {
+            let a = libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+            let b = libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+            let c = libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+            a == 1 && b == 1 && c == 1
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     move |source| TrainError::Io {
         path: path.to_path_buf(),
