@@ -247,9 +247,9 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         }
         let mut cfg = TrainConfig::load(&path).map_err(lib_err)?;
         let changed = flags.apply(cfg.clone()).differences(&cfg);
-        let changed: Vec<&str> = changed
+        let changed: Vec<String> = changed
             .into_iter()
-            .filter(|k| *k != "epochs" && *k != "max_steps")
+            .filter(|k| k != "epochs" && k != "max_steps")
             .collect();
         if !changed.is_empty() {
             return Err(BadInput(format!(

@@ -19,9 +19,7 @@ use rand_distr::Normal;
 
 use crate::critic::{Critic, Scores, TangentRecord};
 use crate::generator::{Generator, OutputRange};
-use crate::layers::{
-    activation, batch_norm_nchw, batch_norm_nchw_eval, conv2d, conv_transpose2d, no_bias, Nchw,
-};
+use crate::layers::{activation, batch_norm_nchw, conv2d, conv_transpose2d, no_bias, Nchw};
 use crate::modules::BatchNorm1d;
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{GeometryError, Padding};
@@ -127,36 +125,6 @@ impl<E: Dtype, D: Storage<E>> DcganGenerator<E, D> {
     }
 }
 
-fn bn<const C: usize, E, T>(
-    layer: &mut BatchNorm1d<C, E, Cpu>,
-    x: Nchw<E, T>,
-    training: bool,
-) -> Result<Nchw<E, T>, GeometryError>
-where
-    E: Dtype + Real,
-    T: Tape<E, Cpu>,
-{
-    if training {
-        batch_norm_nchw(
-            x,
-            &layer.scale,
-            &layer.bias,
-            Some((&mut layer.running_mean, &mut layer.running_var)),
-            layer.eps,
-            layer.momentum,
-        )
-    } else {
-        batch_norm_nchw_eval(
-            x,
-            &layer.scale,
-            &layer.bias,
-            &layer.running_mean,
-            &layer.running_var,
-            layer.eps,
-        )
-    }
-}
-
 impl<E> Generator<E> for DcganGenerator<E, Cpu>
 where
     E: Dtype + Real,
@@ -183,9 +151,9 @@ where
         }
         let x = z.reshape_like(&(n, DCGAN_LATENT, 1usize, 1usize));
         let x = conv_transpose2d(x, &self.t1, no_bias(), 1, 0, 0)?;
-        let x = activation(bn(&mut self.bn1, x, training)?, Activation::Relu);
+        let x = activation(self.bn1.forward_nchw(x, training)?, Activation::Relu);
         let x = conv_transpose2d(x, &self.t2, no_bias(), 2, 1, 0)?;
-        let x = activation(bn(&mut self.bn2, x, training)?, Activation::Relu);
+        let x = activation(self.bn2.forward_nchw(x, training)?, Activation::Relu);
         let x = conv_transpose2d(x, &self.t3, no_bias(), 2, 1, 0)?;
         Ok(activation(x, Activation::Tanh))
     }

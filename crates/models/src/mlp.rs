@@ -120,11 +120,7 @@ where
 {
     let n = x.shape().0;
     let flat = x.reshape_like(&(n, C));
-    let y = if training {
-        layer.forward_train(flat)?
-    } else {
-        layer.forward_eval(flat)?
-    };
+    let y = layer.forward(flat, training)?;
     Ok(y.reshape_like(&(n, Const::<C>)))
 }
 

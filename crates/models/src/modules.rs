@@ -186,8 +186,9 @@ where
     }
 }
 
-/// Batch normalization over the features of (N, C) (PyTorch's BatchNorm1d on 2-D input):
-/// learned scale and shift, running statistics for inference.
+/// Batch normalization over the features of (N, C) (PyTorch's BatchNorm1d on 2-D input), or
+/// the channels of (N, C, H, W) (BatchNorm2d): learned scale and shift, running statistics for
+/// inference.
 ///
 /// ```
 /// use dfdx::prelude::*;
@@ -196,7 +197,7 @@ where
 /// let mut bn = BatchNorm1d::<2, f32, Cpu>::build(&dev);
 /// assert_eq!(bn.num_trainable_params(), 4); // scale and shift; the running statistics are not trained
 /// let x = dev.tensor_from_vec(vec![0.0f32, 5.0, 2.0, 7.0], (2usize, 2usize));
-/// let y = bn.forward_train(x.clone()).unwrap();
+/// let y = bn.forward(x.clone(), true).unwrap();
 /// assert!((y.as_vec()[0] + 1.0).abs() < 1e-4); // (0 - 1) / sqrt(1 + 1e-5)
 /// ```
 #[derive(Debug, Clone)]
@@ -269,35 +270,44 @@ where
     E: Dtype + Real,
     Cpu: Device<E>,
 {
-    /// Training mode: batch statistics, running statistics updated.
-    pub fn forward_train<T: Tape<E, Cpu>>(
+    /// Normalizes (N, C, H, W) per channel. `training`: batch statistics, running statistics
+    /// updated; otherwise the running statistics.
+    pub fn forward_nchw<T: Tape<E, Cpu>>(
         &mut self,
-        x: Tensor<(usize, usize), E, Cpu, T>,
-    ) -> Result<Tensor<(usize, usize), E, Cpu, T>, GeometryError> {
-        crate::layers::batch_norm_train(
-            x,
-            &self.scale,
-            &self.bias,
-            &mut self.running_mean,
-            &mut self.running_var,
-            self.eps,
-            self.momentum,
-        )
+        x: Nchw<E, T>,
+        training: bool,
+    ) -> Result<Nchw<E, T>, GeometryError> {
+        use crate::layers::{batch_norm_nchw, batch_norm_nchw_eval};
+        if training {
+            batch_norm_nchw(
+                x,
+                &self.scale,
+                &self.bias,
+                Some((&mut self.running_mean, &mut self.running_var)),
+                self.eps,
+                self.momentum,
+            )
+        } else {
+            batch_norm_nchw_eval(
+                x,
+                &self.scale,
+                &self.bias,
+                &self.running_mean,
+                &self.running_var,
+                self.eps,
+            )
+        }
     }
 
-    /// Inference mode: the running statistics.
-    pub fn forward_eval<T: Tape<E, Cpu>>(
-        &self,
+    /// Normalizes the features of (N, C) (see [`BatchNorm1d::forward_nchw`]).
+    pub fn forward<T: Tape<E, Cpu>>(
+        &mut self,
         x: Tensor<(usize, usize), E, Cpu, T>,
+        training: bool,
     ) -> Result<Tensor<(usize, usize), E, Cpu, T>, GeometryError> {
-        crate::layers::batch_norm_eval(
-            x,
-            &self.scale,
-            &self.bias,
-            &self.running_mean,
-            &self.running_var,
-            self.eps,
-        )
+        let (n, c) = *x.shape();
+        let y = self.forward_nchw(x.reshape_like(&(n, c, 1usize, 1usize)), training)?;
+        Ok(y.reshape_like(&(n, c)))
     }
 }
 

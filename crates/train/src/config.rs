@@ -383,18 +383,21 @@ impl TrainConfig {
     /// b.seed = 4;
     /// assert_eq!(a.differences(&b), ["seed"]);
     /// ```
-    pub fn differences(&self, other: &TrainConfig) -> Vec<&'static str> {
+    pub fn differences(&self, other: &TrainConfig) -> Vec<String> {
         let (a, b) = (
             toml::Value::try_from(self).ok(),
             toml::Value::try_from(other).ok(),
         );
         let (Some(toml::Value::Table(a)), Some(toml::Value::Table(b))) = (a, b) else {
-            return vec!["(unserializable)"];
+            return vec!["(unserializable)".to_string()];
         };
-        FIELDS
-            .iter()
-            .copied()
+        // Every key either side has (an unset optional field is absent from its table).
+        let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+        keys.sort();
+        keys.dedup();
+        keys.into_iter()
             .filter(|k| a.get(*k) != b.get(*k))
+            .map(|k| k.to_string())
             .collect()
     }
 
@@ -412,38 +415,6 @@ impl TrainConfig {
         toml::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
     }
 }
-
-const FIELDS: &[&str] = &[
-    "preset",
-    "loss",
-    "generator",
-    "critic",
-    "data",
-    "data_format",
-    "synthetic_count",
-    "validation_fraction",
-    "epochs",
-    "max_steps",
-    "batch_size",
-    "seed",
-    "optimizer",
-    "lr_g",
-    "lr_d",
-    "beta1",
-    "beta2",
-    "eps",
-    "n_critic",
-    "gp_lambda",
-    "interpolation",
-    "clip",
-    "real_label",
-    "label_flip",
-    "keep_checkpoints",
-    "swd_projections",
-    "detect_collapse",
-    "kl_weight",
-    "kl_fidle_no_half",
-];
 
 /// Partial settings from a TOML file (`mouton train --config FILE`) or flags; every field
 /// optional, unknown keys rejected.
