@@ -6,8 +6,8 @@
 use dfdx::prelude::*;
 
 use crate::ops::conv2d::{
-    conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weights, conv2d_forward,
-    Conv2dGeometry, GeometryError, Padding,
+    conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weights,
+    conv2d_backward_weights_kept, conv2d_forward_keep, Conv2dGeometry, GeometryError, Padding,
 };
 use crate::ops::Real;
 
@@ -82,7 +82,9 @@ where
     let (xv, wv) = (to_vec(&x), to_vec(weights));
     let bv = bias.map(to_vec);
     let mut out = vec![E::default(); g.sizes().2];
-    conv2d_forward(&g, &xv, &wv, bv.as_deref(), &mut out);
+    // The weight gradient needs either the input or, cheaper, the forward's column matrices.
+    let kept = conv2d_forward_keep(&g, &xv, &wv, bv.as_deref(), &mut out);
+    let xv = if kept.is_some() { Vec::new() } else { xv };
     let y = x.device().tensor_from_vec(out, (n, o, g.oh, g.ow));
     let (x_g, w_g, b_g, y_g) = (
         x.ghost(),
@@ -93,7 +95,11 @@ where
     tape.add_backward_op(move |grads| {
         let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
         conv2d_backward_input(&g, &wv, &gy, grads.get_or_alloc_mut(&x_g)?);
-        conv2d_backward_weights(&g, &xv, &gy, grads.get_or_alloc_mut(&w_g)?);
+        let gw = grads.get_or_alloc_mut(&w_g)?;
+        match &kept {
+            Some(cols) => conv2d_backward_weights_kept(cols, &gy, gw),
+            None => conv2d_backward_weights(&g, &xv, &gy, gw),
+        }
         if let Some(b_g) = b_g {
             conv2d_backward_bias(&g, &gy, grads.get_or_alloc_mut(&b_g)?);
         }

@@ -62,11 +62,39 @@ fn geometry() -> impl Strategy<Value = Conv2dGeometry> {
         })
 }
 
+/// Stride-1 geometries with at least as many input channels as output taps (O KH KW), which
+/// take the per-tap GEMM path instead of im2col.
+fn tap_geometry() -> impl Strategy<Value = Conv2dGeometry> {
+    (
+        1usize..3,
+        1usize..3,
+        (1usize..4, 1usize..3),
+        0usize..3,
+        1usize..7,
+        1usize..7,
+        prop_oneof![
+            Just(Padding::Valid),
+            Just(Padding::Same),
+            (0usize..3, 0usize..3, 0usize..3, 0usize..3).prop_map(|(top, bottom, left, right)| {
+                Padding::Explicit {
+                    top,
+                    bottom,
+                    left,
+                    right,
+                }
+            }),
+        ],
+    )
+        .prop_filter_map("kernel fits", |(n, o, k, extra, h, w, p)| {
+            Conv2dGeometry::new(n, o * k.0 * k.1 + extra, h, w, o, k, 1, p).ok()
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
-    fn forward_matches_the_direct_formula(g in geometry(), seed in any::<u64>()) {
+    fn forward_matches_the_direct_formula(g in prop_oneof![geometry(), tap_geometry()], seed in any::<u64>()) {
         let (nx, nw, no) = g.sizes();
         let (x, w, b) = (values(nx, seed), values(nw, seed ^ 1), values(g.out_ch, seed ^ 2));
         let mut out = vec![0.0; no];
@@ -89,7 +117,7 @@ proptest! {
     }
 
     #[test]
-    fn gradients_match_finite_differences(g in geometry(), seed in any::<u64>()) {
+    fn gradients_match_finite_differences(g in prop_oneof![geometry(), tap_geometry()], seed in any::<u64>()) {
         let (nx, nw, no) = g.sizes();
         let (x, w, b) = (values(nx, seed), values(nw, seed ^ 1), values(g.out_ch, seed ^ 2));
         // L = sum r * out for a fixed random r, so dL/dout = r.
@@ -143,7 +171,16 @@ fn keras_same_padding_is_asymmetric_for_even_kernels() {
 
 #[test]
 fn result_does_not_depend_on_the_thread_count() {
-    let g = Conv2dGeometry::new(13, 3, 9, 9, 4, (3, 3), 1, Padding::Same).unwrap();
+    // im2col, then per-tap GEMMs (2 x 3 x 3 = 18 taps <= 20 input channels).
+    for g in [
+        Conv2dGeometry::new(13, 3, 9, 9, 4, (3, 3), 1, Padding::Same).unwrap(),
+        Conv2dGeometry::new(13, 20, 9, 9, 2, (3, 3), 1, Padding::Same).unwrap(),
+    ] {
+        thread_count_independent(g);
+    }
+}
+
+fn thread_count_independent(g: Conv2dGeometry) {
     let (nx, nw, no) = g.sizes();
     let x: Vec<f32> = values(nx, 5).iter().map(|&v| v as f32).collect();
     let w: Vec<f32> = values(nw, 6).iter().map(|&v| v as f32).collect();

@@ -179,27 +179,54 @@ impl Conv2dGeometry {
         self.in_ch * self.kh * self.kw
     }
 
-    /// Input row and column read by output (oy, ox) at kernel tap (ky, kx), if inside.
+    /// Output columns `ox` whose input column `ox stride + kx - pad_left` lies inside the image.
     #[inline]
-    fn source(&self, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usize, usize)> {
-        let y = (oy * self.stride + ky).checked_sub(self.pad_top)?;
-        let x = (ox * self.stride + kx).checked_sub(self.pad_left)?;
-        (y < self.h && x < self.w).then_some((y, x))
+    fn valid_ox(&self, kx: usize) -> std::ops::Range<usize> {
+        let lo = self.pad_left.saturating_sub(kx).div_ceil(self.stride);
+        let hi = if self.w + self.pad_left > kx {
+            ((self.w + self.pad_left - kx - 1) / self.stride + 1).min(self.ow)
+        } else {
+            0
+        };
+        lo.min(hi)..hi
     }
 
-    /// One image's (C KH KW) x (OH OW) patch matrix.
-    fn im2col<T: Real>(&self, img: &[T], cols: &mut [T]) {
-        let n = self.oh * self.ow;
+    /// Input row read by output row `oy` at kernel row `ky`, if inside.
+    #[inline]
+    fn source_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        let y = (oy * self.stride + ky).checked_sub(self.pad_top)?;
+        (y < self.h).then_some(y)
+    }
+
+    /// One image's (C KH KW) x (OH OW) patch matrix, written into columns `col0..col0 + OH OW`
+    /// of a row-major matrix with `ld` columns (a group of images side by side).
+    fn im2col<T: Real>(&self, img: &[T], cols: &mut [T], ld: usize, col0: usize) {
+        let s = self.stride;
         for c in 0..self.in_ch {
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
-                    let row = ((c * self.kh + ky) * self.kw + kx) * n;
+                    let row = ((c * self.kh + ky) * self.kw + kx) * ld + col0;
+                    let valid = self.valid_ox(kx);
                     for oy in 0..self.oh {
-                        for ox in 0..self.ow {
-                            cols[row + oy * self.ow + ox] = match self.source(oy, ox, ky, kx) {
-                                Some((y, x)) => img[(c * self.h + y) * self.w + x],
-                                None => T::ZERO,
-                            };
+                        let dst = &mut cols[row + oy * self.ow..][..self.ow];
+                        let Some(y) = self.source_row(oy, ky) else {
+                            dst.fill(T::ZERO);
+                            continue;
+                        };
+                        dst[..valid.start].fill(T::ZERO);
+                        dst[valid.end..].fill(T::ZERO);
+                        if valid.is_empty() {
+                            continue;
+                        }
+                        let x0 = valid.start * s + kx - self.pad_left;
+                        let src = &img[(c * self.h + y) * self.w + x0..];
+                        let dst = &mut dst[valid.clone()];
+                        if s == 1 {
+                            dst.copy_from_slice(&src[..dst.len()]);
+                        } else {
+                            for (i, d) in dst.iter_mut().enumerate() {
+                                *d = src[i * s];
+                            }
                         }
                     }
                 }
@@ -207,17 +234,32 @@ impl Conv2dGeometry {
         }
     }
 
-    /// Adds a patch matrix's entries back onto one image (the adjoint of im2col).
-    fn col2im<T: Real>(&self, cols: &[T], img: &mut [T]) {
-        let n = self.oh * self.ow;
+    /// Adds one image's patch-matrix entries (columns `col0..`, `ld` wide) back onto the image
+    /// (the adjoint of im2col).
+    fn col2im<T: Real>(&self, cols: &[T], ld: usize, col0: usize, img: &mut [T]) {
+        let s = self.stride;
         for c in 0..self.in_ch {
             for ky in 0..self.kh {
                 for kx in 0..self.kw {
-                    let row = ((c * self.kh + ky) * self.kw + kx) * n;
+                    let row = ((c * self.kh + ky) * self.kw + kx) * ld + col0;
+                    let valid = self.valid_ox(kx);
+                    if valid.is_empty() {
+                        continue;
+                    }
+                    let x0 = valid.start * s + kx - self.pad_left;
                     for oy in 0..self.oh {
-                        for ox in 0..self.ow {
-                            if let Some((y, x)) = self.source(oy, ox, ky, kx) {
-                                img[(c * self.h + y) * self.w + x] += cols[row + oy * self.ow + ox];
+                        let Some(y) = self.source_row(oy, ky) else {
+                            continue;
+                        };
+                        let src = &cols[row + oy * self.ow..][valid.clone()];
+                        let dst = &mut img[(c * self.h + y) * self.w + x0..];
+                        if s == 1 {
+                            for (d, &v) in dst.iter_mut().zip(src) {
+                                *d += v;
+                            }
+                        } else {
+                            for (i, &v) in src.iter().enumerate() {
+                                dst[i * s] += v;
                             }
                         }
                     }
@@ -230,6 +272,20 @@ impl Conv2dGeometry {
 /// Images per unit of parallel work in the weight gradient: fixed, so the summation order (and
 /// the result) does not depend on the number of threads.
 const WEIGHT_GRAD_CHUNK: usize = 4;
+
+/// Columns wanted in one im2col GEMM. Small outputs (SHEEP1-D's 7x7 and 4x4) put several images
+/// side by side so the product is a real GEMM, not a thin one that only streams the weights.
+const GROUP_COLUMNS: usize = 512;
+
+impl Conv2dGeometry {
+    /// Images per im2col product: a fixed function of the geometry, so results do not depend on
+    /// the thread count.
+    fn group(&self) -> usize {
+        GROUP_COLUMNS
+            .div_ceil(self.oh * self.ow)
+            .clamp(1, self.batch)
+    }
+}
 
 /// Forward: `out = conv(x, weights) + bias`.
 ///
@@ -251,6 +307,62 @@ pub fn conv2d_forward<T: Real>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
+    forward(g, x, weights, bias, out, None);
+}
+
+/// Column matrices of a whole batch, kept by [`conv2d_forward_keep`] so that
+/// [`conv2d_backward_weights_kept`] need not rebuild them.
+#[derive(Debug, Clone)]
+pub struct KeptColumns<T> {
+    geometry: Conv2dGeometry,
+    data: Vec<T>,
+}
+
+/// Largest batch column matrix [`conv2d_forward_keep`] keeps, in elements (64 MiB of f32): the
+/// small, strided layers of a discriminator qualify; SHEEP1-G's 28x28 layer (230 MB) does not.
+const KEEP_MAX: usize = 16 << 20;
+
+/// [`conv2d_forward`], also returning the batch's column matrices when they are small enough to
+/// keep (and the convolution goes through im2col), for the weight gradient.
+///
+/// ```
+/// use mouton_models::ops::conv2d::*;
+/// let g = Conv2dGeometry::new(2, 3, 6, 6, 4, (3, 3), 2, Padding::Same).unwrap();
+/// let (nx, nw, no) = g.sizes();
+/// let x: Vec<f64> = (0..nx).map(|i| (i as f64).sin()).collect();
+/// let w: Vec<f64> = (0..nw).map(|i| (i as f64).cos()).collect();
+/// let mut out = vec![0.0; no];
+/// let kept = conv2d_forward_keep(&g, &x, &w, None, &mut out).expect("small enough to keep");
+/// let (mut a, mut b) = (vec![0.0; nw], vec![0.0; nw]);
+/// conv2d_backward_weights(&g, &x, &out, &mut a);
+/// conv2d_backward_weights_kept(&kept, &out, &mut b);
+/// assert_eq!(a, b);
+/// ```
+pub fn conv2d_forward_keep<T: Real>(
+    g: &Conv2dGeometry,
+    x: &[T],
+    weights: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) -> Option<KeptColumns<T>> {
+    let total = g.patch() * g.oh * g.ow * g.batch;
+    if g.by_taps() || total > KEEP_MAX {
+        forward(g, x, weights, bias, out, None);
+        return None;
+    }
+    let mut data = vec![T::ZERO; total];
+    forward(g, x, weights, bias, out, Some(&mut data));
+    Some(KeptColumns { geometry: *g, data })
+}
+
+fn forward<T: Real>(
+    g: &Conv2dGeometry,
+    x: &[T],
+    weights: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+    keep: Option<&mut [T]>,
+) {
     let (nx, nw, no) = g.sizes();
     assert!(
         x.len() == nx && weights.len() == nw && out.len() == no,
@@ -259,30 +371,53 @@ pub fn conv2d_forward<T: Real>(
     if let Some(b) = bias {
         assert_eq!(b.len(), g.out_ch, "bias size");
     }
-    if g.direct() {
-        return direct_forward(g, x, weights, bias, out);
+    if g.by_taps() {
+        return taps_forward(g, x, weights, bias, out);
     }
-    let (img_in, img_out, n) = (g.in_ch * g.h * g.w, g.out_ch * g.oh * g.ow, g.oh * g.ow);
-    out.par_chunks_mut(img_out)
-        .zip(x.par_chunks(img_in))
+    let (img_in, img_out, n, k, patch) = (
+        g.in_ch * g.h * g.w,
+        g.out_ch * g.oh * g.ow,
+        g.oh * g.ow,
+        g.group(),
+        g.patch(),
+    );
+    // Each group's columns go to its block of the kept matrix, or to a per-thread scratch.
+    let mut blocks: Vec<Option<&mut [T]>> = match keep {
+        Some(kept) => kept.chunks_mut(patch * n * k).map(Some).collect(),
+        None => (0..g.batch.div_ceil(k)).map(|_| None).collect(),
+    };
+    out.par_chunks_mut(img_out * k)
+        .zip(x.par_chunks(img_in * k))
+        .zip(blocks.par_iter_mut())
         .for_each_init(
-            || vec![T::ZERO; g.patch() * n],
-            |cols, (o, img)| {
-                g.im2col(img, cols);
-                match bias {
-                    Some(b) => {
-                        for (row, &bv) in o.chunks_mut(n).zip(b) {
-                            row.iter_mut().for_each(|v| *v = bv);
-                        }
+            || (Vec::new(), vec![T::ZERO; g.out_ch * n * k]),
+            |(scratch, y), ((o, imgs), block)| {
+                let m = imgs.len() / img_in;
+                let ld = m * n;
+                let cols: &mut [T] = match block {
+                    Some(b) => b,
+                    None => {
+                        scratch.resize(patch * n * k, T::ZERO);
+                        &mut scratch[..patch * ld]
                     }
-                    None => o.iter_mut().for_each(|v| *v = T::ZERO),
+                };
+                for (i, img) in imgs.chunks(img_in).enumerate() {
+                    g.im2col(img, cols, ld, i * n);
                 }
                 matmul(
-                    Mat::new(weights, g.out_ch, g.patch()),
-                    Mat::new(cols, g.patch(), n),
-                    o,
-                    true,
+                    Mat::new(weights, g.out_ch, patch),
+                    Mat::new(cols, patch, ld),
+                    &mut y[..g.out_ch * ld],
+                    false,
                 );
+                for (i, oi) in o.chunks_mut(img_out).enumerate() {
+                    for (c, row) in oi.chunks_mut(n).enumerate() {
+                        let b = bias.map_or(T::ZERO, |b| b[c]);
+                        for (d, &v) in row.iter_mut().zip(&y[c * ld + i * n..][..n]) {
+                            *d = v + b;
+                        }
+                    }
+                }
             },
         );
 }
@@ -348,30 +483,51 @@ pub fn conv2d_backward_input<T: Real>(
         weights.len() == nw && grad_out.len() == no && grad_x.len() == nx,
         "slice sizes"
     );
-    if g.direct() {
-        return direct_backward_input(g, weights, grad_out, grad_x);
+    if g.by_taps() {
+        return taps_backward_input(g, weights, grad_out, grad_x);
     }
-    let (img_in, img_out, n, patch) = (
+    let (img_in, img_out, n, patch, k) = (
         g.in_ch * g.h * g.w,
         g.out_ch * g.oh * g.ow,
         g.oh * g.ow,
         g.patch(),
+        g.group(),
     );
     grad_x
-        .par_chunks_mut(img_in)
-        .zip(grad_out.par_chunks(img_out))
+        .par_chunks_mut(img_in * k)
+        .zip(grad_out.par_chunks(img_out * k))
         .for_each_init(
-            || vec![T::ZERO; patch * n],
-            |cols, (gxi, gy)| {
+            || {
+                (
+                    vec![T::ZERO; patch * n * k],
+                    vec![T::ZERO; g.out_ch * n * k],
+                )
+            },
+            |(cols, gyg), (gx, gy)| {
+                let m = gy.len() / img_out;
+                let ld = m * n;
+                gather_group(gy, g.out_ch, n, &mut gyg[..g.out_ch * ld]);
                 matmul(
                     Mat::t(weights, g.out_ch, patch),
-                    Mat::new(gy, g.out_ch, n),
-                    cols,
+                    Mat::new(&gyg[..g.out_ch * ld], g.out_ch, ld),
+                    &mut cols[..patch * ld],
                     false,
                 );
-                g.col2im(cols, gxi);
+                for (i, gxi) in gx.chunks_mut(img_in).enumerate() {
+                    g.col2im(&cols[..patch * ld], ld, i * n, gxi);
+                }
             },
         );
+}
+
+/// Images' (C x N) planes side by side: `dst` is C x (images N), row-major.
+fn gather_group<T: Real>(src: &[T], ch: usize, n: usize, dst: &mut [T]) {
+    let ld = src.len() / ch;
+    for (i, img) in src.chunks(ch * n).enumerate() {
+        for (c, row) in img.chunks(n).enumerate() {
+            dst[c * ld + i * n..][..n].copy_from_slice(row);
+        }
+    }
 }
 
 /// `grad_w += ` the weight gradient: the sum over images of dY cols(X)^T, computed in fixed
@@ -387,26 +543,77 @@ pub fn conv2d_backward_weights<T: Real>(
         x.len() == nx && grad_out.len() == no && grad_w.len() == nw,
         "slice sizes"
     );
-    if g.direct() {
-        return direct_backward_weights(g, x, grad_out, grad_w);
+    if g.by_taps() {
+        return taps_backward_weights(g, x, grad_out, grad_w);
     }
-    let (img_in, img_out, n, patch) = (
+    backward_weights(g, Columns::Build(x), grad_out, grad_w);
+}
+
+/// [`conv2d_backward_weights`] from the columns [`conv2d_forward_keep`] kept (same result).
+pub fn conv2d_backward_weights_kept<T: Real>(
+    kept: &KeptColumns<T>,
+    grad_out: &[T],
+    grad_w: &mut [T],
+) {
+    let g = &kept.geometry;
+    let (_, nw, no) = g.sizes();
+    assert!(grad_out.len() == no && grad_w.len() == nw, "slice sizes");
+    backward_weights(g, Columns::Kept(&kept.data), grad_out, grad_w);
+}
+
+enum Columns<'a, T> {
+    /// Rebuilt from the input, group by group.
+    Build(&'a [T]),
+    /// The whole batch's, group blocks in order.
+    Kept(&'a [T]),
+}
+
+fn backward_weights<T: Real>(
+    g: &Conv2dGeometry,
+    cols: Columns<T>,
+    grad_out: &[T],
+    grad_w: &mut [T],
+) {
+    let (img_in, img_out, n, patch, nw) = (
         g.in_ch * g.h * g.w,
         g.out_ch * g.oh * g.ow,
         g.oh * g.ow,
         g.patch(),
+        g.sizes().1,
     );
-    let partials: Vec<Vec<T>> = x
-        .par_chunks(img_in * WEIGHT_GRAD_CHUNK)
-        .zip(grad_out.par_chunks(img_out * WEIGHT_GRAD_CHUNK))
-        .map(|(xs, gys)| {
+    let k = g.group();
+    let groups = g.batch.div_ceil(k);
+    let per_chunk = WEIGHT_GRAD_CHUNK.div_ceil(k);
+    let partials: Vec<Vec<T>> = (0..groups.div_ceil(per_chunk))
+        .into_par_iter()
+        .map(|chunk| {
             let mut acc = vec![T::ZERO; nw];
-            let mut cols = vec![T::ZERO; patch * n];
-            for (img, gy) in xs.chunks(img_in).zip(gys.chunks(img_out)) {
-                g.im2col(img, &mut cols);
+            let mut scratch = Vec::new();
+            let mut gyg = vec![T::ZERO; g.out_ch * n * k];
+            for j in chunk * per_chunk..((chunk + 1) * per_chunk).min(groups) {
+                let first = j * k;
+                let m = k.min(g.batch - first);
+                let ld = m * n;
+                let c: &[T] = match cols {
+                    Columns::Kept(all) => &all[j * patch * n * k..][..patch * ld],
+                    Columns::Build(x) => {
+                        scratch.resize(patch * ld, T::ZERO);
+                        for i in 0..m {
+                            g.im2col(
+                                &x[(first + i) * img_in..][..img_in],
+                                &mut scratch,
+                                ld,
+                                i * n,
+                            );
+                        }
+                        &scratch
+                    }
+                };
+                let gy = &grad_out[first * img_out..][..m * img_out];
+                gather_group(gy, g.out_ch, n, &mut gyg[..g.out_ch * ld]);
                 matmul(
-                    Mat::new(gy, g.out_ch, n),
-                    Mat::t(&cols, patch, n),
+                    Mat::new(&gyg[..g.out_ch * ld], g.out_ch, ld),
+                    Mat::t(c, patch, ld),
                     &mut acc,
                     true,
                 );
@@ -421,20 +628,27 @@ pub fn conv2d_backward_weights<T: Real>(
     }
 }
 
-/// Output channels at or below which a stride-1 convolution runs directly on a zero-padded copy
-/// of each image instead of through im2col: with so few output rows the GEMM is memory bound on
-/// the column matrix (256 x 5 x 5 taps x 784 positions = 20 MB per image for SHEEP1's last
-/// layer), while each padded channel plane (32 x 32) stays in L1.
-const DIRECT_MAX_OUT: usize = 4;
+// Stride-1 convolutions with few output taps (O KH KW <= C: SHEEP1-G's last layer, 256 -> 1
+// at 5x5) run as products over kernel taps instead of through im2col, whose column matrix
+// (C KH KW x OH OW, 20 MB per image there) makes the GEMM a memory-bound matrix-vector product.
+// On the zero-padded plane (HP x WP) every tap is a plain offset, so with P = HP WP:
+//   forward          Y (O KK x P) = Wt (O KK x C) Xp (C x P), then out = sum of shifted rows of Y;
+//   input gradient   Gp (C x P) = Wt^T (C x O KK) Z (O KK x P), Z = dY placed at each tap's offset;
+//   weight gradient  dWt (O KK x C) = Z Xp^T.
+// The FLOPs equal im2col's, but every operand is small and the products are real GEMMs.
 
 impl Conv2dGeometry {
-    fn direct(&self) -> bool {
-        self.stride == 1 && self.out_ch <= DIRECT_MAX_OUT
+    fn by_taps(&self) -> bool {
+        self.stride == 1 && self.out_ch * self.kh * self.kw <= self.in_ch
     }
 
-    /// Padded plane size for the direct kernels (stride 1).
+    /// Padded plane size (stride 1): every output position reads inside it.
     fn padded(&self) -> (usize, usize) {
         (self.oh + self.kh - 1, self.ow + self.kw - 1)
+    }
+
+    fn taps(&self) -> usize {
+        self.out_ch * self.kh * self.kw
     }
 
     fn pad_image<T: Real>(&self, img: &[T], xp: &mut [T]) {
@@ -456,9 +670,41 @@ impl Conv2dGeometry {
             }
         }
     }
+
+    /// The weights as an (O KH KW) x C row-major matrix: row (o, ky, kx), column c.
+    fn tap_weights<T: Real>(&self, weights: &[T]) -> Vec<T> {
+        let kk = self.kh * self.kw;
+        let mut wt = vec![T::ZERO; self.taps() * self.in_ch];
+        for o in 0..self.out_ch {
+            for c in 0..self.in_ch {
+                for k in 0..kk {
+                    wt[(o * kk + k) * self.in_ch + c] = weights[(o * self.in_ch + c) * kk + k];
+                }
+            }
+        }
+        wt
+    }
+
+    /// Z: each output channel's gradient placed, per tap, where that tap reads the padded plane.
+    fn place_taps<T: Real>(&self, gy: &[T], z: &mut [T]) {
+        let (hp, wp) = self.padded();
+        let n = self.oh * self.ow;
+        z.iter_mut().for_each(|v| *v = T::ZERO);
+        for o in 0..self.out_ch {
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let row = &mut z[((o * self.kh + ky) * self.kw + kx) * hp * wp..][..hp * wp];
+                    for oy in 0..self.oh {
+                        row[(oy + ky) * wp + kx..][..self.ow]
+                            .copy_from_slice(&gy[o * n + oy * self.ow..][..self.ow]);
+                    }
+                }
+            }
+        }
+    }
 }
 
-fn direct_forward<T: Real>(
+fn taps_forward<T: Real>(
     g: &Conv2dGeometry,
     x: &[T],
     weights: &[T],
@@ -466,27 +712,30 @@ fn direct_forward<T: Real>(
     out: &mut [T],
 ) {
     let (hp, wp) = g.padded();
-    let (img_in, n) = (g.in_ch * g.h * g.w, g.oh * g.ow);
+    let (img_in, n, p) = (g.in_ch * g.h * g.w, g.oh * g.ow, hp * wp);
+    let wt = g.tap_weights(weights);
     out.par_chunks_mut(g.out_ch * n)
         .zip(x.par_chunks(img_in))
         .for_each_init(
-            || vec![T::ZERO; g.in_ch * hp * wp],
-            |xp, (o_img, img)| {
+            || (vec![T::ZERO; g.in_ch * p], vec![T::ZERO; g.taps() * p]),
+            |(xp, y), (o_img, img)| {
                 g.pad_image(img, xp);
+                matmul(
+                    Mat::new(&wt, g.taps(), g.in_ch),
+                    Mat::new(xp, g.in_ch, p),
+                    y,
+                    false,
+                );
                 for (o, yo) in o_img.chunks_mut(n).enumerate() {
                     let b = bias.map_or(T::ZERO, |b| b[o]);
                     yo.iter_mut().for_each(|v| *v = b);
-                    for c in 0..g.in_ch {
-                        let xc = &xp[c * hp * wp..][..hp * wp];
-                        for ky in 0..g.kh {
-                            for kx in 0..g.kw {
-                                let wv = weights[((o * g.in_ch + c) * g.kh + ky) * g.kw + kx];
-                                for oy in 0..g.oh {
-                                    let xr = &xc[(oy + ky) * wp + kx..][..g.ow];
-                                    let yr = &mut yo[oy * g.ow..][..g.ow];
-                                    for (y, &xv) in yr.iter_mut().zip(xr) {
-                                        *y += wv * xv;
-                                    }
+                    for ky in 0..g.kh {
+                        for kx in 0..g.kw {
+                            let yr = &y[((o * g.kh + ky) * g.kw + kx) * p..][..p];
+                            for oy in 0..g.oh {
+                                let src = &yr[(oy + ky) * wp + kx..][..g.ow];
+                                for (d, &s) in yo[oy * g.ow..][..g.ow].iter_mut().zip(src) {
+                                    *d += s;
                                 }
                             }
                         }
@@ -496,38 +745,28 @@ fn direct_forward<T: Real>(
         );
 }
 
-fn direct_backward_input<T: Real>(
+fn taps_backward_input<T: Real>(
     g: &Conv2dGeometry,
     weights: &[T],
     grad_out: &[T],
     grad_x: &mut [T],
 ) {
     let (hp, wp) = g.padded();
-    let (img_in, n) = (g.in_ch * g.h * g.w, g.oh * g.ow);
+    let (img_in, n, p) = (g.in_ch * g.h * g.w, g.oh * g.ow, hp * wp);
+    let wt = g.tap_weights(weights);
     grad_x
         .par_chunks_mut(img_in)
         .zip(grad_out.par_chunks(g.out_ch * n))
         .for_each_init(
-            || vec![T::ZERO; g.in_ch * hp * wp],
-            |gp, (gxi, gy)| {
-                gp.iter_mut().for_each(|v| *v = T::ZERO);
-                for (o, gyo) in gy.chunks(n).enumerate() {
-                    for c in 0..g.in_ch {
-                        let gc = &mut gp[c * hp * wp..][..hp * wp];
-                        for ky in 0..g.kh {
-                            for kx in 0..g.kw {
-                                let wv = weights[((o * g.in_ch + c) * g.kh + ky) * g.kw + kx];
-                                for oy in 0..g.oh {
-                                    let gr = &mut gc[(oy + ky) * wp + kx..][..g.ow];
-                                    let dr = &gyo[oy * g.ow..][..g.ow];
-                                    for (a, &d) in gr.iter_mut().zip(dr) {
-                                        *a += wv * d;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
+            || (vec![T::ZERO; g.taps() * p], vec![T::ZERO; g.in_ch * p]),
+            |(z, gp), (gxi, gy)| {
+                g.place_taps(gy, z);
+                matmul(
+                    Mat::t(&wt, g.taps(), g.in_ch),
+                    Mat::new(z, g.taps(), p),
+                    gp,
+                    false,
+                );
                 // Crop the padding away, adding into the image's gradient.
                 for c in 0..g.in_ch {
                     for iy in 0..g.h {
@@ -548,42 +787,41 @@ fn direct_backward_input<T: Real>(
         );
 }
 
-fn direct_backward_weights<T: Real>(g: &Conv2dGeometry, x: &[T], grad_out: &[T], grad_w: &mut [T]) {
+fn taps_backward_weights<T: Real>(g: &Conv2dGeometry, x: &[T], grad_out: &[T], grad_w: &mut [T]) {
     let (hp, wp) = g.padded();
-    let (img_in, n, nw) = (g.in_ch * g.h * g.w, g.oh * g.ow, grad_w.len());
+    let (img_in, n, p, kk) = (g.in_ch * g.h * g.w, g.oh * g.ow, hp * wp, g.kh * g.kw);
     let partials: Vec<Vec<T>> = x
         .par_chunks(img_in * WEIGHT_GRAD_CHUNK)
         .zip(grad_out.par_chunks(g.out_ch * n * WEIGHT_GRAD_CHUNK))
         .map(|(xs, gys)| {
-            let mut acc = vec![T::ZERO; nw];
-            let mut xp = vec![T::ZERO; g.in_ch * hp * wp];
+            let mut acc = vec![T::ZERO; g.taps() * g.in_ch];
+            let mut xp = vec![T::ZERO; g.in_ch * p];
+            let mut z = vec![T::ZERO; g.taps() * p];
             for (img, gy) in xs.chunks(img_in).zip(gys.chunks(g.out_ch * n)) {
                 g.pad_image(img, &mut xp);
-                for (o, gyo) in gy.chunks(n).enumerate() {
-                    for c in 0..g.in_ch {
-                        let xc = &xp[c * hp * wp..][..hp * wp];
-                        for ky in 0..g.kh {
-                            for kx in 0..g.kw {
-                                let mut s = T::ZERO;
-                                for oy in 0..g.oh {
-                                    let xr = &xc[(oy + ky) * wp + kx..][..g.ow];
-                                    let dr = &gyo[oy * g.ow..][..g.ow];
-                                    for (&a, &d) in xr.iter().zip(dr) {
-                                        s += a * d;
-                                    }
-                                }
-                                acc[((o * g.in_ch + c) * g.kh + ky) * g.kw + kx] += s;
-                            }
-                        }
-                    }
-                }
+                g.place_taps(gy, &mut z);
+                matmul(
+                    Mat::new(&z, g.taps(), p),
+                    Mat::t(&xp, g.in_ch, p),
+                    &mut acc,
+                    true,
+                );
             }
             acc
         })
         .collect();
-    for p in partials {
-        for (a, v) in grad_w.iter_mut().zip(p) {
+    // Chunks reduced in order, then (o, k, c) -> (o, c, k).
+    let mut sum = vec![T::ZERO; g.taps() * g.in_ch];
+    for part in partials {
+        for (a, v) in sum.iter_mut().zip(part) {
             *a += v;
+        }
+    }
+    for o in 0..g.out_ch {
+        for c in 0..g.in_ch {
+            for k in 0..kk {
+                grad_w[(o * g.in_ch + c) * kk + k] += sum[(o * kk + k) * g.in_ch + c];
+            }
         }
     }
 }
