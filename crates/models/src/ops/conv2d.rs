@@ -275,7 +275,7 @@ const WEIGHT_GRAD_CHUNK: usize = 4;
 
 /// Columns wanted in one im2col GEMM. Small outputs (SHEEP1-D's 7x7 and 4x4) put several images
 /// side by side so the product is a real GEMM, not a thin one that only streams the weights.
-const GROUP_COLUMNS: usize = 512;
+const GROUP_COLUMNS: usize = 256;
 
 impl Conv2dGeometry {
     /// Images per im2col product: a fixed function of the geometry, so results do not depend on
