@@ -315,3 +315,77 @@ fn the_vae_preset_trains_and_samples() {
         .code(2)
         .stderr(predicate::str::contains("vae"));
 }
+
+#[test]
+fn dcgan_trains_at_32_px_and_other_sizes_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run32");
+    tiny(&run)
+        .args([
+            "--generator",
+            "dcgan-g",
+            "--critic",
+            "dcgan-d",
+            "--image-size",
+            "32",
+            "--max-steps",
+            "2",
+        ])
+        .assert()
+        .success();
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("image_size = 32"), "{cfg}");
+    // The per-epoch grid holds 32 px cells (8 columns, 2 px gaps).
+    let grid = image::open(run.join("samples/epoch_001.png")).unwrap();
+    assert_eq!(grid.width(), 8 * 32 + 9 * 2);
+    let out = tmp.path().join("s.png");
+    mouton()
+        .arg("sample")
+        .arg(&run)
+        .args(["-n", "4", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(image::open(&out).unwrap().width(), 2 * 32 + 3 * 2);
+    // Real drawings are rasterized at the run's size for `eval`.
+    let real = tmp.path().join("real.ndjson");
+    mouton()
+        .args(["data", "synth", "--count", "40", "--seed", "5", "-o"])
+        .arg(&real)
+        .assert()
+        .success();
+    mouton()
+        .arg("eval")
+        .arg(&run)
+        .arg("--real")
+        .arg(&real)
+        .args(["-n", "20"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("precision"));
+
+    for (args, msg) in [
+        (
+            vec!["--image-size", "64"],
+            "image_size: 32 and 64 px are for the DCGAN pair",
+        ),
+        (
+            vec![
+                "--generator",
+                "dcgan-g",
+                "--critic",
+                "dcgan-d",
+                "--image-size",
+                "48",
+            ],
+            "image_size: must be 28, 32 or 64",
+        ),
+    ] {
+        tiny(&tmp.path().join("refused"))
+            .args(args)
+            .args(["--max-steps", "1"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(msg));
+    }
+}

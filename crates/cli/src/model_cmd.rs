@@ -12,6 +12,9 @@ pub enum ModelCommand {
         /// The architecture.
         #[arg(value_enum)]
         arch: Arch,
+        /// Image side: 28, or 32 / 64 for dcgan-g and dcgan-d.
+        #[arg(long, default_value_t = 28)]
+        size: usize,
     },
 }
 
@@ -34,7 +37,7 @@ pub enum Arch {
     MlpD,
     /// A small convolutional VAE (latent 2).
     Vae,
-    /// DCGAN generator (pytorch/examples style, 28x28).
+    /// DCGAN generator (pytorch/examples style; 28, 32 or 64 px with --size).
     #[value(name = "dcgan-g")]
     DcganG,
     /// DCGAN discriminator.
@@ -44,21 +47,42 @@ pub enum Arch {
 
 pub fn run(cmd: &ModelCommand) -> Result<()> {
     match cmd {
-        ModelCommand::Summary { arch } => {
-            let s = match arch {
-                Arch::Sheep1G => Sheep1Generator::<f32, Cpu>::summary(),
-                Arch::Sheep1D => Sheep1Discriminator::<f32, Cpu>::summary(),
-                Arch::DcganG => mouton_models::dcgan::DcganGenerator::<f32, Cpu>::summary(),
-                Arch::DcganD => mouton_models::dcgan::DcganDiscriminator::<f32, Cpu>::summary(),
-                Arch::Vae => mouton_models::vae::Vae::<2, f32, Cpu>::summary(),
-                Arch::MlpG => mouton_models::mlp::MlpGenerator::<f32, Cpu>::summary(),
-                Arch::MlpD => mouton_models::mlp::MlpDiscriminator::<f32, Cpu>::summary(),
-                Arch::Sheep2Critic => {
-                    Sheep1Discriminator::<f32, Cpu>::summary_as("sheep2-critic", "score")
+        ModelCommand::Summary { arch, size } => {
+            use mouton_models::dcgan::*;
+            let s = match (arch, *size) {
+                (Arch::DcganG, 32) => DcganGenerator32::<f32, Cpu>::summary(),
+                (Arch::DcganG, 64) => DcganGenerator64::<f32, Cpu>::summary(),
+                (Arch::DcganD, 32) => DcganDiscriminator32::<f32, Cpu>::summary(),
+                (Arch::DcganD, 64) => DcganDiscriminator64::<f32, Cpu>::summary(),
+                (_, 28) => summary28(*arch),
+                (Arch::DcganG | Arch::DcganD, _) => {
+                    return Err(crate::BadInput(format!(
+                        "--size {size}: dcgan-g and dcgan-d come in 28, 32 and 64 px"
+                    ))
+                    .into())
+                }
+                _ => {
+                    return Err(crate::BadInput(format!(
+                        "--size {size}: this architecture takes 28x28 images only"
+                    ))
+                    .into())
                 }
             };
             print!("{s}");
         }
     }
     Ok(())
+}
+
+fn summary28(arch: Arch) -> mouton_models::summary::ModelSummary {
+    match arch {
+        Arch::Sheep1G => Sheep1Generator::<f32, Cpu>::summary(),
+        Arch::Sheep1D => Sheep1Discriminator::<f32, Cpu>::summary(),
+        Arch::DcganG => mouton_models::dcgan::DcganGenerator::<f32, Cpu>::summary(),
+        Arch::DcganD => mouton_models::dcgan::DcganDiscriminator::<f32, Cpu>::summary(),
+        Arch::Vae => mouton_models::vae::Vae::<2, f32, Cpu>::summary(),
+        Arch::MlpG => mouton_models::mlp::MlpGenerator::<f32, Cpu>::summary(),
+        Arch::MlpD => mouton_models::mlp::MlpDiscriminator::<f32, Cpu>::summary(),
+        Arch::Sheep2Critic => Sheep1Discriminator::<f32, Cpu>::summary_as("sheep2-critic", "score"),
+    }
 }

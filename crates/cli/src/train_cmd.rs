@@ -145,6 +145,9 @@ pub struct TrainArgs {
     /// VAE: FIDLE's KL without the 1/2.
     #[arg(long)]
     kl_fidle_no_half: bool,
+    /// Image side in pixels: 28, or 32 / 64 with --generator dcgan-g --critic dcgan-d.
+    #[arg(long)]
+    image_size: Option<usize>,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -211,6 +214,7 @@ impl TrainArgs {
             detect_collapse: self.detect_collapse,
             kl_weight: self.kl_weight,
             kl_fidle_no_half: self.kl_fidle_no_half.then_some(true),
+            image_size: self.image_size,
         }
     }
 }
@@ -435,7 +439,8 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let z = sampling::latent_of(a.seed, 2, a.n, k);
     let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
     let cols = (a.n as f64).sqrt().ceil() as usize;
-    sampling::write_grid(&a.output, &images, cols).map_err(lib_err)?;
+    let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
+    sampling::write_grid(&a.output, &images, side, cols).map_err(lib_err)?;
     println!(
         "wrote {}: {} sheep from the step-{step} generator (seed {})",
         a.output.display(),
@@ -478,7 +483,8 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
         z.extend(sampling::interpolation(x, y, a.steps));
     }
     let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
-    sampling::write_grid(&a.output, &images, a.steps).map_err(lib_err)?;
+    let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
+    sampling::write_grid(&a.output, &images, side, a.steps).map_err(lib_err)?;
     println!(
         "wrote {}: {} row(s) of {} steps (slerp), step-{step} generator",
         a.output.display(),
@@ -506,13 +512,15 @@ pub struct EvalArgs {
 }
 
 pub fn evaluate(a: &EvalArgs) -> Result<()> {
-    let real = data::load_file(&a.real, a.format.as_deref()).map_err(lib_err)?;
     run_dir_check(&a.dir)?;
+    let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
+    let real = data::load_file(&a.real, a.format.as_deref(), side).map_err(lib_err)?;
     let k = sampling::run_latent(&a.dir).map_err(lib_err)?;
     let n = a.n.min(real.len() / 2);
     let (fake, step) = sampling::generate_from_run(&a.dir, &sampling::latent_of(a.seed, 4, n, k))
         .map_err(lib_err)?;
-    let r = eval::report(&fake, real.as_slice(), a.seed).map_err(|e| BadInput(e.to_string()))?;
+    let r =
+        eval::report(&fake, real.as_slice(), side, a.seed).map_err(|e| BadInput(e.to_string()))?;
     println!(
         "step-{step} generator vs {} ({} images per side)",
         a.real.display(),

@@ -190,6 +190,14 @@ pub struct TrainConfig {
     /// VAE: drop the KL's 1/2 as FIDLE's notebooks do.
     #[serde(default)]
     pub kl_fidle_no_half: bool,
+    /// Side of the square training images in pixels: 28 (every architecture), or 32 and 64
+    /// (the DCGAN pair, dcgan-g with dcgan-d, only).
+    #[serde(default = "default_image_size")]
+    pub image_size: usize,
+}
+
+fn default_image_size() -> usize {
+    28
 }
 
 fn one() -> f64 {
@@ -235,6 +243,7 @@ impl TrainConfig {
             detect_collapse: None,
             kl_weight: 1.0,
             kl_fidle_no_half: false,
+            image_size: 28,
         };
         match preset {
             Preset::Sheep1 => base,
@@ -329,6 +338,19 @@ impl TrainConfig {
                 "dcgan-d normalizes over the batch, which the per-sample gradient penalty \
                  forbids: use sheep2-critic or mlp-d with wgan-gp",
             );
+        }
+        match self.image_size {
+            28 => {}
+            32 | 64 => {
+                if (self.generator, self.critic) != (GeneratorArch::DcganG, CriticArch::DcganD) {
+                    return bad(
+                        "image_size",
+                        "32 and 64 px are for the DCGAN pair: use --generator dcgan-g \
+                         --critic dcgan-d (the other architectures take 28x28)",
+                    );
+                }
+            }
+            _ => return bad("image_size", "must be 28, 32 or 64"),
         }
         if !(self.kl_weight >= 0.0 && self.kl_weight.is_finite()) {
             return bad("kl_weight", "must be finite and >= 0");
@@ -451,6 +473,7 @@ pub struct Overrides {
     pub detect_collapse: Option<f64>,
     pub kl_weight: Option<f64>,
     pub kl_fidle_no_half: Option<bool>,
+    pub image_size: Option<usize>,
 }
 
 impl Overrides {
@@ -503,7 +526,8 @@ impl Overrides {
             swd_projections,
             detect_collapse,
             kl_weight,
-            kl_fidle_no_half
+            kl_fidle_no_half,
+            image_size
         )
     }
 
@@ -515,6 +539,7 @@ impl Overrides {
         set!(
             kl_weight,
             kl_fidle_no_half,
+            image_size,
             preset,
             loss,
             generator,

@@ -11,7 +11,7 @@ use crate::TrainError;
 /// Images for a run.
 #[derive(Debug, Clone)]
 pub struct TrainingData {
-    /// Training images, (N, 1, 28, 28) in [0, 1].
+    /// Training images, (N, 1, side, side) in [0, 1] (side: the config's `image_size`).
     pub train: Dataset,
     /// Held-out images for the per-epoch metric.
     pub validation: Dataset,
@@ -36,9 +36,12 @@ pub fn parse_format(name: &str) -> Result<Format, TrainError> {
     })
 }
 
-/// `n` synthetic sheep rendered at 28x28 as Google renders drawings.
-pub fn synthetic_bitmaps(n: usize, seed: u64) -> Bitmaps {
-    let opts = RasterOptions::default();
+/// `n` synthetic sheep rendered at `side` x `side` as Google renders drawings.
+pub fn synthetic_bitmaps(n: usize, seed: u64, side: usize) -> Bitmaps {
+    let opts = RasterOptions {
+        size: side as u32,
+        ..RasterOptions::default()
+    };
     let side = opts.size as usize;
     let flock = mouton_data::synth_flock(n, seed);
     let data: Vec<u8> = flock
@@ -50,9 +53,14 @@ pub fn synthetic_bitmaps(n: usize, seed: u64) -> Bitmaps {
     Bitmaps { side, data }
 }
 
-/// Reads 28x28 images from any Quick Draw file (drawings are rasterized as Google does),
-/// as f32 in [0, 1]. `format`: a format name, or `None` to detect it.
-pub fn load_file(path: &std::path::Path, format: Option<&str>) -> Result<Dataset, TrainError> {
+/// Reads `side` x `side` images from any Quick Draw file (drawings are rasterized as Google
+/// does, at that size), as f32 in [0, 1]. `format`: a format name, or `None` to detect it.
+/// Bitmap files hold 28x28 images only.
+pub fn load_file(
+    path: &std::path::Path,
+    format: Option<&str>,
+    side: usize,
+) -> Result<Dataset, TrainError> {
     let format = match format {
         Some(f) => parse_format(f)?,
         None => mouton_data::detect_format(path)?,
@@ -60,13 +68,17 @@ pub fn load_file(path: &std::path::Path, format: Option<&str>) -> Result<Dataset
     let (b, _) = mouton_data::load_images(
         path,
         format,
-        &RasterOptions::default(),
+        &RasterOptions {
+            size: side as u32,
+            ..RasterOptions::default()
+        },
         &Filter::default(),
         false,
     )?;
-    if b.side != 28 {
+    if b.side != side {
         return Err(TrainError::NoData(format!(
-            "{}: images are {1}x{1}; the SHEEP networks take 28x28",
+            "{}: images are {1}x{1}, but this run takes {side}x{side} (bitmaps cannot be \
+             re-rendered: give drawings, ndjson or binary, for other sizes)",
             path.display(),
             b.side
         )));
@@ -78,7 +90,7 @@ pub fn load_file(path: &std::path::Path, format: Option<&str>) -> Result<Dataset
 pub fn load(cfg: &TrainConfig) -> Result<TrainingData, TrainError> {
     let (all, source, synthetic) = match &cfg.data {
         Some(path) => (
-            load_file(path, cfg.data_format.as_deref())?,
+            load_file(path, cfg.data_format.as_deref(), cfg.image_size)?,
             path.display().to_string(),
             false,
         ),
@@ -87,6 +99,7 @@ pub fn load(cfg: &TrainConfig) -> Result<TrainingData, TrainError> {
                 &synthetic_bitmaps(
                     cfg.synthetic_count,
                     derive(cfg.seed, Stream::Synthetic, 0, 0),
+                    cfg.image_size,
                 ),
                 Scale::ZeroOne,
             ),

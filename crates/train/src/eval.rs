@@ -38,14 +38,34 @@ pub struct Report {
     pub recall_baseline: f64,
 }
 
-/// 28x28 images to 14x14 by 2x2 averaging.
-pub fn features(images: &[f32]) -> Vec<f32> {
-    let mut out = Vec::with_capacity(images.len() / 4);
-    for img in images.chunks(784) {
-        for y in 0..14 {
-            for x in 0..14 {
-                let at = |dy: usize, dx: usize| img[(2 * y + dy) * 28 + 2 * x + dx];
-                out.push((at(0, 0) + at(0, 1) + at(1, 0) + at(1, 1)) * 0.25);
+/// The pooling factor of [`features`] for `side` x `side` images: 2 at 28 px (14x14 features),
+/// side / 16 for multiples of 16 (16x16 features at 32 and 64 px), else 1.
+pub fn pool_factor(side: usize) -> usize {
+    if side % 16 == 0 {
+        (side / 16).max(1)
+    } else if side % 2 == 0 {
+        2
+    } else {
+        1
+    }
+}
+
+/// `side` x `side` images average-pooled by [`pool_factor`]: 28x28 to 14x14 by 2x2 averaging.
+pub fn features(images: &[f32], side: usize) -> Vec<f32> {
+    let f = pool_factor(side);
+    let s = side / f;
+    let w = 1.0 / (f * f) as f32;
+    let mut out = Vec::with_capacity(images.len() / (f * f));
+    for img in images.chunks(side * side) {
+        for y in 0..s {
+            for x in 0..s {
+                let mut acc = 0.0;
+                for dy in 0..f {
+                    for dx in 0..f {
+                        acc += img[(f * y + dy) * side + f * x + dx];
+                    }
+                }
+                out.push(acc * w);
             }
         }
     }
@@ -88,52 +108,61 @@ fn coverage(queries: &[f32], support: &[f32], dim: usize, k: usize) -> f64 {
     inside as f64 / (queries.len() / dim).max(1) as f64
 }
 
-/// (precision, recall) of `fake` against `real` (both 28x28 images in [0, 1]) with k = 3.
+/// (precision, recall) of `fake` against `real` (both `side` x `side` images in [0, 1]) with
+/// k = 3, on [`features`].
 ///
 /// ```
 /// use mouton_train::eval::precision_recall;
 /// let real: Vec<f32> = (0..20 * 784).map(|i| ((i * 7919) % 97) as f32 / 97.0).collect();
 /// // Identical sets: every point lies in the other set's balls.
-/// assert_eq!(precision_recall(&real, &real), (1.0, 1.0));
+/// assert_eq!(precision_recall(&real, &real, 28), (1.0, 1.0));
 /// // Blank images are far from every real one.
 /// let blank = vec![0.0f32; 20 * 784];
-/// assert_eq!(precision_recall(&blank, &real).0, 0.0);
+/// assert_eq!(precision_recall(&blank, &real, 28).0, 0.0);
 /// ```
-pub fn precision_recall(fake: &[f32], real: &[f32]) -> (f64, f64) {
-    let (f, r) = (features(fake), features(real));
-    (coverage(&f, &r, 196, 3), coverage(&r, &f, 196, 3))
+pub fn precision_recall(fake: &[f32], real: &[f32], side: usize) -> (f64, f64) {
+    let (f, r) = (features(fake, side), features(real, side));
+    let dim = (side / pool_factor(side)).pow(2);
+    (coverage(&f, &r, dim, 3), coverage(&r, &f, dim, 3))
 }
 
-/// Sliced Wasserstein distance between two sets of 28x28 images.
-pub fn swd(a: &[f32], b: &[f32], projections: usize, seed: u64) -> Result<f64, TrainError> {
+/// Sliced Wasserstein distance between two sets of `side` x `side` images.
+pub fn swd(
+    a: &[f32],
+    b: &[f32],
+    side: usize,
+    projections: usize,
+    seed: u64,
+) -> Result<f64, TrainError> {
     let opts = SlicedOptions {
         n_projections: projections,
         p: 2.0,
         seed,
     };
-    sliced_wasserstein_distance(a, b, 784, None, None, &opts)
+    sliced_wasserstein_distance(a, b, side * side, None, None, &opts)
         .map_err(|e| TrainError::Metric(e.to_string()))
 }
 
 /// The full report: `fake` against one half of `real`, baselines between the halves. Uses
 /// `n = min(fake count, real count / 2)` images per side.
-pub fn report(fake: &[f32], real: &[f32], seed: u64) -> Result<Report, TrainError> {
-    let n_real = real.len() / 784;
-    let n = (fake.len() / 784).min(n_real / 2);
+pub fn report(fake: &[f32], real: &[f32], side: usize, seed: u64) -> Result<Report, TrainError> {
+    let px = side * side;
+    let n_real = real.len() / px;
+    let n = (fake.len() / px).min(n_real / 2);
     if n < 4 {
         return Err(TrainError::Metric(format!(
             "need at least 8 real images and 4 generated ones (have {n_real} and {})",
-            fake.len() / 784
+            fake.len() / px
         )));
     }
-    let (a, b) = (&real[..n * 784], &real[n * 784..2 * n * 784]);
-    let f = &fake[..n * 784];
-    let (precision, recall) = precision_recall(f, b);
-    let (precision_baseline, recall_baseline) = precision_recall(a, b);
+    let (a, b) = (&real[..n * px], &real[n * px..2 * n * px]);
+    let f = &fake[..n * px];
+    let (precision, recall) = precision_recall(f, b, side);
+    let (precision_baseline, recall_baseline) = precision_recall(a, b, side);
     Ok(Report {
         n,
-        swd: swd(f, b, 200, seed)?,
-        swd_baseline: swd(a, b, 200, seed)?,
+        swd: swd(f, b, side, 200, seed)?,
+        swd_baseline: swd(a, b, side, 200, seed)?,
         precision,
         recall,
         precision_baseline,
@@ -142,8 +171,8 @@ pub fn report(fake: &[f32], real: &[f32], seed: u64) -> Result<Report, TrainErro
 }
 
 /// Mean pairwise Euclidean distance within a set of images (a diversity measure).
-pub fn mean_pairwise_distance(images: &[f32]) -> f64 {
-    let pts: Vec<&[f32]> = images.chunks(784).collect();
+pub fn mean_pairwise_distance(images: &[f32], side: usize) -> f64 {
+    let pts: Vec<&[f32]> = images.chunks(side * side).collect();
     let n = pts.len();
     if n < 2 {
         return 0.0;

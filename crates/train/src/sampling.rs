@@ -30,12 +30,12 @@ pub fn latent_of(seed: u64, a: u64, n: usize, k: usize) -> Vec<f32> {
     (0..n * k).map(|_| StandardNormal.sample(&mut r)).collect()
 }
 
-/// Images (n x 784, in [0, 1] whatever the generator's range) for latent vectors
+/// Images (n x side x side, in [0, 1] whatever the generator's range) for latent vectors
 /// (n x latent), 64 at a time, in inference mode.
 pub fn generate<G: Generator<f32>>(g: &mut G, z: &[f32]) -> Result<Vec<f32>, TrainError> {
     let k = g.latent();
     let dev = Cpu::default();
-    let mut out = Vec::with_capacity(z.len() / k * 784);
+    let mut out = Vec::new();
     for chunk in z.chunks(64 * k) {
         let n = chunk.len() / k;
         let zt = dev.tensor_from_vec(chunk.to_vec(), (n, k));
@@ -58,13 +58,13 @@ pub fn to_u8(images: &[f32]) -> Vec<u8> {
         .collect()
 }
 
-/// Writes 28x28 images (in [0, 1]) as a grid PNG with `cols` columns, atomically.
-pub fn write_grid(path: &Path, images: &[f32], cols: usize) -> Result<(), TrainError> {
+/// Writes `side` x `side` images (in [0, 1]) as a grid PNG with `cols` columns, atomically.
+pub fn write_grid(path: &Path, images: &[f32], side: usize, cols: usize) -> Result<(), TrainError> {
     let px = to_u8(images);
-    let cells: Vec<&[u8]> = px.chunks(784).collect();
+    let cells: Vec<&[u8]> = px.chunks(side * side).collect();
     let cols = cols.max(1);
     let rows = cells.len().div_ceil(cols).max(1);
-    let (w, h, grid) = mouton_data::tile(&cells, 28, cols, rows, 2);
+    let (w, h, grid) = mouton_data::tile(&cells, side, cols, rows, 2);
     mouton_data::write_png_gray(path, w, h, &grid)?;
     Ok(())
 }
@@ -145,4 +145,9 @@ pub fn run_latent(run_dir: &std::path::Path) -> Result<usize, TrainError> {
         crate::config::GeneratorArch::DcganG => mouton_models::dcgan::DCGAN_LATENT,
         _ => LATENT,
     })
+}
+
+/// The image side of the run in `run_dir` (its config's `image_size`).
+pub fn run_image_size(run_dir: &std::path::Path) -> Result<usize, TrainError> {
+    Ok(crate::config::TrainConfig::load(&run_dir.join("config.toml"))?.image_size)
 }

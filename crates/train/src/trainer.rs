@@ -286,7 +286,17 @@ macro_rules! with_architectures {
         use mouton_models::mlp::{MlpDiscriminator, MlpGenerator};
         use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator};
         type C = dfdx::prelude::Cpu;
+        use mouton_models::dcgan::{
+            DcganDiscriminator32, DcganDiscriminator64, DcganGenerator32, DcganGenerator64,
+        };
         match ($cfg.generator, $cfg.critic) {
+            // validate() allows 32 and 64 px for this pair only.
+            (GeneratorArch::DcganG, CriticArch::DcganD) if $cfg.image_size == 32 => {
+                $f::<DcganGenerator32<f32, C>, DcganDiscriminator32<f32, C>>($($arg),*)
+            }
+            (GeneratorArch::DcganG, CriticArch::DcganD) if $cfg.image_size == 64 => {
+                $f::<DcganGenerator64<f32, C>, DcganDiscriminator64<f32, C>>($($arg),*)
+            }
             (GeneratorArch::Sheep1G, CriticArch::Sheep1D | CriticArch::Sheep2Critic) => {
                 $f::<Sheep1Generator<f32, C>, Sheep1Discriminator<f32, C>>($($arg),*)
             }
@@ -454,28 +464,31 @@ where
         on_event(Event::Step(&record));
 
         if k + 1 == per_epoch || step + 1 == total {
+            let (side, px) = (cfg.image_size, cfg.image_size * cfg.image_size);
             let samples = sampling::generate(&mut g, &fixed_z)?;
             let grid = samples_dir.join(format!("epoch_{:03}.png", epoch + 1));
-            sampling::write_grid(&grid, &samples, 8)?;
+            sampling::write_grid(&grid, &samples, side, 8)?;
             let (swd, swd_real_baseline, diversity_ratio) = if n_metric >= 8 {
                 let fake = sampling::generate(&mut g, &metric_z)?;
                 let val = data.validation.as_slice();
                 let half = n_metric / 2;
                 let swd = eval::swd(
-                    &fake[..half * 784],
-                    &val[..half * 784],
+                    &fake[..half * px],
+                    &val[..half * px],
+                    side,
                     cfg.swd_projections,
                     cfg.seed,
                 )?;
                 let base = eval::swd(
-                    &val[half * 784..2 * half * 784],
-                    &val[..half * 784],
+                    &val[half * px..2 * half * px],
+                    &val[..half * px],
+                    side,
                     cfg.swd_projections,
                     cfg.seed,
                 )?;
                 let m = half.min(64);
-                let div = eval::mean_pairwise_distance(&fake[..m * 784])
-                    / eval::mean_pairwise_distance(&val[..m * 784]).max(1e-12);
+                let div = eval::mean_pairwise_distance(&fake[..m * px], side)
+                    / eval::mean_pairwise_distance(&val[..m * px], side).max(1e-12);
                 (Some(swd), Some(base), Some(div))
             } else {
                 (None, None, None)
@@ -561,7 +574,8 @@ where
                 // A tanh generator: real images go to [-1, 1] too.
                 pixels.iter_mut().for_each(|v| *v = *v * 2.0 - 1.0);
             }
-            let real: Images = dev.tensor_from_vec(pixels, (batch.indices.len(), 1, 28, 28));
+            let side = cfg.image_size;
+            let real: Images = dev.tensor_from_vec(pixels, (batch.indices.len(), 1, side, side));
             let inject = inject_at == Some(step + 1) && j == 0;
             let (l, gp, r, f, nd) = critic_update(cfg, g, d, opt_d, real, step, j, inject)?;
             d_loss += l;
