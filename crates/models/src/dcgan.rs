@@ -1,7 +1,10 @@
-//! DCGAN (Radford et al. 2016) in the style of pytorch/examples, for 28x28 images in [-1, 1]:
-//! convolutions without bias (batch norm follows), N(0, 0.02) weights.
+//! DCGAN (Radford et al. 2016) in the style of pytorch/examples, for images in [-1, 1]:
+//! convolutions without bias (batch norm follows), N(0, 0.02) weights. Three sizes:
+//! [`DcganGenerator`] / [`DcganDiscriminator`] for 28x28 (below), and [`DcganGenerator32`] /
+//! [`DcganDiscriminator32`], [`DcganGenerator64`] / [`DcganDiscriminator64`] with
+//! pytorch/examples' own plan of 4x4 layers (ngf = ndf = 64, one channel).
 //!
-//! Generator: z (100) -> ConvTranspose 100->256 7x7 (7x7) BatchNorm ReLU -> ConvTranspose
+//! 28 px generator: z (100) -> ConvTranspose 100->256 7x7 (7x7) BatchNorm ReLU -> ConvTranspose
 //! 256->128 4x4 s2 p1 (14x14) BatchNorm ReLU -> ConvTranspose 128->1 4x4 s2 p1 (28x28) tanh.
 //! Discriminator: Conv 1->64 4x4 s2 p1 (14x14) LeakyReLU(0.2) -> Conv 64->128 4x4 s2 p1 (7x7)
 //! BatchNorm LeakyReLU(0.2) -> Conv 128->1 7x7 -> a logit.

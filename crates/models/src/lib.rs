@@ -16,8 +16,8 @@
 //! saves and loads named tensors with checks; the conv ops match PyTorch (values and all
 //! gradients). [`mlp`] has FIDLE's fully connected GAN (with [`modules::BatchNorm1d`]), [`vae`]
 //! a small convolutional VAE, and [`generator::Generator`] is what the training loop asks of a
-//! generator; [`dcgan`] has a pytorch/examples-style DCGAN for 28x28. Not yet: DCGAN at 32 and
-//! 64 px, CUDA kernels.
+//! generator; [`dcgan`] has pytorch/examples-style DCGANs for 28, 32 and 64 px. Not yet: CUDA
+//! kernels.
 
 pub mod critic;
 pub mod dcgan;
