@@ -7,7 +7,8 @@ use dfdx::prelude::*;
 
 use crate::ops::conv2d::{
     conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weights,
-    conv2d_backward_weights_kept, conv2d_forward_keep, Conv2dGeometry, GeometryError, Padding,
+    conv2d_backward_weights_kept, conv2d_forward, conv2d_forward_keep, Conv2dGeometry,
+    GeometryError, Padding,
 };
 use crate::ops::Real;
 
@@ -83,7 +84,12 @@ where
     let bv = bias.map(to_vec);
     let mut out = vec![E::default(); g.sizes().2];
     // The weight gradient needs either the input or, cheaper, the forward's column matrices.
-    let kept = conv2d_forward_keep(&g, &xv, &wv, bv.as_deref(), &mut out);
+    let kept = if T::OWNS_TAPE {
+        conv2d_forward_keep(&g, &xv, &wv, bv.as_deref(), &mut out)
+    } else {
+        conv2d_forward(&g, &xv, &wv, bv.as_deref(), &mut out);
+        None
+    };
     let xv = if kept.is_some() { Vec::new() } else { xv };
     let y = x.device().tensor_from_vec(out, (n, o, g.oh, g.ow));
     let (x_g, w_g, b_g, y_g) = (
@@ -222,6 +228,10 @@ where
     let xv = to_vec(&x);
     let mut out = vec![E::default(); xv.len()];
     activation_forward(act, &xv, &mut out);
+    if !T::OWNS_TAPE {
+        // Inference: nothing to keep for a backward pass.
+        return x.device().tensor_from_vec(out, shape).put_tape(tape);
+    }
     let y = x.device().tensor_from_vec(out.clone(), shape);
     let (x_g, y_g) = (x.ghost(), y.ghost());
     tape.add_backward_op(move |grads| {

@@ -132,25 +132,23 @@ where
         }
         Ok(n)
     }
-}
 
-impl<E> Critic<E> for Sheep1Discriminator<E, Cpu>
-where
-    E: Dtype + Real,
-    Cpu: Device<E>,
-{
-    fn score_recorded<T: Tape<E, Cpu>>(
+    /// Scores, with the tangent record when `record` (plain scoring skips the slopes).
+    fn scores<T: Tape<E, Cpu>>(
         &self,
         x: Nchw<E, T>,
         dropout: Option<&mut dyn RngCore>,
+        record: bool,
     ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError> {
         let n = Self::check_input(*x.shape())?;
         let leaky = Activation::LeakyRelu(LEAKY_SLOPE);
         let mut slopes = Vec::with_capacity(3);
         let mut leaky_layer = |x: Nchw<E, T>| {
-            slopes.push(activation_slopes(&x, leaky).ok_or(GeometryError::Invalid(
-                "the critic's activations must be piecewise linear",
-            ))?);
+            if record {
+                slopes.push(activation_slopes(&x, leaky).ok_or(GeometryError::Invalid(
+                    "the critic's activations must be piecewise linear",
+                ))?);
+            }
             Ok::<_, GeometryError>(activation(x, leaky))
         };
         let x = leaky_layer(self.conv1.forward(x)?)?;
@@ -173,6 +171,28 @@ where
                 dropout: mask,
             },
         ))
+    }
+}
+
+impl<E> Critic<E> for Sheep1Discriminator<E, Cpu>
+where
+    E: Dtype + Real,
+    Cpu: Device<E>,
+{
+    fn score_recorded<T: Tape<E, Cpu>>(
+        &self,
+        x: Nchw<E, T>,
+        dropout: Option<&mut dyn RngCore>,
+    ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError> {
+        self.scores(x, dropout, true)
+    }
+
+    fn score<T: Tape<E, Cpu>>(
+        &self,
+        x: Nchw<E, T>,
+        dropout: Option<&mut dyn RngCore>,
+    ) -> Result<Scores<E, T>, GeometryError> {
+        Ok(self.scores(x, dropout, false)?.0)
     }
 
     fn tangent<T: Tape<E, Cpu>>(
