@@ -68,7 +68,7 @@ pub enum GeneratorArch {
     /// FIDLE's fully connected generator (Lightning notebooks' Generator_1).
     #[serde(rename = "mlp-g")]
     MlpG,
-    /// DCGAN's generator (pytorch/examples style, 28x28, tanh output).
+    /// DCGAN's generator (pytorch/examples style, tanh output; 28, 32 or 64 px by `image_size`).
     #[serde(rename = "dcgan-g")]
     DcganG,
     /// The convolutional VAE's decoder (trained as a VAE, not adversarially).
