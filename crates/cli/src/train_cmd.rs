@@ -15,6 +15,7 @@ use mouton_train::trainer::{Event, RunOptions};
 use mouton_train::{data, eval, metrics, sampling, TrainError};
 
 use crate::BadInput;
+use mouton_train::trainer::DeviceChoice;
 
 fn lib_err(e: TrainError) -> anyhow::Error {
     if e.is_bad_input() {
@@ -100,7 +101,8 @@ pub struct TrainArgs {
     /// Seed of everything random.
     #[arg(long)]
     seed: Option<u64>,
-    /// cpu, or cuda[:N] in builds with the `cuda` feature.
+    /// Where to train: cpu, cuda (GPU 0) or cuda:N. CUDA needs a build with the `cuda`
+    /// feature (see README) and, for now, sheep1-g with sheep1-d, sheep2-critic or mlp-d.
     #[arg(long, default_value = "cpu")]
     device: String,
     #[arg(long, value_enum)]
@@ -219,16 +221,19 @@ impl TrainArgs {
     }
 }
 
-fn check_device(device: &str) -> Result<()> {
-    match device {
-        "cpu" => Ok(()),
-        d if d == "cuda" || d.starts_with("cuda:") => Err(BadInput(format!(
-            "--device {d}: this mouton was built without CUDA support; training runs on the CPU \
-             (--device cpu). The CUDA build is the models issue's next step (see README)."
+fn check_device(device: &str) -> Result<DeviceChoice> {
+    let choice: DeviceChoice = device
+        .parse()
+        .map_err(|e| BadInput(format!("--device: {e}")))?;
+    if matches!(choice, DeviceChoice::Cuda(_)) && !cfg!(feature = "cuda") {
+        return Err(BadInput(format!(
+            "--device {device}: this mouton was built without CUDA support; build it with \
+             `cargo build --release --features cuda` (CUDA toolkit) or scripts/build-cuda.sh \
+             (see README), or train on the CPU (--device cpu)"
         ))
-        .into()),
-        d => Err(BadInput(format!("--device {d}: expected cpu or cuda[:N]")).into()),
+        .into());
     }
+    Ok(choice)
 }
 
 fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
@@ -366,7 +371,7 @@ impl Progress {
 }
 
 pub fn train(args: &TrainArgs) -> Result<()> {
-    check_device(&args.device)?;
+    let device = check_device(&args.device)?;
     let cfg = resolve(args)?;
     let data = data::load(&cfg).map_err(lib_err)?;
     if data.synthetic && !args.quiet {
@@ -379,6 +384,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     let opts = RunOptions {
         resume: args.resume,
         inject_nan_at_step: args.debug_inject_nan_at_step,
+        device,
     };
     let mut progress = Progress {
         quiet: args.quiet,

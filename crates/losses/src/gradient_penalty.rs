@@ -14,7 +14,7 @@
 
 use dfdx::prelude::*;
 use mouton_models::critic::Critic;
-use mouton_models::layers::Nchw;
+use mouton_models::layers::{Layers, Nchw};
 use mouton_models::ops::Real;
 use num_traits::Float;
 use rand::{Rng, RngCore};
@@ -23,7 +23,7 @@ use rand_distr::StandardNormal;
 use crate::{cst, Loss, LossError};
 
 /// A scalar loss on the CPU that records its gradient.
-pub type TapedLoss<E> = Loss<E, Cpu, OwnedTape<E, Cpu>>;
+pub type TapedLoss<E, D = Cpu> = Loss<E, D, OwnedTape<E, D>>;
 
 /// How the interpolation weights `e_i` are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,11 +61,11 @@ pub fn interpolation_weights<E: Float>(
 }
 
 /// `e_i x_i + (1 - e_i) y_i` per image.
-pub fn interpolate<E: Dtype + Real + Float>(
-    real: &Nchw<E, NoneTape>,
-    fake: &Nchw<E, NoneTape>,
+pub fn interpolate<E: Dtype + Real + Float, D: Device<E>>(
+    real: &Nchw<E, NoneTape, D>,
+    fake: &Nchw<E, NoneTape, D>,
     e: &[E],
-) -> Result<Nchw<E, NoneTape>, LossError> {
+) -> Result<Nchw<E, NoneTape, D>, LossError> {
     let shape = *real.shape();
     if shape != *fake.shape() || e.len() != shape.0 {
         return Err(LossError::Shape {
@@ -100,17 +100,17 @@ pub struct PenaltyStats<E> {
 /// The penalty at the points `x_hat` as a scalar on `tape`: its value is the penalty, and its
 /// backward gives the exact gradient with respect to the critic's weights. `dropout` draws the
 /// critic's dropout mask at `x_hat` (the same mask is then used by the tangent pass).
-pub fn gradient_penalty<E, C>(
+pub fn gradient_penalty<E, D, C>(
     critic: &C,
-    x_hat: &Nchw<E, NoneTape>,
+    x_hat: &Nchw<E, NoneTape, D>,
     lambda: f64,
     dropout: Option<&mut dyn RngCore>,
-    tape: OwnedTape<E, Cpu>,
-) -> Result<(TapedLoss<E>, PenaltyStats<E>), LossError>
+    tape: OwnedTape<E, D>,
+) -> Result<(TapedLoss<E, D>, PenaltyStats<E>), LossError>
 where
     E: Dtype + Real + Float,
-    Cpu: Device<E>,
-    C: Critic<E>,
+    D: Layers<E>,
+    C: Critic<E, D>,
 {
     if !(lambda >= 0.0 && lambda.is_finite()) {
         return Err(LossError::Parameter(format!(
@@ -224,19 +224,19 @@ pub struct CriticLossParts<E> {
 /// let grads = loss.backward();
 /// assert!(grads.get(&critic.conv1.weight).as_vec().iter().any(|&g| g != 0.0));
 /// ```
-pub fn wgan_gp_critic_loss<E, C>(
+pub fn wgan_gp_critic_loss<E, D, C>(
     critic: &C,
-    real: &Nchw<E, NoneTape>,
-    fake: &Nchw<E, NoneTape>,
+    real: &Nchw<E, NoneTape, D>,
+    fake: &Nchw<E, NoneTape, D>,
     e: &[E],
     lambda: f64,
-    grads: Gradients<E, Cpu>,
+    grads: Gradients<E, D>,
     mut dropout: Option<&mut dyn RngCore>,
-) -> Result<(TapedLoss<E>, CriticLossParts<E>), LossError>
+) -> Result<(TapedLoss<E, D>, CriticLossParts<E>), LossError>
 where
     E: Dtype + Real + Float,
-    Cpu: Device<E>,
-    C: Critic<E>,
+    D: Layers<E>,
+    C: Critic<E, D>,
 {
     let x_hat = interpolate(real, fake, e)?;
     let critic_err =

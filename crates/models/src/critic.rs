@@ -11,21 +11,24 @@
 use dfdx::prelude::*;
 use rand::{Rng, RngCore};
 
-use crate::layers::Nchw;
+use crate::layers::{Layers, Nchw};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::GeometryError;
 use crate::ops::Real;
 
 /// One score (a logit, or a Wasserstein critic value) per image: shape (N,).
-pub type Scores<E, T> = Tensor<(usize,), E, Cpu, T>;
+pub type Scores<E, T, D = Cpu> = Tensor<(usize,), E, D, T>;
+
+/// Scores with what the tangent pass needs ([`Critic::score_recorded`]).
+pub type Recorded<E, T, D = Cpu> = (Scores<E, T, D>, TangentRecord<E, D>);
 
 /// What a critic's forward pass recorded at its input, for [`Critic::tangent`].
 #[derive(Debug, Clone)]
-pub struct TangentRecord<E: Dtype> {
+pub struct TangentRecord<E: Dtype, D: Storage<E> = Cpu> {
     /// For each activation in order, its slope at every element (1 or the leak).
-    pub slopes: Vec<Nchw<E, NoneTape>>,
+    pub slopes: Vec<Nchw<E, NoneTape, D>>,
     /// The dropout multipliers drawn in the forward pass (0 or 1 / (1 - p)), shape (N, features).
-    pub dropout: Option<Tensor<(usize, usize), E, Cpu>>,
+    pub dropout: Option<Tensor<(usize, usize), E, D>>,
 }
 
 /// A critic: images (N, 1, H, W) to scores (N,), piecewise linear in its input, with a tangent
@@ -49,32 +52,32 @@ pub struct TangentRecord<E: Dtype> {
 ///     assert!((fd - ju[i]).abs() < 1e-5 * (1.0 + ju[i].abs()));
 /// }
 /// ```
-pub trait Critic<E: Dtype + Real> {
+pub trait Critic<E: Dtype + Real, D: Layers<E> = Cpu> {
     /// Scores for `x`, and what the tangent pass needs. `dropout`: the random source for
     /// dropout masks in training, `None` for inference (no dropout).
-    fn score_recorded<T: Tape<E, Cpu>>(
+    fn score_recorded<T: Tape<E, D>>(
         &self,
-        x: Nchw<E, T>,
+        x: Nchw<E, T, D>,
         dropout: Option<&mut dyn RngCore>,
-    ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError>;
+    ) -> Result<Recorded<E, T, D>, GeometryError>;
 
     /// Scores for `x` (see [`Critic::score_recorded`]).
-    fn score<T: Tape<E, Cpu>>(
+    fn score<T: Tape<E, D>>(
         &self,
-        x: Nchw<E, T>,
+        x: Nchw<E, T, D>,
         dropout: Option<&mut dyn RngCore>,
-    ) -> Result<Scores<E, T>, GeometryError> {
+    ) -> Result<Scores<E, T, D>, GeometryError> {
         Ok(self.score_recorded(x, dropout)?.0)
     }
 
     /// `J(x) u` for every image: the directional derivative of the scores at the recorded `x`
     /// along `u`, as a graph in the critic's weights (gradients reach the weights, never the
     /// biases, which do not enter it).
-    fn tangent<T: Tape<E, Cpu>>(
+    fn tangent<T: Tape<E, D>>(
         &self,
-        u: Nchw<E, T>,
-        record: &TangentRecord<E>,
-    ) -> Result<Scores<E, T>, GeometryError>;
+        u: Nchw<E, T, D>,
+        record: &TangentRecord<E, D>,
+    ) -> Result<Scores<E, T, D>, GeometryError>;
 }
 
 /// The slope of a piecewise-linear activation at every element of `x`, following the kink
@@ -90,9 +93,13 @@ pub trait Critic<E: Dtype + Real> {
 /// let s = activation_slopes(&x, Activation::LeakyRelu(0.2)).unwrap();
 /// assert_eq!(s.as_vec(), [0.2, 0.2, 1.0]);
 /// ```
-pub fn activation_slopes<E, T>(x: &Nchw<E, T>, act: Activation) -> Option<Nchw<E, NoneTape>>
+pub fn activation_slopes<E, D, T>(
+    x: &Nchw<E, T, D>,
+    act: Activation,
+) -> Option<Nchw<E, NoneTape, D>>
 where
     E: Dtype + Real,
+    D: Layers<E>,
 {
     let leak = match act {
         Activation::Identity => 1.0,
@@ -100,13 +107,7 @@ where
         Activation::LeakyRelu(s) => s,
         Activation::Sigmoid | Activation::Tanh => return None,
     };
-    let mut v = vec![E::default(); x.shape().num_elements()];
-    x.copy_into(&mut v);
-    let (one, leak) = (<E as Real>::ONE, E::of(leak));
-    for e in v.iter_mut() {
-        *e = if *e > <E as Real>::ZERO { one } else { leak };
-    }
-    Some(x.device().tensor_from_vec(v, *x.shape()))
+    Some(D::positive_slopes(x, E::of(leak)))
 }
 
 /// An inverted-dropout mask (N, F): each entry 0 with probability `p`, else 1 / (1 - p), drawn
@@ -118,18 +119,18 @@ where
 /// use mouton_models::critic::dropout_mask;
 /// let dev = Cpu::default();
 /// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-/// let m = dropout_mask::<f32>(&dev, 4, 1000, 0.2, &mut rng).as_vec();
+/// let m = dropout_mask::<f32, _>(&dev, 4, 1000, 0.2, &mut rng).as_vec();
 /// assert!(m.iter().all(|&v| v == 0.0 || v == 1.25));
 /// let kept = m.iter().filter(|&&v| v > 0.0).count();
 /// assert!((3000..3400).contains(&kept));
 /// ```
-pub fn dropout_mask<E: Dtype + Real>(
-    dev: &Cpu,
+pub fn dropout_mask<E: Dtype + Real, D: Device<E>>(
+    dev: &D,
     n: usize,
     features: usize,
     p: f64,
     rng: &mut dyn RngCore,
-) -> Tensor<(usize, usize), E, Cpu> {
+) -> Tensor<(usize, usize), E, D> {
     let keep = E::of(1.0 / (1.0 - p));
     let v = (0..n * features)
         .map(|_| {
@@ -144,16 +145,17 @@ pub fn dropout_mask<E: Dtype + Real>(
 }
 
 /// One convolution of a tangent pass: `slopes * conv(u, w)` with no bias.
-pub(crate) fn tangent_conv<E, T, SW>(
-    u: Nchw<E, T>,
-    weights: &Tensor<SW, E, Cpu>,
+pub(crate) fn tangent_conv<E, D, T, SW>(
+    u: Nchw<E, T, D>,
+    weights: &Tensor<SW, E, D>,
     stride: usize,
     padding: crate::ops::conv2d::Padding,
-    slopes: &Nchw<E, NoneTape>,
-) -> Result<Nchw<E, T>, GeometryError>
+    slopes: &Nchw<E, NoneTape, D>,
+) -> Result<Nchw<E, T, D>, GeometryError>
 where
     E: Dtype + Real,
-    T: Tape<E, Cpu>,
+    D: Layers<E>,
+    T: Tape<E, D>,
     SW: Shape<Concrete = [usize; 4]>,
 {
     let y = crate::layers::conv2d(u, weights, crate::layers::no_bias(), stride, padding)?;

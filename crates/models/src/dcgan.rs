@@ -15,12 +15,14 @@
 
 use dfdx::nn::{ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
+
+use crate::layers::Layers;
 use num_traits::Float;
 use rand::RngCore;
 use rand_distr::uniform::SampleUniform;
 use rand_distr::Normal;
 
-use crate::critic::{Critic, Scores, TangentRecord};
+use crate::critic::{Critic, Recorded, Scores, TangentRecord};
 use crate::generator::{Generator, OutputRange};
 use crate::layers::{activation, batch_norm_nchw, conv2d, conv_transpose2d, no_bias, Nchw};
 use crate::modules::BatchNorm1d;
@@ -128,10 +130,10 @@ impl<E: Dtype, D: Storage<E>> DcganGenerator<E, D> {
     }
 }
 
-impl<E> Generator<E> for DcganGenerator<E, Cpu>
+impl<E, D> Generator<E, D> for DcganGenerator<E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     fn latent(&self) -> usize {
         DCGAN_LATENT
@@ -141,11 +143,11 @@ where
         OutputRange::MinusOneOne
     }
 
-    fn generate<T: Tape<E, Cpu>>(
+    fn generate<T: Tape<E, D>>(
         &mut self,
-        z: Tensor<(usize, usize), E, Cpu, T>,
+        z: Tensor<(usize, usize), E, D, T>,
         training: bool,
-    ) -> Result<Nchw<E, T>, GeometryError> {
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
         let (n, k) = *z.shape();
         if k != DCGAN_LATENT {
             return Err(GeometryError::Invalid(
@@ -233,16 +235,16 @@ impl<E: Dtype, D: Storage<E>> DcganDiscriminator<E, D> {
     }
 }
 
-impl<E> Critic<E> for DcganDiscriminator<E, Cpu>
+impl<E, D> Critic<E, D> for DcganDiscriminator<E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
-    fn score_recorded<T: Tape<E, Cpu>>(
+    fn score_recorded<T: Tape<E, D>>(
         &self,
-        x: Nchw<E, T>,
+        x: Nchw<E, T, D>,
         _dropout: Option<&mut dyn RngCore>,
-    ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError> {
+    ) -> Result<Recorded<E, T, D>, GeometryError> {
         let (n, c, h, w) = *x.shape();
         if (c, h, w) != (1, 28, 28) {
             return Err(GeometryError::Invalid(
@@ -270,11 +272,11 @@ where
         ))
     }
 
-    fn tangent<T: Tape<E, Cpu>>(
+    fn tangent<T: Tape<E, D>>(
         &self,
-        _u: Nchw<E, T>,
-        _record: &TangentRecord<E>,
-    ) -> Result<Scores<E, T>, GeometryError> {
+        _u: Nchw<E, T, D>,
+        _record: &TangentRecord<E, D>,
+    ) -> Result<Scores<E, T, D>, GeometryError> {
         Err(GeometryError::Invalid(
             "dcgan-d normalizes over the batch, so its per-sample gradient penalty has no exact \
              tangent pass: use a critic without batch norm (sheep2-critic, mlp-d) for WGAN-GP",
@@ -321,16 +323,16 @@ where
     }
 }
 
-impl<const I: usize, const O: usize, E: Dtype + Real> UpBlock<I, O, E, Cpu>
+impl<const I: usize, const O: usize, E: Dtype + Real, D> UpBlock<I, O, E, D>
 where
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
-    fn forward<T: Tape<E, Cpu>>(
+    fn forward<T: Tape<E, D>>(
         &mut self,
-        x: Nchw<E, T>,
+        x: Nchw<E, T, D>,
         first: bool,
         training: bool,
-    ) -> Result<Nchw<E, T>, GeometryError> {
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
         let (stride, pad) = if first { (1, 0) } else { (2, 1) };
         let x = conv_transpose2d(x, &self.t, no_bias(), stride, pad, 0)?;
         Ok(activation(
@@ -382,11 +384,11 @@ const P1: Padding = Padding::Explicit {
     right: 1,
 };
 
-impl<const I: usize, const O: usize, E: Dtype + Real> DownBlock<I, O, E, Cpu>
+impl<const I: usize, const O: usize, E: Dtype + Real, D> DownBlock<I, O, E, D>
 where
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
-    fn forward<T: Tape<E, Cpu>>(&self, x: Nchw<E, T>) -> Result<Nchw<E, T>, GeometryError> {
+    fn forward<T: Tape<E, D>>(&self, x: Nchw<E, T, D>) -> Result<Nchw<E, T, D>, GeometryError> {
         let x = conv2d(x, &self.c, no_bias(), 2, P1)?;
         let x = batch_norm_nchw(x, &self.bn.scale, &self.bn.bias, None, self.bn.eps, 0.0)?;
         Ok(activation(x, Activation::LeakyRelu(0.2)))
@@ -462,10 +464,10 @@ macro_rules! sized_dcgan {
             }
         }
 
-        impl<E> Generator<E> for $gname<E, Cpu>
+        impl<E, D> Generator<E, D> for $gname<E, D>
         where
             E: Dtype + Real,
-            Cpu: Device<E>,
+            D: Layers<E>,
         {
             fn latent(&self) -> usize {
                 DCGAN_LATENT
@@ -475,11 +477,11 @@ macro_rules! sized_dcgan {
                 OutputRange::MinusOneOne
             }
 
-            fn generate<T: Tape<E, Cpu>>(
+            fn generate<T: Tape<E, D>>(
                 &mut self,
-                z: Tensor<(usize, usize), E, Cpu, T>,
+                z: Tensor<(usize, usize), E, D, T>,
                 training: bool,
-            ) -> Result<Nchw<E, T>, GeometryError> {
+            ) -> Result<Nchw<E, T, D>, GeometryError> {
                 let (n, k) = *z.shape();
                 if k != DCGAN_LATENT {
                     return Err(GeometryError::Invalid(concat!(
@@ -574,16 +576,16 @@ macro_rules! sized_dcgan {
             }
         }
 
-        impl<E> Critic<E> for $dname<E, Cpu>
+        impl<E, D> Critic<E, D> for $dname<E, D>
         where
             E: Dtype + Real,
-            Cpu: Device<E>,
+            D: Layers<E>,
         {
-            fn score_recorded<T: Tape<E, Cpu>>(
+            fn score_recorded<T: Tape<E, D>>(
                 &self,
-                x: Nchw<E, T>,
+                x: Nchw<E, T, D>,
                 _dropout: Option<&mut dyn RngCore>,
-            ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError> {
+            ) -> Result<Recorded<E, T, D>, GeometryError> {
                 let (n, c, h, w) = *x.shape();
                 if (c, h, w) != (1, $side, $side) {
                     return Err(GeometryError::Invalid(concat!(
@@ -605,11 +607,11 @@ macro_rules! sized_dcgan {
                 ))
             }
 
-            fn tangent<T: Tape<E, Cpu>>(
+            fn tangent<T: Tape<E, D>>(
                 &self,
-                _u: Nchw<E, T>,
-                _record: &TangentRecord<E>,
-            ) -> Result<Scores<E, T>, GeometryError> {
+                _u: Nchw<E, T, D>,
+                _record: &TangentRecord<E, D>,
+            ) -> Result<Scores<E, T, D>, GeometryError> {
                 Err(GeometryError::Invalid(concat!(
                     $dlabel,
                     " normalizes over the batch, so its per-sample gradient penalty has no \

@@ -2,6 +2,8 @@
 
 use dfdx::prelude::*;
 
+use crate::layers::Layers;
+
 use crate::layers::Nchw;
 use crate::ops::conv2d::GeometryError;
 use crate::ops::Real;
@@ -27,24 +29,24 @@ pub enum OutputRange {
 /// let x = g.generate(z, true).unwrap();
 /// assert_eq!(*x.shape(), (4, 1, 28, 28));
 /// ```
-pub trait Generator<E: Dtype + Real> {
+pub trait Generator<E: Dtype + Real, D: Layers<E> = Cpu> {
     /// Latent vector length.
     fn latent(&self) -> usize;
     /// Pixel range.
     fn output_range(&self) -> OutputRange;
     /// Images for `z`. `training`: batch normalization (if any) uses and updates batch
     /// statistics; otherwise the running statistics.
-    fn generate<T: Tape<E, Cpu>>(
+    fn generate<T: Tape<E, D>>(
         &mut self,
-        z: Tensor<(usize, usize), E, Cpu, T>,
+        z: Tensor<(usize, usize), E, D, T>,
         training: bool,
-    ) -> Result<Nchw<E, T>, GeometryError>;
+    ) -> Result<Nchw<E, T, D>, GeometryError>;
 }
 
-impl<E> Generator<E> for crate::sheep::Sheep1Generator<E, Cpu>
+impl<E, D> Generator<E, D> for crate::sheep::Sheep1Generator<E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     fn latent(&self) -> usize {
         crate::sheep::LATENT
@@ -54,11 +56,11 @@ where
         OutputRange::ZeroOne
     }
 
-    fn generate<T: Tape<E, Cpu>>(
+    fn generate<T: Tape<E, D>>(
         &mut self,
-        z: Tensor<(usize, usize), E, Cpu, T>,
+        z: Tensor<(usize, usize), E, D, T>,
         _training: bool,
-    ) -> Result<Nchw<E, T>, GeometryError> {
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
         let (n, k) = *z.shape();
         if k != crate::sheep::LATENT {
             return Err(GeometryError::Invalid(

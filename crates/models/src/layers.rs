@@ -1,7 +1,8 @@
-//! The kernels of [`crate::ops`] as differentiable dfdx operations on the CPU device: each runs
-//! its forward kernel and records its backward kernels on the input's tape, through dfdx's
-//! public API only (`SplitTape`, `Tape::add_backward_op`, `Gradients::get_or_alloc_mut`,
-//! `ghost`).
+//! mouton's layers as differentiable dfdx operations on any device that implements [`Layers`]:
+//! each runs its forward kernel and records its backward kernels on the input's tape, through
+//! dfdx's public API only (`SplitTape`, `Tape::add_backward_op`, `Gradients::get_or_alloc_mut`,
+//! `ghost`). The CPU device runs the kernels of [`crate::ops`]; with the `cuda` feature, dfdx's
+//! CUDA device runs mouton's CUDA kernels (see [`Layers`] for what it covers).
 
 use dfdx::prelude::*;
 
@@ -12,20 +13,390 @@ use crate::ops::conv2d::{
 };
 use crate::ops::Real;
 
-/// A 4-D tensor with run-time sizes, (N, C, H, W).
-pub type Nchw<E, T> = Tensor<(usize, usize, usize, usize), E, Cpu, T>;
+#[cfg(feature = "cuda")]
+mod cuda;
+#[cfg(feature = "cuda")]
+pub use cuda::open_cuda;
+
+/// A 4-D tensor with run-time sizes, (N, C, H, W), on device `D` (the CPU unless named).
+pub type Nchw<E, T, D = Cpu> = Tensor<(usize, usize, usize, usize), E, D, T>;
 
 /// "No bias" for [`conv2d`] and [`conv_transpose2d`] (a plain `None` leaves its type open).
-pub fn no_bias<E: Dtype>() -> Option<&'static Tensor<(usize,), E, Cpu>> {
+pub fn no_bias<E: Dtype, D: Storage<E>>() -> Option<&'static Tensor<(usize,), E, D>> {
     None
 }
 
+/// Running mean and variance, updated in place by training-mode batch normalization.
+pub type RunningStats<'a, SC, E, D = Cpu> = (&'a mut Tensor<SC, E, D>, &'a mut Tensor<SC, E, D>);
+
+/// The operations dfdx 0.13 lacks on stable Rust, for one device: one method per operation,
+/// forward and backward together (the free functions of this module call them). The CPU
+/// implements all of them for `f32` and `f64`; dfdx's CUDA device (feature `cuda`) implements
+/// them for `f32`, except the transposed convolution and batch normalization, which return
+/// [`GeometryError::Unsupported`] there (the DCGAN, MLP and VAE models need them).
+pub trait Layers<E: Dtype + Real>: Device<E> + TensorToArray<(), E, Array = E> {
+    /// See [`conv2d`].
+    fn conv2d<T, SW, SB>(
+        x: Nchw<E, T, Self>,
+        weights: &Tensor<SW, E, Self>,
+        bias: Option<&Tensor<SB, E, Self>>,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<Nchw<E, T, Self>, GeometryError>
+    where
+        T: Tape<E, Self>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>;
+
+    /// See [`conv_transpose2d`].
+    fn conv_transpose2d<T, SW, SB>(
+        x: Nchw<E, T, Self>,
+        weights: &Tensor<SW, E, Self>,
+        bias: Option<&Tensor<SB, E, Self>>,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    ) -> Result<Nchw<E, T, Self>, GeometryError>
+    where
+        T: Tape<E, Self>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>;
+
+    /// See [`activation`].
+    fn activation<S: Shape, T: Tape<E, Self>>(
+        x: Tensor<S, E, Self, T>,
+        act: crate::ops::activation::Activation,
+    ) -> Tensor<S, E, Self, T>;
+
+    /// See [`upsample_nearest`].
+    fn upsample_nearest<T: Tape<E, Self>>(x: Nchw<E, T, Self>, factor: usize) -> Nchw<E, T, Self>;
+
+    /// See [`mul_constant`].
+    fn mul_constant<S: Shape, T: Tape<E, Self>>(
+        x: Tensor<S, E, Self, T>,
+        c: &Tensor<S, E, Self>,
+    ) -> Result<Tensor<S, E, Self, T>, GeometryError>;
+
+    /// See [`batch_norm_nchw`].
+    fn batch_norm_nchw<T, SC>(
+        x: Nchw<E, T, Self>,
+        gamma: &Tensor<SC, E, Self>,
+        beta: &Tensor<SC, E, Self>,
+        running: Option<RunningStats<'_, SC, E, Self>>,
+        eps: f64,
+        momentum: f64,
+    ) -> Result<Nchw<E, T, Self>, GeometryError>
+    where
+        T: Tape<E, Self>,
+        SC: Shape<Concrete = [usize; 1]>;
+
+    /// See [`batch_norm_nchw_eval`].
+    fn batch_norm_nchw_eval<T, SC>(
+        x: Nchw<E, T, Self>,
+        gamma: &Tensor<SC, E, Self>,
+        beta: &Tensor<SC, E, Self>,
+        running_mean: &Tensor<SC, E, Self>,
+        running_var: &Tensor<SC, E, Self>,
+        eps: f64,
+    ) -> Result<Nchw<E, T, Self>, GeometryError>
+    where
+        T: Tape<E, Self>,
+        SC: Shape<Concrete = [usize; 1]>;
+
+    /// `1` where `x > 0`, else `leak`, element-wise (the slopes of a (leaky) ReLU at `x`, left
+    /// slope at the kink).
+    fn positive_slopes<T>(x: &Nchw<E, T, Self>, leak: E) -> Nchw<E, NoneTape, Self>;
+}
+
+impl<E: Dtype + Real> Layers<E> for Cpu
+where
+    Cpu: Device<E>,
+{
+    fn conv2d<T, SW, SB>(
+        x: Nchw<E, T>,
+        weights: &Tensor<SW, E, Cpu>,
+        bias: Option<&Tensor<SB, E, Cpu>>,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<Nchw<E, T>, GeometryError>
+    where
+        T: Tape<E, Cpu>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>,
+    {
+        cpu_conv2d(x, weights, bias, stride, padding)
+    }
+
+    fn conv_transpose2d<T, SW, SB>(
+        x: Nchw<E, T>,
+        weights: &Tensor<SW, E, Cpu>,
+        bias: Option<&Tensor<SB, E, Cpu>>,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+    ) -> Result<Nchw<E, T>, GeometryError>
+    where
+        T: Tape<E, Cpu>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>,
+    {
+        cpu_conv_transpose2d(x, weights, bias, stride, padding, output_padding)
+    }
+
+    fn activation<S: Shape, T: Tape<E, Cpu>>(
+        x: Tensor<S, E, Cpu, T>,
+        act: crate::ops::activation::Activation,
+    ) -> Tensor<S, E, Cpu, T> {
+        cpu_activation(x, act)
+    }
+
+    fn upsample_nearest<T: Tape<E, Cpu>>(x: Nchw<E, T>, factor: usize) -> Nchw<E, T> {
+        cpu_upsample_nearest(x, factor)
+    }
+
+    fn mul_constant<S: Shape, T: Tape<E, Cpu>>(
+        x: Tensor<S, E, Cpu, T>,
+        c: &Tensor<S, E, Cpu>,
+    ) -> Result<Tensor<S, E, Cpu, T>, GeometryError> {
+        cpu_mul_constant(x, c)
+    }
+
+    fn batch_norm_nchw<T, SC>(
+        x: Nchw<E, T>,
+        gamma: &Tensor<SC, E, Cpu>,
+        beta: &Tensor<SC, E, Cpu>,
+        running: Option<RunningStats<'_, SC, E>>,
+        eps: f64,
+        momentum: f64,
+    ) -> Result<Nchw<E, T>, GeometryError>
+    where
+        T: Tape<E, Cpu>,
+        SC: Shape<Concrete = [usize; 1]>,
+    {
+        cpu_batch_norm_nchw(x, gamma, beta, running, eps, momentum)
+    }
+
+    fn batch_norm_nchw_eval<T, SC>(
+        x: Nchw<E, T>,
+        gamma: &Tensor<SC, E, Cpu>,
+        beta: &Tensor<SC, E, Cpu>,
+        running_mean: &Tensor<SC, E, Cpu>,
+        running_var: &Tensor<SC, E, Cpu>,
+        eps: f64,
+    ) -> Result<Nchw<E, T>, GeometryError>
+    where
+        T: Tape<E, Cpu>,
+        SC: Shape<Concrete = [usize; 1]>,
+    {
+        cpu_batch_norm_nchw_eval(x, gamma, beta, running_mean, running_var, eps)
+    }
+
+    fn positive_slopes<T>(x: &Nchw<E, T>, leak: E) -> Nchw<E, NoneTape> {
+        let mut v = to_vec(x);
+        let one = <E as Real>::ONE;
+        for e in v.iter_mut() {
+            *e = if *e > <E as Real>::ZERO { one } else { leak };
+        }
+        x.device().tensor_from_vec(v, *x.shape())
+    }
+}
+
+/// Convolution of `x` (N, C, H, W) with `weights` (O, C, KH, KW) and an optional `bias` (O),
+/// differentiable with respect to all three (their gradients land in the tape's `Gradients`).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::{conv2d, no_bias};
+/// use mouton_models::ops::conv2d::Padding;
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![1.0f32; 9], (1usize, 1usize, 3usize, 3usize));
+/// let w = dev.tensor_from_vec(vec![1.0f32; 9], (1usize, 1usize, 3usize, 3usize));
+/// let y = conv2d(x.trace(Gradients::leaky()), &w, no_bias(), 1, Padding::Same).unwrap();
+/// assert_eq!(y.as_vec(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+/// let g = y.sum::<(), _>().backward();
+/// // Each weight sees the ones it multiplies: 4 at the corners ... 9 in the centre.
+/// assert_eq!(g.get(&w).as_vec(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
+/// ```
+pub fn conv2d<E, D, T, SW, SB>(
+    x: Nchw<E, T, D>,
+    weights: &Tensor<SW, E, D>,
+    bias: Option<&Tensor<SB, E, D>>,
+    stride: usize,
+    padding: Padding,
+) -> Result<Nchw<E, T, D>, GeometryError>
+where
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+    SW: Shape<Concrete = [usize; 4]>,
+    SB: Shape<Concrete = [usize; 1]>,
+{
+    D::conv2d(x, weights, bias, stride, padding)
+}
+
+/// Transposed convolution of `x` (N, Cin, H, W) with `weights` (Cin, Cout, KH, KW) (PyTorch's
+/// layout) and an optional `bias` (Cout), differentiable with respect to all three.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::{conv_transpose2d, no_bias};
+/// let dev = Cpu::default();
+/// // A 2x2 kernel of ones at stride 2 copies each pixel into a 2x2 block.
+/// let x = dev.tensor_from_vec(vec![1.0f32, 2.0], (1usize, 1usize, 1usize, 2usize));
+/// let w = dev.tensor_from_vec(vec![1.0f32; 4], (1usize, 1usize, 2usize, 2usize));
+/// let y = conv_transpose2d(x.trace(Gradients::leaky()), &w, no_bias(), 2, 0, 0).unwrap();
+/// assert_eq!(y.as_vec(), [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
+/// let g = y.sum::<(), _>().backward();
+/// assert_eq!(g.get(&w).as_vec(), [3.0; 4]); // every tap sees 1 + 2
+/// ```
+pub fn conv_transpose2d<E, D, T, SW, SB>(
+    x: Nchw<E, T, D>,
+    weights: &Tensor<SW, E, D>,
+    bias: Option<&Tensor<SB, E, D>>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Nchw<E, T, D>, GeometryError>
+where
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+    SW: Shape<Concrete = [usize; 4]>,
+    SB: Shape<Concrete = [usize; 1]>,
+{
+    D::conv_transpose2d(x, weights, bias, stride, padding, output_padding)
+}
+
+/// `act(x)` element-wise, for a tensor of any shape, differentiable (one fused, multithreaded
+/// pass each way).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::activation;
+/// use mouton_models::ops::activation::Activation;
+/// let dev = Cpu::default();
+/// let x = dev.tensor([-1.0f32, 0.5]);
+/// let y = activation(x.trace(Gradients::leaky()), Activation::LeakyRelu(0.2));
+/// assert_eq!(y.array(), [-0.2, 0.5]);
+/// let g = y.sum::<(), _>().backward();
+/// assert_eq!(g.get(&x).array(), [0.2, 1.0]);
+/// ```
+pub fn activation<S, E, D, T>(
+    x: Tensor<S, E, D, T>,
+    act: crate::ops::activation::Activation,
+) -> Tensor<S, E, D, T>
+where
+    S: Shape,
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+{
+    D::activation(x, act)
+}
+
+/// Nearest-neighbour upsampling of (N, C, H, W) by `factor` on both axes, differentiable.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::upsample_nearest;
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![1.0f32, 2.0], (1usize, 1usize, 1usize, 2usize));
+/// let y = upsample_nearest(x.trace(Gradients::leaky()), 2);
+/// assert_eq!(*y.shape(), (1, 1, 2, 4));
+/// let g = y.sum::<(), _>().backward();
+/// assert_eq!(g.get(&x).as_vec(), [4.0, 4.0]);
+/// ```
+pub fn upsample_nearest<E, D, T>(x: Nchw<E, T, D>, factor: usize) -> Nchw<E, T, D>
+where
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+{
+    D::upsample_nearest(x, factor)
+}
+
+/// `x * c` element-wise, where `c` (same shape) is a constant: no gradient flows to it. For
+/// recorded activation slopes and dropout masks (dfdx's `*` would need the tapes to merge).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::mul_constant;
+/// let dev = Cpu::default();
+/// let x = dev.tensor([1.0f32, 2.0]);
+/// let y = mul_constant(x.trace(Gradients::leaky()), &dev.tensor([3.0, 0.0])).unwrap();
+/// assert_eq!(y.array(), [3.0, 0.0]);
+/// assert_eq!(y.sum::<(), _>().backward().get(&x).array(), [3.0, 0.0]);
+/// ```
+pub fn mul_constant<S, E, D, T>(
+    x: Tensor<S, E, D, T>,
+    c: &Tensor<S, E, D>,
+) -> Result<Tensor<S, E, D, T>, GeometryError>
+where
+    S: Shape,
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+{
+    D::mul_constant(x, c)
+}
+
+/// Training-mode batch normalization of (N, C, H, W) per channel (PyTorch's BatchNorm2d),
+/// differentiable with respect to the input, `gamma` and `beta`; updates the running statistics
+/// when given.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::batch_norm_nchw;
+/// let dev = Cpu::default();
+/// // One channel, two images of two pixels: mean 2.5, biased variance 1.25.
+/// let x = dev.tensor_from_vec(vec![1.0f64, 2.0, 3.0, 4.0], (2usize, 1usize, 1usize, 2usize));
+/// let (g, b) = (dev.tensor([1.0f64]), dev.tensor([0.0f64]));
+/// let y = batch_norm_nchw(x, &g, &b, None, 0.0, 0.1).unwrap().as_vec();
+/// assert!((y[0] + 1.5 / 1.25f64.sqrt()).abs() < 1e-12);
+/// ```
+pub fn batch_norm_nchw<E, D, T, SC>(
+    x: Nchw<E, T, D>,
+    gamma: &Tensor<SC, E, D>,
+    beta: &Tensor<SC, E, D>,
+    running: Option<RunningStats<'_, SC, E, D>>,
+    eps: f64,
+    momentum: f64,
+) -> Result<Nchw<E, T, D>, GeometryError>
+where
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+    SC: Shape<Concrete = [usize; 1]>,
+{
+    D::batch_norm_nchw(x, gamma, beta, running, eps, momentum)
+}
+
+/// Inference-mode batch normalization of (N, C, H, W) per channel, with the running statistics:
+/// an affine map per channel, `y = a x + b` with `a = gamma / sqrt(rv + eps)`,
+/// `b = beta - a rm` (the parameters get no gradient in inference).
+pub fn batch_norm_nchw_eval<E, D, T, SC>(
+    x: Nchw<E, T, D>,
+    gamma: &Tensor<SC, E, D>,
+    beta: &Tensor<SC, E, D>,
+    running_mean: &Tensor<SC, E, D>,
+    running_var: &Tensor<SC, E, D>,
+    eps: f64,
+) -> Result<Nchw<E, T, D>, GeometryError>
+where
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+    SC: Shape<Concrete = [usize; 1]>,
+{
+    D::batch_norm_nchw_eval(x, gamma, beta, running_mean, running_var, eps)
+}
+
 /// The weights must read the input's channels, and the bias must match the output channels.
-fn check_params<E: Dtype, SB: Shape<Concrete = [usize; 1]>>(
+fn check_params<E: Dtype, D: Storage<E>, SB: Shape<Concrete = [usize; 1]>>(
     input_ch: usize,
     weight_in_ch: usize,
     out_ch: usize,
-    bias: Option<&Tensor<SB, E, Cpu>>,
+    bias: Option<&Tensor<SB, E, D>>,
 ) -> Result<(), GeometryError> {
     if weight_in_ch != input_ch {
         return Err(GeometryError::Invalid(
@@ -46,23 +417,7 @@ fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     v
 }
 
-/// Convolution of `x` (N, C, H, W) with `weights` (O, C, KH, KW) and an optional `bias` (O),
-/// differentiable with respect to all three (their gradients land in the tape's `Gradients`).
-///
-/// ```
-/// use dfdx::prelude::*;
-/// use mouton_models::layers::{conv2d, no_bias};
-/// use mouton_models::ops::conv2d::Padding;
-/// let dev = Cpu::default();
-/// let x = dev.tensor_from_vec(vec![1.0f32; 9], (1usize, 1usize, 3usize, 3usize));
-/// let w = dev.tensor_from_vec(vec![1.0f32; 9], (1usize, 1usize, 3usize, 3usize));
-/// let y = conv2d(x.trace(Gradients::leaky()), &w, no_bias(), 1, Padding::Same).unwrap();
-/// assert_eq!(y.as_vec(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
-/// let g = y.sum::<(), _>().backward();
-/// // Each weight sees the ones it multiplies: 4 at the corners ... 9 in the centre.
-/// assert_eq!(g.get(&w).as_vec(), [4.0, 6.0, 4.0, 6.0, 9.0, 6.0, 4.0, 6.0, 4.0]);
-/// ```
-pub fn conv2d<E, T, SW, SB>(
+fn cpu_conv2d<E, T, SW, SB>(
     x: Nchw<E, T>,
     weights: &Tensor<SW, E, Cpu>,
     bias: Option<&Tensor<SB, E, Cpu>>,
@@ -114,22 +469,7 @@ where
     Ok(y.put_tape(tape))
 }
 
-/// Transposed convolution of `x` (N, Cin, H, W) with `weights` (Cin, Cout, KH, KW) (PyTorch's
-/// layout) and an optional `bias` (Cout), differentiable with respect to all three.
-///
-/// ```
-/// use dfdx::prelude::*;
-/// use mouton_models::layers::{conv_transpose2d, no_bias};
-/// let dev = Cpu::default();
-/// // A 2x2 kernel of ones at stride 2 copies each pixel into a 2x2 block.
-/// let x = dev.tensor_from_vec(vec![1.0f32, 2.0], (1usize, 1usize, 1usize, 2usize));
-/// let w = dev.tensor_from_vec(vec![1.0f32; 4], (1usize, 1usize, 2usize, 2usize));
-/// let y = conv_transpose2d(x.trace(Gradients::leaky()), &w, no_bias(), 2, 0, 0).unwrap();
-/// assert_eq!(y.as_vec(), [1.0, 1.0, 2.0, 2.0, 1.0, 1.0, 2.0, 2.0]);
-/// let g = y.sum::<(), _>().backward();
-/// assert_eq!(g.get(&w).as_vec(), [3.0; 4]); // every tap sees 1 + 2
-/// ```
-pub fn conv_transpose2d<E, T, SW, SB>(
+fn cpu_conv_transpose2d<E, T, SW, SB>(
     x: Nchw<E, T>,
     weights: &Tensor<SW, E, Cpu>,
     bias: Option<&Tensor<SB, E, Cpu>>,
@@ -199,21 +539,7 @@ where
     Ok(y.put_tape(tape))
 }
 
-/// `act(x)` element-wise, for a tensor of any shape, differentiable (one fused, multithreaded
-/// pass each way).
-///
-/// ```
-/// use dfdx::prelude::*;
-/// use mouton_models::layers::activation;
-/// use mouton_models::ops::activation::Activation;
-/// let dev = Cpu::default();
-/// let x = dev.tensor([-1.0f32, 0.5]);
-/// let y = activation(x.trace(Gradients::leaky()), Activation::LeakyRelu(0.2));
-/// assert_eq!(y.array(), [-0.2, 0.5]);
-/// let g = y.sum::<(), _>().backward();
-/// assert_eq!(g.get(&x).array(), [0.2, 1.0]);
-/// ```
-pub fn activation<S, E, T>(
+fn cpu_activation<S, E, T>(
     x: Tensor<S, E, Cpu, T>,
     act: crate::ops::activation::Activation,
 ) -> Tensor<S, E, Cpu, T>
@@ -242,19 +568,7 @@ where
     y.put_tape(tape)
 }
 
-/// Nearest-neighbour upsampling of (N, C, H, W) by `factor` on both axes, differentiable.
-///
-/// ```
-/// use dfdx::prelude::*;
-/// use mouton_models::layers::upsample_nearest;
-/// let dev = Cpu::default();
-/// let x = dev.tensor_from_vec(vec![1.0f32, 2.0], (1usize, 1usize, 1usize, 2usize));
-/// let y = upsample_nearest(x.trace(Gradients::leaky()), 2);
-/// assert_eq!(*y.shape(), (1, 1, 2, 4));
-/// let g = y.sum::<(), _>().backward();
-/// assert_eq!(g.get(&x).as_vec(), [4.0, 4.0]);
-/// ```
-pub fn upsample_nearest<E, T>(x: Nchw<E, T>, factor: usize) -> Nchw<E, T>
+fn cpu_upsample_nearest<E, T>(x: Nchw<E, T>, factor: usize) -> Nchw<E, T>
 where
     E: Dtype + Real,
     T: Tape<E, Cpu>,
@@ -276,19 +590,7 @@ where
     y.put_tape(tape)
 }
 
-/// `x * c` element-wise, where `c` (same shape) is a constant: no gradient flows to it. For
-/// recorded activation slopes and dropout masks (dfdx's `*` would need the tapes to merge).
-///
-/// ```
-/// use dfdx::prelude::*;
-/// use mouton_models::layers::mul_constant;
-/// let dev = Cpu::default();
-/// let x = dev.tensor([1.0f32, 2.0]);
-/// let y = mul_constant(x.trace(Gradients::leaky()), &dev.tensor([3.0, 0.0])).unwrap();
-/// assert_eq!(y.array(), [3.0, 0.0]);
-/// assert_eq!(y.sum::<(), _>().backward().get(&x).array(), [3.0, 0.0]);
-/// ```
-pub fn mul_constant<S, E, T>(
+fn cpu_mul_constant<S, E, T>(
     x: Tensor<S, E, Cpu, T>,
     c: &Tensor<S, E, Cpu>,
 ) -> Result<Tensor<S, E, Cpu, T>, GeometryError>
@@ -339,18 +641,19 @@ where
 /// // Column 0 = (1, 3): biased variance 1 normalizes, unbiased 2 enters the running variance.
 /// assert!((rv.as_vec()[0] - 1.1).abs() < 1e-12);
 /// ```
-pub fn batch_norm_train<E, T, SC>(
-    x: Tensor<(usize, usize), E, Cpu, T>,
-    gamma: &Tensor<SC, E, Cpu>,
-    beta: &Tensor<SC, E, Cpu>,
-    running_mean: &mut Tensor<SC, E, Cpu>,
-    running_var: &mut Tensor<SC, E, Cpu>,
+pub fn batch_norm_train<E, D, T, SC>(
+    x: Tensor<(usize, usize), E, D, T>,
+    gamma: &Tensor<SC, E, D>,
+    beta: &Tensor<SC, E, D>,
+    running_mean: &mut Tensor<SC, E, D>,
+    running_var: &mut Tensor<SC, E, D>,
     eps: f64,
     momentum: f64,
-) -> Result<Tensor<(usize, usize), E, Cpu, T>, GeometryError>
+) -> Result<Tensor<(usize, usize), E, D, T>, GeometryError>
 where
     E: Dtype + Real,
-    T: Tape<E, Cpu>,
+    D: Layers<E>,
+    T: Tape<E, D>,
     SC: Shape<Concrete = [usize; 1]>,
 {
     let (n, c) = *x.shape();
@@ -365,24 +668,7 @@ where
     Ok(y.reshape_like(&(n, c)))
 }
 
-/// Running mean and variance, updated in place by training-mode batch normalization.
-pub type RunningStats<'a, SC, E> = (&'a mut Tensor<SC, E, Cpu>, &'a mut Tensor<SC, E, Cpu>);
-
-/// Training-mode batch normalization of (N, C, H, W) per channel (PyTorch's BatchNorm2d),
-/// differentiable with respect to the input, `gamma` and `beta`; updates the running statistics
-/// when given.
-///
-/// ```
-/// use dfdx::prelude::*;
-/// use mouton_models::layers::batch_norm_nchw;
-/// let dev = Cpu::default();
-/// // One channel, two images of two pixels: mean 2.5, biased variance 1.25.
-/// let x = dev.tensor_from_vec(vec![1.0f64, 2.0, 3.0, 4.0], (2usize, 1usize, 1usize, 2usize));
-/// let (g, b) = (dev.tensor([1.0f64]), dev.tensor([0.0f64]));
-/// let y = batch_norm_nchw(x, &g, &b, None, 0.0, 0.1).unwrap().as_vec();
-/// assert!((y[0] + 1.5 / 1.25f64.sqrt()).abs() < 1e-12);
-/// ```
-pub fn batch_norm_nchw<E, T, SC>(
+fn cpu_batch_norm_nchw<E, T, SC>(
     x: Nchw<E, T>,
     gamma: &Tensor<SC, E, Cpu>,
     beta: &Tensor<SC, E, Cpu>,
@@ -452,17 +738,18 @@ where
 }
 
 /// Inference-mode batch normalization of (N, C) with the running statistics.
-pub fn batch_norm_eval<E, T, SC>(
-    x: Tensor<(usize, usize), E, Cpu, T>,
-    gamma: &Tensor<SC, E, Cpu>,
-    beta: &Tensor<SC, E, Cpu>,
-    running_mean: &Tensor<SC, E, Cpu>,
-    running_var: &Tensor<SC, E, Cpu>,
+pub fn batch_norm_eval<E, D, T, SC>(
+    x: Tensor<(usize, usize), E, D, T>,
+    gamma: &Tensor<SC, E, D>,
+    beta: &Tensor<SC, E, D>,
+    running_mean: &Tensor<SC, E, D>,
+    running_var: &Tensor<SC, E, D>,
     eps: f64,
-) -> Result<Tensor<(usize, usize), E, Cpu, T>, GeometryError>
+) -> Result<Tensor<(usize, usize), E, D, T>, GeometryError>
 where
     E: Dtype + Real,
-    T: Tape<E, Cpu>,
+    D: Layers<E>,
+    T: Tape<E, D>,
     SC: Shape<Concrete = [usize; 1]>,
 {
     let (n, c) = *x.shape();
@@ -477,10 +764,7 @@ where
     Ok(y.reshape_like(&(n, c)))
 }
 
-/// Inference-mode batch normalization of (N, C, H, W) per channel, with the running statistics:
-/// an affine map per channel, `y = a x + b` with `a = gamma / sqrt(rv + eps)`,
-/// `b = beta - a rm` (the parameters get no gradient in inference).
-pub fn batch_norm_nchw_eval<E, T, SC>(
+fn cpu_batch_norm_nchw_eval<E, T, SC>(
     x: Nchw<E, T>,
     gamma: &Tensor<SC, E, Cpu>,
     beta: &Tensor<SC, E, Cpu>,

@@ -16,8 +16,10 @@
 //! saves and loads named tensors with checks; the conv ops match PyTorch (values and all
 //! gradients). [`mlp`] has FIDLE's fully connected GAN (with [`modules::BatchNorm1d`]), [`vae`]
 //! a small convolutional VAE, and [`generator::Generator`] is what the training loop asks of a
-//! generator; [`dcgan`] has pytorch/examples-style DCGANs for 28, 32 and 64 px. Not yet: CUDA
-//! kernels.
+//! generator; [`dcgan`] has pytorch/examples-style DCGANs for 28, 32 and 64 px. Every model is
+//! generic over the device through [`layers::Layers`]: the CPU runs everything; with the `cuda`
+//! feature, dfdx's CUDA device runs conv2d, upsampling, activations and the tangent pass (not
+//! yet the transposed convolution and batch normalization).
 
 pub mod critic;
 pub mod dcgan;

@@ -10,11 +10,13 @@
 use dfdx::nn::modules::Linear;
 use dfdx::nn::{Module, ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
+
+use crate::layers::Layers;
 use num_traits::Float;
 use rand::RngCore;
 use rand_distr::uniform::SampleUniform;
 
-use crate::critic::{activation_slopes, Critic, Scores, TangentRecord};
+use crate::critic::{activation_slopes, Critic, Recorded, Scores, TangentRecord};
 use crate::generator::{Generator, OutputRange};
 use crate::layers::{activation, mul_constant, Nchw};
 use crate::modules::BatchNorm1d;
@@ -108,15 +110,15 @@ impl<E: Dtype, D: Storage<E>> MlpGenerator<E, D> {
     }
 }
 
-fn bn<const C: usize, E, T>(
-    layer: &mut BatchNorm1d<C, E, Cpu>,
-    x: Tensor<(usize, Const<C>), E, Cpu, T>,
+fn bn<const C: usize, E, D, T>(
+    layer: &mut BatchNorm1d<C, E, D>,
+    x: Tensor<(usize, Const<C>), E, D, T>,
     training: bool,
-) -> Result<Tensor<(usize, Const<C>), E, Cpu, T>, GeometryError>
+) -> Result<Tensor<(usize, Const<C>), E, D, T>, GeometryError>
 where
     E: Dtype + Real,
-    T: Tape<E, Cpu>,
-    Cpu: Device<E>,
+    T: Tape<E, D>,
+    D: Layers<E>,
 {
     let n = x.shape().0;
     let flat = x.reshape_like(&(n, C));
@@ -124,10 +126,10 @@ where
     Ok(y.reshape_like(&(n, Const::<C>)))
 }
 
-impl<E> Generator<E> for MlpGenerator<E, Cpu>
+impl<E, D> Generator<E, D> for MlpGenerator<E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     fn latent(&self) -> usize {
         MLP_LATENT
@@ -137,11 +139,11 @@ where
         OutputRange::ZeroOne
     }
 
-    fn generate<T: Tape<E, Cpu>>(
+    fn generate<T: Tape<E, D>>(
         &mut self,
-        z: Tensor<(usize, usize), E, Cpu, T>,
+        z: Tensor<(usize, usize), E, D, T>,
         training: bool,
-    ) -> Result<Nchw<E, T>, GeometryError> {
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
         let (n, k) = *z.shape();
         if k != MLP_LATENT {
             return Err(GeometryError::Invalid(
@@ -207,9 +209,9 @@ impl<E: Dtype, D: Storage<E>> MlpDiscriminator<E, D> {
     }
 }
 
-fn flatten<E: Dtype, T: Tape<E, Cpu>>(
-    x: Nchw<E, T>,
-) -> Result<Tensor<(usize, Const<784>), E, Cpu, T>, GeometryError> {
+fn flatten<E: Dtype, D: Device<E>, T: Tape<E, D>>(
+    x: Nchw<E, T, D>,
+) -> Result<Tensor<(usize, Const<784>), E, D, T>, GeometryError> {
     let (n, c, h, w) = *x.shape();
     if (c, h, w) != (1, 28, 28) {
         return Err(GeometryError::Invalid("mlp-d takes (N, 1, 28, 28) images"));
@@ -217,9 +219,9 @@ fn flatten<E: Dtype, T: Tape<E, Cpu>>(
     Ok(x.reshape_like(&(n, Const::<784>)))
 }
 
-fn slopes_of<const C: usize, E: Dtype + Real, T>(
-    x: &Tensor<(usize, Const<C>), E, Cpu, T>,
-) -> Result<Nchw<E, NoneTape>, GeometryError> {
+fn slopes_of<const C: usize, E: Dtype + Real, D: Layers<E>, T>(
+    x: &Tensor<(usize, Const<C>), E, D, T>,
+) -> Result<Nchw<E, NoneTape, D>, GeometryError> {
     let n = x.shape().0;
     let mut v = vec![E::default(); n * C];
     x.copy_into(&mut v);
@@ -228,10 +230,10 @@ fn slopes_of<const C: usize, E: Dtype + Real, T>(
         .ok_or(GeometryError::Invalid("LeakyReLU is piecewise linear"))
 }
 
-fn apply_slopes<const C: usize, E: Dtype + Real, T: Tape<E, Cpu>>(
-    x: Tensor<(usize, Const<C>), E, Cpu, T>,
-    s: &Nchw<E, NoneTape>,
-) -> Result<Tensor<(usize, Const<C>), E, Cpu, T>, GeometryError> {
+fn apply_slopes<const C: usize, E: Dtype + Real, D: Layers<E>, T: Tape<E, D>>(
+    x: Tensor<(usize, Const<C>), E, D, T>,
+    s: &Nchw<E, NoneTape, D>,
+) -> Result<Tensor<(usize, Const<C>), E, D, T>, GeometryError> {
     let n = x.shape().0;
     if s.shape().0 != n || s.shape().1 != C {
         return Err(GeometryError::Invalid("the record is for another batch"));
@@ -239,16 +241,16 @@ fn apply_slopes<const C: usize, E: Dtype + Real, T: Tape<E, Cpu>>(
     mul_constant(x, &s.clone().reshape_like(&(n, Const::<C>)))
 }
 
-impl<E> Critic<E> for MlpDiscriminator<E, Cpu>
+impl<E, D> Critic<E, D> for MlpDiscriminator<E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
-    fn score_recorded<T: Tape<E, Cpu>>(
+    fn score_recorded<T: Tape<E, D>>(
         &self,
-        x: Nchw<E, T>,
+        x: Nchw<E, T, D>,
         _dropout: Option<&mut dyn RngCore>,
-    ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError> {
+    ) -> Result<Recorded<E, T, D>, GeometryError> {
         let x = flatten(x)?;
         let n = x.shape().0;
         let leaky = Activation::LeakyRelu(SLOPE);
@@ -266,11 +268,11 @@ where
         ))
     }
 
-    fn tangent<T: Tape<E, Cpu>>(
+    fn tangent<T: Tape<E, D>>(
         &self,
-        u: Nchw<E, T>,
-        record: &TangentRecord<E>,
-    ) -> Result<Scores<E, T>, GeometryError> {
+        u: Nchw<E, T, D>,
+        record: &TangentRecord<E, D>,
+    ) -> Result<Scores<E, T, D>, GeometryError> {
         let [s1, s2] = &record.slopes[..] else {
             return Err(GeometryError::Invalid("an mlp-d record has 2 activations"));
         };

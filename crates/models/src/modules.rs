@@ -6,6 +6,8 @@ use std::marker::PhantomData;
 
 use dfdx::nn::{ModuleVisitor, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
+
+use crate::layers::Layers;
 use num_traits::Float;
 use rand_distr::uniform::SampleUniform;
 use rand_distr::Uniform;
@@ -107,15 +109,15 @@ where
     }
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, P, E>
-    Conv2d<I, O, K, S, P, E, Cpu>
+impl<const I: usize, const O: usize, const K: usize, const S: usize, P, E, D>
+    Conv2d<I, O, K, S, P, E, D>
 where
     P: PaddingMode,
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     /// Applies the layer to (N, I, H, W), recording gradients on `x`'s tape.
-    pub fn forward<T: Tape<E, Cpu>>(&self, x: Nchw<E, T>) -> Result<Nchw<E, T>, GeometryError> {
+    pub fn forward<T: Tape<E, D>>(&self, x: Nchw<E, T, D>) -> Result<Nchw<E, T, D>, GeometryError> {
         conv2d(x, &self.weight, Some(&self.bias), S, P::PADDING)
     }
 }
@@ -170,16 +172,16 @@ where
     }
 }
 
-impl<const I: usize, const O: usize, E> Dense<I, O, E, Cpu>
+impl<const I: usize, const O: usize, E, D> Dense<I, O, E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     /// `x W^T + b` for a batch (N, I).
-    pub fn forward<T: Tape<E, Cpu>>(
+    pub fn forward<T: Tape<E, D>>(
         &self,
-        x: Tensor<(usize, Const<I>), E, Cpu, T>,
-    ) -> Tensor<(usize, Const<O>), E, Cpu, T> {
+        x: Tensor<(usize, Const<I>), E, D, T>,
+    ) -> Tensor<(usize, Const<O>), E, D, T> {
         let n = x.shape().0;
         let y = x.matmul(self.weight.retaped::<T>().permute());
         y + self.bias.retaped::<T>().broadcast_like(&(n, Const::<O>))
@@ -265,18 +267,18 @@ where
     }
 }
 
-impl<const C: usize, E> BatchNorm1d<C, E, Cpu>
+impl<const C: usize, E, D> BatchNorm1d<C, E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     /// Normalizes (N, C, H, W) per channel. `training`: batch statistics, running statistics
     /// updated; otherwise the running statistics.
-    pub fn forward_nchw<T: Tape<E, Cpu>>(
+    pub fn forward_nchw<T: Tape<E, D>>(
         &mut self,
-        x: Nchw<E, T>,
+        x: Nchw<E, T, D>,
         training: bool,
-    ) -> Result<Nchw<E, T>, GeometryError> {
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
         use crate::layers::{batch_norm_nchw, batch_norm_nchw_eval};
         if training {
             batch_norm_nchw(
@@ -300,11 +302,11 @@ where
     }
 
     /// Normalizes the features of (N, C) (see [`BatchNorm1d::forward_nchw`]).
-    pub fn forward<T: Tape<E, Cpu>>(
+    pub fn forward<T: Tape<E, D>>(
         &mut self,
-        x: Tensor<(usize, usize), E, Cpu, T>,
+        x: Tensor<(usize, usize), E, D, T>,
         training: bool,
-    ) -> Result<Tensor<(usize, usize), E, Cpu, T>, GeometryError> {
+    ) -> Result<Tensor<(usize, usize), E, D, T>, GeometryError> {
         let (n, c) = *x.shape();
         let y = self.forward_nchw(x.reshape_like(&(n, c, 1usize, 1usize)), training)?;
         Ok(y.reshape_like(&(n, c)))
@@ -387,13 +389,14 @@ impl<
         const P: usize,
         const OP: usize,
         E,
-    > ConvTranspose2d<I, O, K, S, P, OP, E, Cpu>
+        D,
+    > ConvTranspose2d<I, O, K, S, P, OP, E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     /// Applies the layer to (N, I, H, W).
-    pub fn forward<T: Tape<E, Cpu>>(&self, x: Nchw<E, T>) -> Result<Nchw<E, T>, GeometryError> {
+    pub fn forward<T: Tape<E, D>>(&self, x: Nchw<E, T, D>) -> Result<Nchw<E, T, D>, GeometryError> {
         crate::layers::conv_transpose2d(x, &self.weight, Some(&self.bias), S, P, OP)
     }
 }

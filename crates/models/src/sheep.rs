@@ -5,10 +5,14 @@
 
 use dfdx::nn::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
+
+use crate::layers::Layers;
 use num_traits::Float;
 use rand_distr::uniform::SampleUniform;
 
-use crate::critic::{activation_slopes, dropout_mask, tangent_conv, Critic, Scores, TangentRecord};
+use crate::critic::{
+    activation_slopes, dropout_mask, tangent_conv, Critic, Recorded, Scores, TangentRecord,
+};
 use crate::layers::{activation, mul_constant, upsample_nearest, Nchw};
 use crate::modules::{Conv2d, Dense, Same};
 use crate::ops::activation::Activation;
@@ -118,10 +122,10 @@ impl<E: Dtype, D: Storage<E>> Sheep1Discriminator<E, D> {
     }
 }
 
-impl<E> Sheep1Discriminator<E, Cpu>
+impl<E, D> Sheep1Discriminator<E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     fn check_input(shape: (usize, usize, usize, usize)) -> Result<usize, GeometryError> {
         let (n, c, h, w) = shape;
@@ -134,16 +138,16 @@ where
     }
 
     /// Scores, with the tangent record when `record` (plain scoring skips the slopes).
-    fn scores<T: Tape<E, Cpu>>(
+    fn scores<T: Tape<E, D>>(
         &self,
-        x: Nchw<E, T>,
+        x: Nchw<E, T, D>,
         dropout: Option<&mut dyn RngCore>,
         record: bool,
-    ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError> {
+    ) -> Result<Recorded<E, T, D>, GeometryError> {
         let n = Self::check_input(*x.shape())?;
         let leaky = Activation::LeakyRelu(LEAKY_SLOPE);
         let mut slopes = Vec::with_capacity(3);
-        let mut leaky_layer = |x: Nchw<E, T>| {
+        let mut leaky_layer = |x: Nchw<E, T, D>| {
             if record {
                 slopes.push(activation_slopes(&x, leaky).ok_or(GeometryError::Invalid(
                     "the critic's activations must be piecewise linear",
@@ -174,32 +178,32 @@ where
     }
 }
 
-impl<E> Critic<E> for Sheep1Discriminator<E, Cpu>
+impl<E, D> Critic<E, D> for Sheep1Discriminator<E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
-    fn score_recorded<T: Tape<E, Cpu>>(
+    fn score_recorded<T: Tape<E, D>>(
         &self,
-        x: Nchw<E, T>,
+        x: Nchw<E, T, D>,
         dropout: Option<&mut dyn RngCore>,
-    ) -> Result<(Scores<E, T>, TangentRecord<E>), GeometryError> {
+    ) -> Result<Recorded<E, T, D>, GeometryError> {
         self.scores(x, dropout, true)
     }
 
-    fn score<T: Tape<E, Cpu>>(
+    fn score<T: Tape<E, D>>(
         &self,
-        x: Nchw<E, T>,
+        x: Nchw<E, T, D>,
         dropout: Option<&mut dyn RngCore>,
-    ) -> Result<Scores<E, T>, GeometryError> {
+    ) -> Result<Scores<E, T, D>, GeometryError> {
         Ok(self.scores(x, dropout, false)?.0)
     }
 
-    fn tangent<T: Tape<E, Cpu>>(
+    fn tangent<T: Tape<E, D>>(
         &self,
-        u: Nchw<E, T>,
-        record: &TangentRecord<E>,
-    ) -> Result<Scores<E, T>, GeometryError> {
+        u: Nchw<E, T, D>,
+        record: &TangentRecord<E, D>,
+    ) -> Result<Scores<E, T, D>, GeometryError> {
         let n = Self::check_input(*u.shape())?;
         let [s1, s2, s3] = &record.slopes[..] else {
             return Err(GeometryError::Invalid(
@@ -316,16 +320,16 @@ impl<E: Dtype, D: Storage<E>> Sheep1Generator<E, D> {
     }
 }
 
-impl<E> Sheep1Generator<E, Cpu>
+impl<E, D> Sheep1Generator<E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     /// Images (N, 1, 28, 28) in [0, 1] from latent vectors (N, 128).
-    pub fn forward<T: Tape<E, Cpu>>(
+    pub fn forward<T: Tape<E, D>>(
         &self,
-        z: Tensor<(usize, Const<LATENT>), E, Cpu, T>,
-    ) -> Result<Nchw<E, T>, GeometryError> {
+        z: Tensor<(usize, Const<LATENT>), E, D, T>,
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
         let n = z.shape().0;
         let x = self
             .dense

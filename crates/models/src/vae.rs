@@ -9,6 +9,8 @@
 
 use dfdx::nn::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
+
+use crate::layers::Layers;
 use num_traits::Float;
 use rand_distr::uniform::SampleUniform;
 
@@ -144,20 +146,20 @@ impl<const L: usize, E: Dtype, D: Storage<E>> Vae<L, E, D> {
 }
 
 /// Latent statistics or vectors (N, L) with run-time shapes.
-pub type Latent<E, T> = Tensor<(usize, usize), E, Cpu, T>;
+pub type Latent<E, T, D> = Tensor<(usize, usize), E, D, T>;
 
-impl<const L: usize, E> Vae<L, E, Cpu>
+impl<const L: usize, E, D> Vae<L, E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     /// (mu, log sigma^2) for images (N, 1, 28, 28). Both outputs carry the input's tape (mu's
     /// holds the encoder's operations; log sigma^2's graph shares them through merged tapes).
     #[allow(clippy::type_complexity)]
-    pub fn encode<T: Tape<E, Cpu>>(
+    pub fn encode<T: Tape<E, D>>(
         &self,
-        x: Nchw<E, T>,
-    ) -> Result<(Latent<E, T>, Latent<E, T>), GeometryError> {
+        x: Nchw<E, T, D>,
+    ) -> Result<(Latent<E, T, D>, Latent<E, T, D>), GeometryError> {
         let (n, c, h, w) = *x.shape();
         if (c, h, w) != (1, 28, 28) {
             return Err(GeometryError::Invalid(
@@ -179,7 +181,10 @@ where
     }
 
     /// Decoder logits (N, 1, 28, 28) for latent vectors (N, L).
-    pub fn decode<T: Tape<E, Cpu>>(&self, z: Latent<E, T>) -> Result<Nchw<E, T>, GeometryError> {
+    pub fn decode<T: Tape<E, D>>(
+        &self,
+        z: Latent<E, T, D>,
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
         let (n, k) = *z.shape();
         if k != L {
             return Err(GeometryError::Invalid("latent vectors of the wrong length"));
@@ -196,10 +201,10 @@ where
 }
 
 /// The decoder as a generator: images in [0, 1] from N(0, 1) latent vectors.
-impl<const L: usize, E> Generator<E> for Vae<L, E, Cpu>
+impl<const L: usize, E, D> Generator<E, D> for Vae<L, E, D>
 where
     E: Dtype + Real,
-    Cpu: Device<E>,
+    D: Layers<E>,
 {
     fn latent(&self) -> usize {
         L
@@ -209,11 +214,11 @@ where
         OutputRange::ZeroOne
     }
 
-    fn generate<T: Tape<E, Cpu>>(
+    fn generate<T: Tape<E, D>>(
         &mut self,
-        z: Tensor<(usize, usize), E, Cpu, T>,
+        z: Tensor<(usize, usize), E, D, T>,
         _training: bool,
-    ) -> Result<Nchw<E, T>, GeometryError> {
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
         Ok(activation(self.decode(z)?, Activation::Sigmoid))
     }
 }

@@ -61,15 +61,16 @@ pub struct State<'a, G, D> {
 const FORMAT: &str = "mouton-checkpoint/1";
 
 /// Writes the checkpoint of `step` and deletes all but the newest `keep`.
-pub fn save<G, D>(
+pub fn save<G, D, B>(
     run_dir: &Path,
     step: u64,
     s: State<'_, G, D>,
     keep: usize,
 ) -> Result<PathBuf, TrainError>
 where
-    G: TensorCollection<f32, Cpu>,
-    D: TensorCollection<f32, Cpu>,
+    B: Device<f32>,
+    G: TensorCollection<f32, B>,
+    D: TensorCollection<f32, B>,
 {
     std::fs::create_dir_all(dir(run_dir)).map_err(io_err(&dir(run_dir)))?;
     let mut w = WeightsWriter::new();
@@ -92,10 +93,11 @@ where
 
 /// Loads a checkpoint into the state; returns its step. Every tensor is checked (names,
 /// shapes, dtype) and a file that is not a mouton checkpoint is refused.
-pub fn load<G, D>(path: &Path, s: State<'_, G, D>) -> Result<u64, TrainError>
+pub fn load<G, D, B>(path: &Path, s: State<'_, G, D>) -> Result<u64, TrainError>
 where
-    G: TensorCollection<f32, Cpu>,
-    D: TensorCollection<f32, Cpu>,
+    B: Device<f32>,
+    G: TensorCollection<f32, B>,
+    D: TensorCollection<f32, B>,
 {
     let f = WeightsFile::open(path)?;
     if f.metadata("format") != Some(FORMAT) {
@@ -117,7 +119,7 @@ where
 }
 
 /// Loads only the generator of the newest checkpoint; returns its step and path.
-pub fn load_generator<G: TensorCollection<f32, Cpu>>(
+pub fn load_generator<G: TensorCollection<f32, B>, B: Device<f32>>(
     run_dir: &Path,
     g: &mut G,
 ) -> Result<(u64, PathBuf), TrainError> {

@@ -75,7 +75,7 @@ pub enum TrainError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The compute device failed.
+    /// The device asked for cannot be used (no CUDA support built in, no GPU) or failed.
     #[error("device: {0}")]
     Device(String),
     /// A metric could not be computed.

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use dfdx::prelude::*;
 use mouton_models::generator::{Generator, OutputRange};
+use mouton_models::layers::Layers;
 
 /// Latent vector length of every generator mouton trains.
 pub const LATENT: usize = 128;
@@ -32,9 +33,12 @@ pub fn latent_of(seed: u64, a: u64, n: usize, k: usize) -> Vec<f32> {
 
 /// Images (n x side x side, in [0, 1] whatever the generator's range) for latent vectors
 /// (n x latent), 64 at a time, in inference mode.
-pub fn generate<G: Generator<f32>>(g: &mut G, z: &[f32]) -> Result<Vec<f32>, TrainError> {
+pub fn generate<G, B>(g: &mut G, z: &[f32], dev: &B) -> Result<Vec<f32>, TrainError>
+where
+    G: Generator<f32, B>,
+    B: Layers<f32>,
+{
     let k = g.latent();
-    let dev = Cpu::default();
     let mut out = Vec::new();
     for chunk in z.chunks(64 * k) {
         let n = chunk.len() / k;
@@ -115,14 +119,14 @@ pub fn generate_from_run(
 ) -> Result<(Vec<f32>, u64), TrainError> {
     let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
     if cfg.generator == crate::config::GeneratorArch::Vae {
-        return generate_with::<mouton_models::vae::Vae<2, f32, Cpu>, ()>(&cfg, run_dir, z);
+        return generate_with::<mouton_models::vae::Vae<2, f32, Cpu>, (), Cpu>(&cfg, run_dir, z);
     }
-    crate::with_architectures!(cfg, generate_with(&cfg, run_dir, z))
+    crate::with_architectures!(cfg, Cpu, generate_with(&cfg, run_dir, z))
 }
 
 // `D` (the critic) comes with the dispatch macro and is not needed here.
 #[allow(clippy::extra_unused_type_parameters)]
-fn generate_with<G, D>(
+fn generate_with<G, D, B>(
     cfg: &crate::config::TrainConfig,
     run_dir: &std::path::Path,
     z: &[f32],
@@ -134,7 +138,7 @@ where
 {
     let mut g: G = crate::trainer::build(cfg, 0);
     let (step, _) = crate::checkpoint::load_generator(run_dir, &mut g)?;
-    Ok((generate(&mut g, z)?, step))
+    Ok((generate(&mut g, z, &Cpu::default())?, step))
 }
 
 /// The latent length of a run directory's generator.

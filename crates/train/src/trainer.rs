@@ -27,6 +27,7 @@ use mouton_losses::lsgan::{discriminator_lsgan, generator_lsgan, LsganTargets};
 use mouton_losses::wasserstein::{clip_weights, critic_loss, generator_loss};
 use mouton_models::critic::Critic;
 use mouton_models::generator::{Generator, OutputRange};
+use mouton_models::layers::Layers;
 use rand_distr::{Distribution, StandardNormal};
 
 use crate::checkpoint::{self, State};
@@ -69,6 +70,42 @@ pub struct RunOptions {
     pub resume: bool,
     /// Test hook: make the critic loss NaN at this step (1-based), to exercise the NaN guard.
     pub inject_nan_at_step: Option<u64>,
+    /// Where the networks train.
+    pub device: DeviceChoice,
+}
+
+/// The device a run trains on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// dfdx's CPU device (all threads).
+    #[default]
+    Cpu,
+    /// dfdx's CUDA device with this ordinal (needs the `cuda` feature and an NVIDIA GPU).
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    /// `cpu`, `cuda` (GPU 0) or `cuda:N`.
+    ///
+    /// ```
+    /// use mouton_train::trainer::DeviceChoice;
+    /// assert_eq!("cuda:1".parse(), Ok(DeviceChoice::Cuda(1)));
+    /// assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
+    /// assert!("gpu".parse::<DeviceChoice>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("unknown device {s:?}: expected cpu, cuda or cuda:N")),
+        }
+    }
 }
 
 /// How a run ended.
@@ -82,19 +119,19 @@ pub struct Summary {
     pub last_epoch: Option<EpochRecord>,
 }
 
-type Images = Tensor<(usize, usize, usize, usize), f32, Cpu>;
+type Images<B> = Tensor<(usize, usize, usize, usize), f32, B>;
 
 struct Finite(bool);
-impl TensorVisitor<f32, Cpu> for Finite {
+impl<B: Device<f32>> TensorVisitor<f32, B> for Finite {
     type Viewer = ViewTensorRef;
-    type Err = <Cpu as HasErr>::Err;
+    type Err = B::Err;
     type E2 = f32;
-    type D2 = Cpu;
+    type D2 = B;
     fn visit<S: Shape>(
         &mut self,
-        _: TensorOptions<S, f32, Cpu>,
-        t: &Tensor<S, f32, Cpu>,
-    ) -> Result<Option<Tensor<S, f32, Cpu>>, Self::Err> {
+        _: TensorOptions<S, f32, B>,
+        t: &Tensor<S, f32, B>,
+    ) -> Result<Option<Tensor<S, f32, B>>, Self::Err> {
         if self.0 {
             let mut v = vec![0f32; t.shape().num_elements()];
             t.copy_into(&mut v);
@@ -104,21 +141,21 @@ impl TensorVisitor<f32, Cpu> for Finite {
     }
 }
 
-fn finite<M: TensorCollection<f32, Cpu>>(m: &M) -> bool {
+fn finite<M: TensorCollection<f32, B>, B: Device<f32>>(m: &M) -> bool {
     let mut f = Finite(true);
     let _ = M::iter_tensors(&mut RecursiveWalker { m, f: &mut f });
     f.0
 }
 
-fn latent_batch(
-    dev: &Cpu,
+fn latent_batch<B: Device<f32>>(
+    dev: &B,
     seed: u64,
     stream: Stream,
     step: u64,
     j: u64,
     n: usize,
     k: usize,
-) -> Tensor<(usize, usize), f32, Cpu> {
+) -> Tensor<(usize, usize), f32, B> {
     let mut r = rng(seed, stream, step, j);
     let v: Vec<f32> = (0..n * k).map(|_| StandardNormal.sample(&mut r)).collect();
     dev.tensor_from_vec(v, (n, k))
@@ -143,19 +180,20 @@ fn mean(v: &[f32]) -> f64 {
 
 /// One critic update; returns (loss, gp, mean D(real), mean D(fake), gradient norm).
 #[allow(clippy::too_many_arguments)]
-fn critic_update<G, D>(
+fn critic_update<G, D, B>(
     cfg: &TrainConfig,
     g: &mut G,
     d: &mut D,
     opt_d: &mut Optimizer<f32>,
-    real: Images,
+    real: Images<B>,
     step: u64,
     j: u64,
     inject_nan: bool,
 ) -> Result<(f64, Option<f64>, f64, f64, f64), TrainError>
 where
-    G: Generator<f32>,
-    D: Critic<f32> + TensorCollection<f32, Cpu>,
+    B: Layers<f32>,
+    G: Generator<f32, B>,
+    D: Critic<f32, B> + TensorCollection<f32, B>,
 {
     let dev = real.device().clone();
     let n = real.shape().0;
@@ -217,17 +255,18 @@ where
     Ok((value, gp, d_real, d_fake, norm))
 }
 
-fn generator_update<G, D>(
+fn generator_update<G, D, B>(
     cfg: &TrainConfig,
     g: &mut G,
     d: &D,
     opt_g: &mut Optimizer<f32>,
-    dev: &Cpu,
+    dev: &B,
     step: u64,
 ) -> Result<(f64, f64), TrainError>
 where
-    G: Generator<f32> + TensorCollection<f32, Cpu>,
-    D: Critic<f32>,
+    B: Layers<f32>,
+    G: Generator<f32, B> + TensorCollection<f32, B>,
+    D: Critic<f32, B>,
 {
     let z = latent_batch(
         dev,
@@ -264,6 +303,17 @@ pub fn build<M: BuildModule<Cpu, f32>>(cfg: &TrainConfig, which: u64) -> M {
     M::build(&dev)
 }
 
+/// [`build`] on the CPU, then moved to `dev`: the same initial weights on every device.
+pub fn build_on<M, B>(cfg: &TrainConfig, which: u64, dev: &B) -> M
+where
+    B: Device<f32>,
+    M: TensorCollection<f32, B>,
+    M::To<f32, Cpu>: BuildModule<Cpu, f32> + TensorCollection<f32, Cpu, To<f32, B> = M>,
+{
+    use dfdx::nn::ToDevice;
+    build::<M::To<f32, Cpu>>(cfg, which).to_device(dev)
+}
+
 fn optimizers(cfg: &TrainConfig) -> (Optimizer<f32>, Optimizer<f32>) {
     let o = |lr| Optimizer::new(cfg.optimizer, lr, cfg.beta1, cfg.beta2, cfg.eps);
     (o(cfg.lr_g), o(cfg.lr_d))
@@ -280,49 +330,49 @@ pub fn schedule(cfg: &TrainConfig, n_train: usize) -> (u64, u64) {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! with_architectures {
-    ($cfg:expr, $f:ident ( $($arg:expr),* )) => {{
+    ($cfg:expr, $dev:ty, $f:ident ( $($arg:expr),* )) => {{
         use $crate::config::{CriticArch, GeneratorArch};
         use mouton_models::dcgan::{DcganDiscriminator, DcganGenerator};
         use mouton_models::mlp::{MlpDiscriminator, MlpGenerator};
         use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator};
-        type C = dfdx::prelude::Cpu;
+        type C = $dev;
         use mouton_models::dcgan::{
             DcganDiscriminator32, DcganDiscriminator64, DcganGenerator32, DcganGenerator64,
         };
         match ($cfg.generator, $cfg.critic) {
             // validate() allows 32 and 64 px for this pair only.
             (GeneratorArch::DcganG, CriticArch::DcganD) if $cfg.image_size == 32 => {
-                $f::<DcganGenerator32<f32, C>, DcganDiscriminator32<f32, C>>($($arg),*)
+                $f::<DcganGenerator32<f32, C>, DcganDiscriminator32<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::DcganG, CriticArch::DcganD) if $cfg.image_size == 64 => {
-                $f::<DcganGenerator64<f32, C>, DcganDiscriminator64<f32, C>>($($arg),*)
+                $f::<DcganGenerator64<f32, C>, DcganDiscriminator64<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::Sheep1G, CriticArch::Sheep1D | CriticArch::Sheep2Critic) => {
-                $f::<Sheep1Generator<f32, C>, Sheep1Discriminator<f32, C>>($($arg),*)
+                $f::<Sheep1Generator<f32, C>, Sheep1Discriminator<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::Sheep1G, CriticArch::MlpD) => {
-                $f::<Sheep1Generator<f32, C>, MlpDiscriminator<f32, C>>($($arg),*)
+                $f::<Sheep1Generator<f32, C>, MlpDiscriminator<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::MlpG, CriticArch::Sheep1D | CriticArch::Sheep2Critic) => {
-                $f::<MlpGenerator<f32, C>, Sheep1Discriminator<f32, C>>($($arg),*)
+                $f::<MlpGenerator<f32, C>, Sheep1Discriminator<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::MlpG, CriticArch::MlpD) => {
-                $f::<MlpGenerator<f32, C>, MlpDiscriminator<f32, C>>($($arg),*)
+                $f::<MlpGenerator<f32, C>, MlpDiscriminator<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::Sheep1G, CriticArch::DcganD) => {
-                $f::<Sheep1Generator<f32, C>, DcganDiscriminator<f32, C>>($($arg),*)
+                $f::<Sheep1Generator<f32, C>, DcganDiscriminator<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::MlpG, CriticArch::DcganD) => {
-                $f::<MlpGenerator<f32, C>, DcganDiscriminator<f32, C>>($($arg),*)
+                $f::<MlpGenerator<f32, C>, DcganDiscriminator<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::DcganG, CriticArch::Sheep1D | CriticArch::Sheep2Critic) => {
-                $f::<DcganGenerator<f32, C>, Sheep1Discriminator<f32, C>>($($arg),*)
+                $f::<DcganGenerator<f32, C>, Sheep1Discriminator<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::DcganG, CriticArch::MlpD) => {
-                $f::<DcganGenerator<f32, C>, MlpDiscriminator<f32, C>>($($arg),*)
+                $f::<DcganGenerator<f32, C>, MlpDiscriminator<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::DcganG, CriticArch::DcganD) => {
-                $f::<DcganGenerator<f32, C>, DcganDiscriminator<f32, C>>($($arg),*)
+                $f::<DcganGenerator<f32, C>, DcganDiscriminator<f32, C>, C>($($arg),*)
             }
             (GeneratorArch::Vae, _) => Err($crate::TrainError::Config(
                 "the vae generator is trained as a VAE (--preset vae), not with a critic".into(),
@@ -343,9 +393,75 @@ pub fn train(
 ) -> Result<Summary, TrainError> {
     cfg.validate()?;
     if cfg.loss == LossKind::Vae {
+        if opts.device != DeviceChoice::Cpu {
+            return Err(TrainError::Device(
+                "the VAE trains on the CPU only (batch normalization has no CUDA kernel yet)"
+                    .into(),
+            ));
+        }
         return run_vae(cfg, data, run_dir, opts, on_event);
     }
-    with_architectures!(cfg, run(cfg, data, run_dir, opts, on_event))
+    match opts.device {
+        DeviceChoice::Cpu => {
+            let dev = Cpu::default();
+            with_architectures!(cfg, Cpu, run(cfg, data, run_dir, opts, on_event, &dev))
+        }
+        DeviceChoice::Cuda(ordinal) => train_cuda(cfg, data, run_dir, opts, on_event, ordinal),
+    }
+}
+
+/// The architectures with a CUDA kernel for every layer they use.
+fn check_cuda_architectures(cfg: &TrainConfig) -> Result<(), TrainError> {
+    use crate::config::{CriticArch, GeneratorArch};
+    let critic_ok = matches!(
+        cfg.critic,
+        CriticArch::Sheep1D | CriticArch::Sheep2Critic | CriticArch::MlpD
+    );
+    if cfg.generator == GeneratorArch::Sheep1G && critic_ok {
+        Ok(())
+    } else {
+        Err(TrainError::Device(format!(
+            "on CUDA, mouton trains sheep1-g with sheep1-d, sheep2-critic or mlp-d for now; \
+             {:?} with {:?} needs transposed convolutions or batch normalization, which have \
+             no CUDA kernel yet (use --device cpu)",
+            cfg.generator, cfg.critic
+        )))
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn train_cuda(
+    cfg: &TrainConfig,
+    data: &TrainingData,
+    run_dir: &Path,
+    opts: &RunOptions,
+    on_event: &mut dyn FnMut(Event<'_>),
+    ordinal: usize,
+) -> Result<Summary, TrainError> {
+    check_cuda_architectures(cfg)?;
+    let dev = mouton_models::layers::open_cuda(ordinal, cfg.seed)
+        .map_err(|e| TrainError::Device(format!("cuda:{ordinal}: {e}")))?;
+    with_architectures!(
+        cfg,
+        dfdx::prelude::Cuda,
+        run(cfg, data, run_dir, opts, on_event, &dev)
+    )
+}
+
+#[cfg(not(feature = "cuda"))]
+fn train_cuda(
+    cfg: &TrainConfig,
+    _data: &TrainingData,
+    _run_dir: &Path,
+    _opts: &RunOptions,
+    _on_event: &mut dyn FnMut(Event<'_>),
+    ordinal: usize,
+) -> Result<Summary, TrainError> {
+    check_cuda_architectures(cfg)?;
+    Err(TrainError::Device(format!(
+        "cuda:{ordinal}: this mouton was built without CUDA support; build it with \
+         `cargo build --release --features cuda` (CUDA toolkit) or scripts/build-cuda.sh"
+    )))
 }
 
 /// Trains on `data` into `run_dir` (created if needed). With `opts.resume`, continues from the
@@ -366,7 +482,7 @@ type StepFn<'a, G, D> = dyn FnMut(
 /// The loop shared by every model: schedule, batches, metrics, samples, checkpoints, resume.
 /// `step_fn` does one step's updates and returns its record (images/s filled in here).
 #[allow(clippy::too_many_arguments)]
-fn drive<G, D>(
+fn drive<G, D, B>(
     cfg: &TrainConfig,
     data: &TrainingData,
     run_dir: &Path,
@@ -375,10 +491,12 @@ fn drive<G, D>(
     mut g: G,
     mut d: D,
     step_fn: &mut StepFn<'_, G, D>,
+    dev: &B,
 ) -> Result<Summary, TrainError>
 where
-    G: Generator<f32> + TensorCollection<f32, Cpu>,
-    D: TensorCollection<f32, Cpu>,
+    B: Layers<f32>,
+    G: Generator<f32, B> + TensorCollection<f32, B>,
+    D: TensorCollection<f32, B>,
 {
     cfg.validate()?;
     let existing = checkpoint::list(run_dir)?;
@@ -465,11 +583,11 @@ where
 
         if k + 1 == per_epoch || step + 1 == total {
             let (side, px) = (cfg.image_size, cfg.image_size * cfg.image_size);
-            let samples = sampling::generate(&mut g, &fixed_z)?;
+            let samples = sampling::generate(&mut g, &fixed_z, dev)?;
             let grid = samples_dir.join(format!("epoch_{:03}.png", epoch + 1));
             sampling::write_grid(&grid, &samples, side, 8)?;
             let (swd, swd_real_baseline, diversity_ratio) = if n_metric >= 8 {
-                let fake = sampling::generate(&mut g, &metric_z)?;
+                let fake = sampling::generate(&mut g, &metric_z, dev)?;
                 let val = data.validation.as_slice();
                 let half = n_metric / 2;
                 let swd = eval::swd(
@@ -539,20 +657,23 @@ where
 }
 
 /// GAN training with the architectures `G` and `D`.
-fn run<G, D>(
+fn run<G, D, B>(
     cfg: &TrainConfig,
     data: &TrainingData,
     run_dir: &Path,
     opts: &RunOptions,
     on_event: &mut dyn FnMut(Event<'_>),
+    dev: &B,
 ) -> Result<Summary, TrainError>
 where
-    G: Generator<f32> + TensorCollection<f32, Cpu> + BuildModule<Cpu, f32>,
-    D: Critic<f32> + TensorCollection<f32, Cpu> + BuildModule<Cpu, f32>,
+    B: Layers<f32>,
+    G: Generator<f32, B> + TensorCollection<f32, B>,
+    D: Critic<f32, B> + TensorCollection<f32, B>,
+    G::To<f32, Cpu>: BuildModule<Cpu, f32> + TensorCollection<f32, Cpu, To<f32, B> = G>,
+    D::To<f32, Cpu>: BuildModule<Cpu, f32> + TensorCollection<f32, Cpu, To<f32, B> = D>,
 {
-    let g: G = build(cfg, 0);
-    let d: D = build(cfg, 1);
-    let dev = Cpu::default();
+    let g: G = build_on(cfg, 0, dev);
+    let d: D = build_on(cfg, 1, dev);
     let signed = g.output_range() == OutputRange::MinusOneOne;
     let inject_at = opts.inject_nan_at_step;
     let mut step_fn = |g: &mut G,
@@ -575,7 +696,7 @@ where
                 pixels.iter_mut().for_each(|v| *v = *v * 2.0 - 1.0);
             }
             let side = cfg.image_size;
-            let real: Images = dev.tensor_from_vec(pixels, (batch.indices.len(), 1, side, side));
+            let real: Images<B> = dev.tensor_from_vec(pixels, (batch.indices.len(), 1, side, side));
             let inject = inject_at == Some(step + 1) && j == 0;
             let (l, gp, r, f, nd) = critic_update(cfg, g, d, opt_d, real, step, j, inject)?;
             d_loss += l;
@@ -587,7 +708,7 @@ where
             norm_d = nd;
         }
         let nc = cfg.n_critic as f64;
-        let (g_loss, norm_g) = generator_update(cfg, g, d, opt_g, &dev, step)?;
+        let (g_loss, norm_g) = generator_update(cfg, g, d, opt_g, dev, step)?;
         // A NaN in the weights shows as a non-finite gradient norm or value.
         finite_or_stop(
             if finite(d) { norm_d } else { f64::NAN },
@@ -616,7 +737,7 @@ where
             kl: None,
         })
     };
-    drive(cfg, data, run_dir, opts, on_event, g, d, &mut step_fn)
+    drive(cfg, data, run_dir, opts, on_event, g, d, &mut step_fn, dev)
 }
 
 /// VAE training: one update per step of `reconstruction BCE + kl_weight x KL`.
@@ -650,7 +771,7 @@ fn run_vae(
             .ok_or_else(|| TrainError::NoData("ran out of batches within an epoch".into()))?;
         let n = batch.indices.len();
         let target = dev.tensor_from_vec(batch.pixels.clone(), (n, 784usize));
-        let x: Images = dev.tensor_from_vec(batch.pixels, (n, 1, 28, 28));
+        let x: Images<Cpu> = dev.tensor_from_vec(batch.pixels, (n, 1, 28, 28));
         let (mu, logvar) = vae.encode(x.traced(vae.alloc_grads()))?;
         // Each op is recorded once on the tape that reaches the loss: the KL reads tapeless
         // copies of both heads, the sample takes the heads' tapes.
@@ -692,5 +813,15 @@ fn run_vae(
             kl: Some(kl_v),
         })
     };
-    drive(cfg, data, run_dir, opts, on_event, vae, (), &mut step_fn)
+    drive(
+        cfg,
+        data,
+        run_dir,
+        opts,
+        on_event,
+        vae,
+        (),
+        &mut step_fn,
+        &dev,
+    )
 }

@@ -136,6 +136,7 @@ fn nan_stops_training_naming_the_step_and_keeps_the_last_good_checkpoint() {
     let opts = RunOptions {
         resume: false,
         inject_nan_at_step: Some(5),
+        ..Default::default()
     };
     let err = run(&cfg, dir.path(), &opts).unwrap_err();
     let msg = err.to_string();
@@ -339,4 +340,34 @@ fn dcgan_trains_on_signed_pixels_and_wgan_gp_refuses_its_discriminator() {
     cfg.loss = LossKind::WganGp;
     let err = cfg.validate().unwrap_err();
     assert!(err.to_string().contains("dcgan-d"), "{err}");
+}
+
+#[test]
+fn cuda_runs_refuse_what_has_no_cuda_kernel_and_builds_without_cuda_say_so() {
+    use mouton_train::config::{CriticArch, GeneratorArch};
+    use mouton_train::trainer::DeviceChoice;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        device: DeviceChoice::Cuda(0),
+        ..Default::default()
+    };
+    let mut cfg = small(None, 1);
+    cfg.generator = GeneratorArch::DcganG;
+    cfg.critic = CriticArch::DcganD;
+    let err = run(&cfg, dir.path(), &opts).unwrap_err();
+    assert!(matches!(err, TrainError::Device(_)), "{err}");
+    assert!(err.to_string().contains("no CUDA kernel yet"), "{err}");
+    // SHEEP1 has every kernel; a build without the feature says how to get one.
+    if !cfg!(feature = "cuda") {
+        let err = run(&small(None, 1), &dir.path().join("b"), &opts).unwrap_err();
+        assert!(matches!(err, TrainError::Device(_)), "{err}");
+        assert!(
+            err.to_string().contains("built without CUDA support"),
+            "{err}"
+        );
+        assert!(
+            !dir.path().join("b").join("metrics.jsonl").exists(),
+            "nothing is written when the device cannot be used"
+        );
+    }
 }

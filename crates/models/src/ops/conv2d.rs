@@ -40,6 +40,12 @@ pub enum GeometryError {
     /// Settings that cannot produce an output, with the reason.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The operation has no kernel on this device.
+    #[error("{0} has no kernel on this device yet")]
+    Unsupported(&'static str),
+    /// The device failed (a CUDA error, for instance).
+    #[error("device error: {0}")]
+    Device(String),
     /// The (padded) input is smaller than the kernel.
     #[error("kernel {kernel} is larger than the padded input {padded}")]
     KernelTooLarge {

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""mouton on CUDA vs PyTorch eager on the same GPU: training throughput, side by side.
+
+Reads the step records of mouton runs (metrics.jsonl, written by `mouton train --device cuda`)
+and times the same training steps in PyTorch eager on the GPU (the networks of
+bench/torch_vs_mouton.py): sheep1 (batch 32, BCE, one D and one G update per step) and sheep2
+(batch 64, WGAN-GP with double backward, n_critic 2). Real images are made on the host and
+copied each step, as mouton does. Prints images/s, the ratio (> 1: mouton faster) and the
+time of one epoch of 126,121 images (the full sheep set) from the median step time.
+Usage: python3 bench/torch_gpu_sheep.py --sheep1 RUN_DIR --sheep2 RUN_DIR [--steps 200]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_vs_mouton import Critic, Generator  # noqa: E402
+
+FULL_SET = 126_121
+
+
+def mouton_images_per_s(run_dir, skip=20):
+    recs = [json.loads(l) for l in open(os.path.join(run_dir, "metrics.jsonl"))]
+    steps = [r["images_per_s"] for r in recs if r.get("kind") == "step"][skip:]
+    return statistics.median(steps), len(steps)
+
+
+def gp_loss(d, real, fake, lam=10.0):
+    e = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+    xh = (e * real + (1 - e) * fake).requires_grad_()
+    g, = torch.autograd.grad(d(xh).sum(), xh, create_graph=True)
+    pen = lam * ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    return d(fake).mean() - d(real).mean() + pen
+
+
+def timed(step, steps, images_per_step):
+    for _ in range(10):
+        step()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        torch.cuda.synchronize()
+        ts.append(time.perf_counter() - t)
+    return images_per_step / statistics.median(ts)
+
+
+def torch_side(steps):
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    g, d = Generator().to(dev), Critic().to(dev)
+    d.train()
+    bce = nn.BCEWithLogitsLoss()
+    og = torch.optim.Adam(g.parameters(), lr=1e-4, eps=1e-7)
+    od = torch.optim.Adam(d.parameters(), lr=1e-4, eps=1e-7)
+
+    def sheep1_step(b=32):
+        real = torch.rand(b, 1, 28, 28).to(dev)
+        od.zero_grad()
+        with torch.no_grad():
+            f = g(torch.randn(b, 128, device=dev))
+        s = torch.cat([d(real), d(f)])
+        bce(s, torch.cat([torch.ones(b, device=dev), torch.zeros(b, device=dev)])).backward()
+        od.step()
+        og.zero_grad()
+        bce(d(g(torch.randn(b, 128, device=dev))), torch.ones(b, device=dev)).backward()
+        og.step()
+
+    out = {"sheep1": timed(sheep1_step, steps, 32)}
+    og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.9))
+    od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.9))
+
+    def sheep2_step(b=64, n_critic=2):
+        for _ in range(n_critic):
+            real = torch.rand(b, 1, 28, 28).to(dev)
+            with torch.no_grad():
+                f = g(torch.randn(b, 128, device=dev))
+            od.zero_grad()
+            gp_loss(d, real, f).backward()
+            od.step()
+        og.zero_grad()
+        (-d(g(torch.randn(b, 128, device=dev))).mean()).backward()
+        og.step()
+
+    out["sheep2"] = timed(sheep2_step, steps, 128)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sheep1", required=True)
+    ap.add_argument("--sheep2", required=True)
+    ap.add_argument("--steps", type=int, default=200)
+    a = ap.parse_args()
+    name = torch.cuda.get_device_name(0)
+    print(f"GPU: {name}; torch {torch.__version__}; cuDNN TF32 convs: "
+          f"{torch.backends.cudnn.allow_tf32}, TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
+    t = torch_side(a.steps)
+    for key, run in (("sheep1", a.sheep1), ("sheep2", a.sheep2)):
+        m, n = mouton_images_per_s(run)
+        print(f"{key}: mouton {m:,.0f} images/s (median of {n} steps), PyTorch eager "
+              f"{t[key]:,.0f} images/s, ratio {m / t[key]:.2f}x; one epoch of {FULL_SET:,} "
+              f"images: mouton {FULL_SET / m:.1f} s, PyTorch {FULL_SET / t[key]:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,665 @@
+//! mouton's layers on dfdx's CUDA device (feature `cuda`), for `f32`.
+//!
+//! Convolutions: im2col / col2im kernels of our own (NVRTC-compiled at first use) around cuBLAS
+//! strided-batched SGEMMs, one GEMM per image in the batch; every reduction runs in a fixed
+//! order, so a seeded run repeats exactly on the same GPU. Activations, upsampling and the
+//! constant products use dfdx's own CUDA kernels.
+//!
+//! dfdx 0.13 keeps a tensor's storage private (its `Tensorlike` trait is crate-private), so
+//! tensors cross into our kernels through its public gradient API: the gradient of
+//! `sum(p * x)` with respect to `p` holds `x` ([`read`]), and a fresh gradient buffer becomes a
+//! tensor through `Gradients::get` ([`write`]). Each costs a few element-wise passes over the
+//! tensor, which the benchmark figures include.
+
+use std::sync::{Arc, Mutex};
+
+use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
+use cudarc::driver::{
+    CudaDevice, CudaSlice, DeviceRepr, DeviceSlice, DriverError, LaunchAsync, LaunchConfig,
+};
+use dfdx::prelude::*;
+
+use super::{check_params, Nchw};
+use crate::ops::activation::Activation;
+use crate::ops::conv2d::{Conv2dGeometry, GeometryError, Padding};
+
+/// Opens GPU `ordinal` as a dfdx device seeded with `seed`, with a clear error (instead of
+/// cudarc's panic) when there is no usable driver or GPU.
+pub fn open_cuda(ordinal: usize, seed: u64) -> Result<Cuda, GeometryError> {
+    cudarc::driver::result::init().map_err(|e| {
+        GeometryError::Device(format!(
+            "no usable NVIDIA GPU or driver ({e:?}); train on the CPU with --device cpu"
+        ))
+    })?;
+    let count = CudaDevice::count().map_err(|e| GeometryError::Device(format!("{e:?}")))?;
+    if ordinal >= count.max(0) as usize {
+        return Err(GeometryError::Device(format!(
+            "there is no GPU {ordinal} ({count} found)"
+        )));
+    }
+    let dev = std::panic::catch_unwind(|| Cuda::try_build(ordinal, seed))
+        .map_err(|_| GeometryError::Device("the CUDA device could not be created".into()))?
+        .map_err(|e| GeometryError::Device(format!("{e}")))?;
+    // Reuse freed buffers instead of returning them to the driver at every step.
+    dev.try_enable_cache()
+        .map_err(|e| GeometryError::Device(format!("{e}")))?;
+    Ok(dev)
+}
+
+const MODULE: &str = "mouton_layers";
+const FUNCS: [&str; 7] = [
+    "im2col",
+    "upsample_fwd",
+    "upsample_bwd_add",
+    "col2im_add",
+    "add_bias",
+    "bias_grad_add",
+    "sum_batches_add",
+];
+
+const KERNELS: &str = r#"
+struct Geo { int n, c, h, w, kh, kw, s, pt, pl, oh, ow, o; };
+
+// cols[n][k][p], k = (c, ky, kx), p = (oy, ox): one (K x P) matrix per image.
+extern "C" __global__ void im2col(float* cols, const float* x, Geo g) {
+    long K = (long)g.c * g.kh * g.kw, P = (long)g.oh * g.ow, total = g.n * K * P;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        long p = i % P, k = (i / P) % K, n = i / (P * K);
+        int ox = p % g.ow, oy = p / g.ow;
+        int kx = k % g.kw, ky = (k / g.kw) % g.kh, c = k / (g.kw * g.kh);
+        int iy = oy * g.s - g.pt + ky, ix = ox * g.s - g.pl + kx;
+        float v = 0.0f;
+        if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) {
+            v = x[((n * g.c + c) * g.h + iy) * (long)g.w + ix];
+        }
+        cols[i] = v;
+    }
+}
+
+// dx += col2im(dcols), gathered per input pixel (a fixed order, no atomics).
+extern "C" __global__ void col2im_add(float* dx, const float* dcols, Geo g) {
+    long K = (long)g.c * g.kh * g.kw, P = (long)g.oh * g.ow;
+    long total = (long)g.n * g.c * g.h * g.w;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        int ix = i % g.w, iy = (i / g.w) % g.h, c = (i / ((long)g.w * g.h)) % g.c;
+        long n = i / ((long)g.w * g.h * g.c);
+        float acc = 0.0f;
+        for (int ky = 0; ky < g.kh; ky++) {
+            int ty = iy + g.pt - ky;
+            if (ty < 0 || ty % g.s != 0) continue;
+            int oy = ty / g.s;
+            if (oy >= g.oh) continue;
+            for (int kx = 0; kx < g.kw; kx++) {
+                int tx = ix + g.pl - kx;
+                if (tx < 0 || tx % g.s != 0) continue;
+                int ox = tx / g.s;
+                if (ox >= g.ow) continue;
+                long k = ((long)c * g.kh + ky) * g.kw + kx;
+                acc += dcols[(n * K + k) * P + (long)oy * g.ow + ox];
+            }
+        }
+        dx[i] += acc;
+    }
+}
+
+// y[i][oy][ox] = x[i][oy / f][ox / f] over the n*c planes of h x w.
+extern "C" __global__ void upsample_fwd(float* y, const float* x, int h, int w, int f, long total) {
+    long ow = (long)w * f, oh = (long)h * f;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        long ox = i % ow, oy = (i / ow) % oh, plane = i / (ow * oh);
+        y[i] = x[(plane * h + oy / f) * w + ox / f];
+    }
+}
+
+// dx[i][y][x] += sum of the f x f block of dy it was copied to.
+extern "C" __global__ void upsample_bwd_add(float* dx, const float* dy, int h, int w, int f, long total) {
+    long ow = (long)w * f;
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        long x = i % w, y = (i / w) % h, plane = i / ((long)w * h);
+        float acc = 0.0f;
+        for (int a = 0; a < f; a++)
+            for (int b = 0; b < f; b++)
+                acc += dy[((plane * h + y) * f + a) * ow + x * f + b];
+        dx[i] += acc;
+    }
+}
+
+// y[n][o][p] += b[o]
+extern "C" __global__ void add_bias(float* y, const float* b, int o, int p, long total) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        y[i] += b[(i / p) % o];
+    }
+}
+
+// db[ch] += sum over images and pixels of dy[n][ch][p]; one block of 256 per channel.
+extern "C" __global__ void bias_grad_add(float* db, const float* dy, int n, int o, int p) {
+    __shared__ float s[256];
+    int ch = blockIdx.x;
+    float acc = 0.0f;
+    for (long j = threadIdx.x; j < (long)n * p; j += blockDim.x) {
+        long img = j / p, q = j % p;
+        acc += dy[(img * o + ch) * p + q];
+    }
+    s[threadIdx.x] = acc;
+    __syncthreads();
+    for (int st = 128; st > 0; st >>= 1) {
+        if (threadIdx.x < st) s[threadIdx.x] += s[threadIdx.x + st];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) db[ch] += s[0];
+}
+
+// dst[i] += sum over images of parts[n][i], images in order.
+extern "C" __global__ void sum_batches_add(float* dst, const float* parts, int n, long len) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < len;
+         i += (long)gridDim.x * blockDim.x) {
+        float acc = 0.0f;
+        for (int b = 0; b < n; b++) acc += parts[b * len + i];
+        dst[i] += acc;
+    }
+}
+"#;
+
+/// The geometry as the kernels read it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct Geo {
+    n: i32,
+    c: i32,
+    h: i32,
+    w: i32,
+    kh: i32,
+    kw: i32,
+    s: i32,
+    pt: i32,
+    pl: i32,
+    oh: i32,
+    ow: i32,
+    o: i32,
+}
+
+// SAFETY: a plain #[repr(C)] struct of i32, passed by value, matching `Geo` in KERNELS.
+unsafe impl DeviceRepr for Geo {}
+
+impl Geo {
+    fn of(g: &Conv2dGeometry) -> Result<Self, GeometryError> {
+        let i = |v: usize| {
+            i32::try_from(v).map_err(|_| GeometryError::Invalid("a size does not fit in 32 bits"))
+        };
+        Ok(Geo {
+            n: i(g.batch)?,
+            c: i(g.in_ch)?,
+            h: i(g.h)?,
+            w: i(g.w)?,
+            kh: i(g.kh)?,
+            kw: i(g.kw)?,
+            s: i(g.stride)?,
+            pt: i(g.pad_top)?,
+            pl: i(g.pad_left)?,
+            oh: i(g.oh)?,
+            ow: i(g.ow)?,
+            o: i(g.out_ch)?,
+        })
+    }
+
+    fn k(&self) -> usize {
+        (self.c * self.kh * self.kw) as usize
+    }
+
+    fn p(&self) -> usize {
+        (self.oh * self.ow) as usize
+    }
+}
+
+fn dev_err<E: std::fmt::Debug>(e: E) -> GeometryError {
+    GeometryError::Device(format!("{e:?}"))
+}
+
+/// Grid-stride launch over `n` elements.
+fn grid(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(256).clamp(1, 65_535) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Compiles and loads the kernels once per device.
+fn load(cu: &Arc<CudaDevice>) -> Result<(), GeometryError> {
+    static LOADING: Mutex<()> = Mutex::new(());
+    let _guard = LOADING
+        .lock()
+        .map_err(|_| GeometryError::Device("poisoned".into()))?;
+    if !cu.has_func(MODULE, FUNCS[0]) {
+        let ptx = cudarc::nvrtc::compile_ptx(KERNELS).map_err(dev_err)?;
+        cu.load_ptx(ptx, MODULE, &FUNCS).map_err(dev_err)?;
+    }
+    Ok(())
+}
+
+/// One cuBLAS handle per device, kept for the process.
+fn blas_for(cu: &Arc<CudaDevice>) -> Result<Arc<CudaBlas>, GeometryError> {
+    static HANDLES: Mutex<Vec<(usize, Arc<CudaBlas>)>> = Mutex::new(Vec::new());
+    let key = Arc::as_ptr(cu) as usize;
+    let mut handles = HANDLES
+        .lock()
+        .map_err(|_| GeometryError::Device("poisoned".into()))?;
+    if let Some((_, b)) = handles.iter().find(|(k, _)| *k == key) {
+        return Ok(b.clone());
+    }
+    let b = Arc::new(CudaBlas::new(cu.clone()).map_err(dev_err)?);
+    handles.push((key, b.clone()));
+    Ok(b)
+}
+
+fn launch<Params>(
+    cu: &Arc<CudaDevice>,
+    name: &str,
+    cfg: LaunchConfig,
+    params: Params,
+) -> Result<(), DriverError>
+where
+    cudarc::driver::CudaFunction: LaunchAsync<Params>,
+{
+    let f = cu.get_func(MODULE, name).ok_or(DriverError(
+        cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_FOUND,
+    ))?;
+    // SAFETY: each call site passes the buffers and sizes its kernel reads, sized by `Geo`.
+    unsafe { f.launch(cfg, params) }
+}
+
+/// A copy of `x`'s values (row-major) in a buffer of ours. dfdx's storage is private, but the
+/// gradient of `sum(p * x)` with respect to `p` is `x`.
+pub(crate) fn read<S: Shape, T>(
+    x: &Tensor<S, f32, Cuda, T>,
+) -> Result<CudaSlice<f32>, GeometryError> {
+    let dev = x.device();
+    // Not `ones_like`: on CUDA, dfdx fills it on the host and copies it over.
+    let p: Tensor<S, f32, Cuda> = dev.try_zeros_like(x.shape()).map_err(dev_err)? + 1.0;
+    let ghost = p.ghost();
+    let prod = p.leaky_traced() * x.retaped::<NoneTape>();
+    let mut grads = prod
+        .try_sum::<(), _>()
+        .map_err(dev_err)?
+        .try_backward()
+        .map_err(dev_err)?;
+    let g: &CudaSlice<f32> = grads.get_or_alloc_mut(&ghost).map_err(dev_err)?;
+    copy(g).map_err(dev_err)
+}
+
+fn copy(src: &CudaSlice<f32>) -> Result<CudaSlice<f32>, DriverError> {
+    let cu = src.device();
+    // SAFETY: fully overwritten by the copy below.
+    let mut out = unsafe { cu.alloc::<f32>(src.len()) }?;
+    cu.dtod_copy(src, &mut out)?;
+    Ok(out)
+}
+
+/// A tensor of `shape` whose values `fill` writes into a zeroed buffer (through a gradient
+/// buffer, the one public way to hand dfdx storage of ours).
+pub(crate) fn write<S: Shape>(
+    dev: &Cuda,
+    shape: S,
+    fill: impl FnOnce(&mut CudaSlice<f32>) -> Result<(), GeometryError>,
+) -> Result<Tensor<S, f32, Cuda>, GeometryError> {
+    let t: Tensor<S, f32, Cuda> = dev.try_zeros_like(&shape).map_err(dev_err)?;
+    let ghost = t.ghost();
+    let mut grads: Gradients<f32, Cuda> = Gradients::leaky();
+    let buf: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&ghost).map_err(dev_err)?;
+    fill(buf)?;
+    Ok(grads.get(&ghost))
+}
+
+fn im2col(cu: &Arc<CudaDevice>, x: &CudaSlice<f32>, g: Geo) -> Result<CudaSlice<f32>, DriverError> {
+    let len = g.n as usize * g.k() * g.p();
+    // SAFETY: the kernel writes every element.
+    let mut cols = unsafe { cu.alloc::<f32>(len) }?;
+    launch(cu, "im2col", grid(len), (&mut cols, x, g))?;
+    Ok(cols)
+}
+
+/// Row-major `C_i = A_i B_i` for each image i, as cuBLAS (column-major) sees it: `C^T = B^T
+/// A^T`. `a`: (m x k) or, with `ta`, (k x m) stored; `b` likewise with `tb`.
+#[allow(clippy::too_many_arguments)]
+fn batched_gemm(
+    blas: &CudaBlas,
+    (m, n, k): (usize, usize, usize),
+    a: (&CudaSlice<f32>, bool, usize),
+    b: (&CudaSlice<f32>, bool, usize),
+    c: (&mut CudaSlice<f32>, usize),
+    batch: usize,
+) -> Result<(), GeometryError> {
+    let (a, ta, stride_a) = a;
+    let (b, tb, stride_b) = b;
+    let (c, stride_c) = c;
+    let op = |t: bool| {
+        if t {
+            cublasOperation_t::CUBLAS_OP_T
+        } else {
+            cublasOperation_t::CUBLAS_OP_N
+        }
+    };
+    let i = |v: usize| i32::try_from(v).map_err(|_| GeometryError::Invalid("GEMM too large"));
+    let cfg = StridedBatchedConfig {
+        gemm: GemmConfig {
+            transa: op(tb),
+            transb: op(ta),
+            m: i(n)?,
+            n: i(m)?,
+            k: i(k)?,
+            alpha: 1.0f32,
+            lda: i(if tb { k } else { n })?,
+            ldb: i(if ta { m } else { k })?,
+            beta: 0.0f32,
+            ldc: i(n)?,
+        },
+        batch_size: i(batch)?,
+        stride_a: stride_b as i64,
+        stride_b: stride_a as i64,
+        stride_c: stride_c as i64,
+    };
+    // SAFETY: the strides and leading dimensions above stay inside the buffers, sized by
+    // the caller from the same geometry.
+    unsafe { blas.gemm_strided_batched(cfg, b, a, c) }.map_err(dev_err)
+}
+
+pub(crate) fn conv2d<T, SW, SB>(
+    x: Nchw<f32, T, Cuda>,
+    weights: &Tensor<SW, f32, Cuda>,
+    bias: Option<&Tensor<SB, f32, Cuda>>,
+    stride: usize,
+    padding: Padding,
+) -> Result<Nchw<f32, T, Cuda>, GeometryError>
+where
+    T: Tape<f32, Cuda>,
+    SW: Shape<Concrete = [usize; 4]>,
+    SB: Shape<Concrete = [usize; 1]>,
+{
+    let (n, c, h, w) = *x.shape();
+    let [o, wc, kh, kw] = weights.shape().concrete();
+    check_params(c, wc, o, bias)?;
+    let geometry = Conv2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding)?;
+    let g = Geo::of(&geometry)?;
+    let (kk, p) = (g.k(), g.p());
+    let (x, mut tape) = x.split_tape();
+    let xs = read(&x)?;
+    let ws = read(weights)?;
+    let bs = bias.map(read).transpose()?;
+    let cu = xs.device();
+    load(&cu)?;
+    let blas = blas_for(&cu)?;
+    let cols = im2col(&cu, &xs, g).map_err(dev_err)?;
+    drop(xs);
+    let y = write(x.device(), (n, o, geometry.oh, geometry.ow), |out| {
+        // Y_i (O x P) = W (O x K) cols_i (K x P)
+        batched_gemm(
+            &blas,
+            (o, p, kk),
+            (&ws, false, 0),
+            (&cols, false, kk * p),
+            (&mut *out, o * p),
+            n,
+        )?;
+        if let Some(b) = &bs {
+            let total = n * o * p;
+            launch(
+                &cu,
+                "add_bias",
+                grid(total),
+                (out, b, o as i32, p as i32, total as i64),
+            )
+            .map_err(dev_err)?;
+        }
+        Ok(())
+    })?;
+    if !T::OWNS_TAPE {
+        return Ok(y.put_tape(tape));
+    }
+    let (x_g, w_g, b_g, y_g) = (
+        x.ghost(),
+        weights.ghost(),
+        bias.map(|b| b.ghost()),
+        y.ghost(),
+    );
+    tape.add_backward_op(move |grads| {
+        let gy = copy(grads.get_or_alloc_mut(&y_g)?)?;
+        let cu = gy.device();
+        let blas = blas_for(&cu).map_err(|_| CudaError::Driver(not_found()))?;
+        {
+            // dcols_i (K x P) = W^T (K x O) dY_i (O x P), then gathered into dX.
+            // SAFETY: the GEMM writes every element.
+            let mut dcols = unsafe { cu.alloc::<f32>(n * kk * p) }?;
+            batched_gemm(
+                &blas,
+                (kk, p, o),
+                (&ws, true, 0),
+                (&gy, false, o * p),
+                (&mut dcols, kk * p),
+                n,
+            )
+            .map_err(|_| CudaError::Driver(not_found()))?;
+            let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
+            launch(&cu, "col2im_add", grid(n * c * h * w), (gx, &dcols, g))?;
+        }
+        {
+            // dW += sum_i dY_i (O x P) cols_i^T (P x K)
+            // SAFETY: the GEMM writes every element.
+            let mut parts = unsafe { cu.alloc::<f32>(n * o * kk) }?;
+            batched_gemm(
+                &blas,
+                (o, kk, p),
+                (&gy, false, o * p),
+                (&cols, true, kk * p),
+                (&mut parts, o * kk),
+                n,
+            )
+            .map_err(|_| CudaError::Driver(not_found()))?;
+            let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
+            let len = o * kk;
+            launch(
+                &cu,
+                "sum_batches_add",
+                grid(len),
+                (gw, &parts, n as i32, len as i64),
+            )?;
+        }
+        if let Some(b_g) = b_g {
+            let gb: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&b_g)?;
+            let cfg = LaunchConfig {
+                grid_dim: (o as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            launch(
+                &cu,
+                "bias_grad_add",
+                cfg,
+                (gb, &gy, n as i32, o as i32, p as i32),
+            )?;
+        }
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
+}
+
+fn not_found() -> DriverError {
+    DriverError(cudarc::driver::sys::CUresult::CUDA_ERROR_UNKNOWN)
+}
+
+pub(crate) fn activation<S: Shape, T: Tape<f32, Cuda>>(
+    x: Tensor<S, f32, Cuda, T>,
+    act: Activation,
+) -> Tensor<S, f32, Cuda, T> {
+    match act {
+        Activation::Identity => x,
+        Activation::Relu => x.relu(),
+        Activation::LeakyRelu(s) => x.prelu(s as f32),
+        Activation::Sigmoid => x.sigmoid(),
+        Activation::Tanh => x.tanh(),
+    }
+}
+
+pub(crate) fn upsample_nearest<T: Tape<f32, Cuda>>(
+    x: Nchw<f32, T, Cuda>,
+    factor: usize,
+) -> Result<Nchw<f32, T, Cuda>, GeometryError> {
+    let f = factor.max(1);
+    let (n, c, h, w) = *x.shape();
+    let (hi, wi, fi) = (
+        i32::try_from(h).map_err(|_| GeometryError::Invalid("too large"))?,
+        i32::try_from(w).map_err(|_| GeometryError::Invalid("too large"))?,
+        i32::try_from(f).map_err(|_| GeometryError::Invalid("too large"))?,
+    );
+    let (x, mut tape) = x.split_tape();
+    let xs = read(&x)?;
+    let cu = xs.device();
+    load(&cu)?;
+    let total = n * c * h * w * f * f;
+    let y = write(x.device(), (n, c, h * f, w * f), |out| {
+        launch(
+            &cu,
+            "upsample_fwd",
+            grid(total),
+            (out, &xs, hi, wi, fi, total as i64),
+        )
+        .map_err(dev_err)
+    })?;
+    if !T::OWNS_TAPE {
+        return Ok(y.put_tape(tape));
+    }
+    let (x_g, y_g) = (x.ghost(), y.ghost());
+    tape.add_backward_op(move |grads| {
+        let gy = copy(grads.get_or_alloc_mut(&y_g)?)?;
+        let cu = gy.device();
+        let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
+        let len = n * c * h * w;
+        launch(
+            &cu,
+            "upsample_bwd_add",
+            grid(len),
+            (gx, &gy, hi, wi, fi, len as i64),
+        )?;
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
+}
+
+pub(crate) fn mul_constant<S: Shape, T: Tape<f32, Cuda>>(
+    x: Tensor<S, f32, Cuda, T>,
+    c: &Tensor<S, f32, Cuda>,
+) -> Result<Tensor<S, f32, Cuda, T>, GeometryError> {
+    if x.shape().concrete() != c.shape().concrete() {
+        return Err(GeometryError::Invalid(
+            "the factors' shape differs from the input's",
+        ));
+    }
+    Ok(x * c.clone())
+}
+
+pub(crate) fn positive_slopes<T>(x: &Nchw<f32, T, Cuda>, leak: f32) -> Nchw<f32, NoneTape, Cuda> {
+    let dev = x.device();
+    let shape = *x.shape();
+    // Not `ones_like`: on CUDA, dfdx fills it on the host and copies it over.
+    let ones: Nchw<f32, NoneTape, Cuda> = dev.zeros_like(&shape) + 1.0;
+    let leaks = ones.clone() * leak;
+    x.retaped::<NoneTape>().gt(0.0).choose(ones, leaks)
+}
+
+impl super::Layers<f32> for Cuda {
+    fn conv2d<T, SW, SB>(
+        x: Nchw<f32, T, Cuda>,
+        weights: &Tensor<SW, f32, Cuda>,
+        bias: Option<&Tensor<SB, f32, Cuda>>,
+        stride: usize,
+        padding: Padding,
+    ) -> Result<Nchw<f32, T, Cuda>, GeometryError>
+    where
+        T: Tape<f32, Cuda>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>,
+    {
+        conv2d(x, weights, bias, stride, padding)
+    }
+
+    fn conv_transpose2d<T, SW, SB>(
+        _x: Nchw<f32, T, Cuda>,
+        _weights: &Tensor<SW, f32, Cuda>,
+        _bias: Option<&Tensor<SB, f32, Cuda>>,
+        _stride: usize,
+        _padding: usize,
+        _output_padding: usize,
+    ) -> Result<Nchw<f32, T, Cuda>, GeometryError>
+    where
+        T: Tape<f32, Cuda>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>,
+    {
+        Err(GeometryError::Unsupported("conv_transpose2d"))
+    }
+
+    fn activation<S: Shape, T: Tape<f32, Cuda>>(
+        x: Tensor<S, f32, Cuda, T>,
+        act: Activation,
+    ) -> Tensor<S, f32, Cuda, T> {
+        activation(x, act)
+    }
+
+    fn upsample_nearest<T: Tape<f32, Cuda>>(
+        x: Nchw<f32, T, Cuda>,
+        factor: usize,
+    ) -> Nchw<f32, T, Cuda> {
+        // The trait's signature is infallible (the CPU kernel cannot fail); a CUDA failure
+        // here is a broken device, as in dfdx's own infallible CUDA ops.
+        match upsample_nearest(x, factor) {
+            Ok(y) => y,
+            Err(e) => panic!("CUDA upsampling failed: {e}"),
+        }
+    }
+
+    fn mul_constant<S: Shape, T: Tape<f32, Cuda>>(
+        x: Tensor<S, f32, Cuda, T>,
+        c: &Tensor<S, f32, Cuda>,
+    ) -> Result<Tensor<S, f32, Cuda, T>, GeometryError> {
+        mul_constant(x, c)
+    }
+
+    fn batch_norm_nchw<T, SC>(
+        _x: Nchw<f32, T, Cuda>,
+        _gamma: &Tensor<SC, f32, Cuda>,
+        _beta: &Tensor<SC, f32, Cuda>,
+        _running: Option<super::RunningStats<'_, SC, f32, Cuda>>,
+        _eps: f64,
+        _momentum: f64,
+    ) -> Result<Nchw<f32, T, Cuda>, GeometryError>
+    where
+        T: Tape<f32, Cuda>,
+        SC: Shape<Concrete = [usize; 1]>,
+    {
+        Err(GeometryError::Unsupported("batch normalization"))
+    }
+
+    fn batch_norm_nchw_eval<T, SC>(
+        _x: Nchw<f32, T, Cuda>,
+        _gamma: &Tensor<SC, f32, Cuda>,
+        _beta: &Tensor<SC, f32, Cuda>,
+        _running_mean: &Tensor<SC, f32, Cuda>,
+        _running_var: &Tensor<SC, f32, Cuda>,
+        _eps: f64,
+    ) -> Result<Nchw<f32, T, Cuda>, GeometryError>
+    where
+        T: Tape<f32, Cuda>,
+        SC: Shape<Concrete = [usize; 1]>,
+    {
+        Err(GeometryError::Unsupported("batch normalization"))
+    }
+
+    fn positive_slopes<T>(x: &Nchw<f32, T, Cuda>, leak: f32) -> Nchw<f32, NoneTape, Cuda> {
+        positive_slopes(x, leak)
+    }
+}

@@ -1,0 +1,257 @@
+//! CUDA kernels against the CPU kernels on random inputs (feature `cuda`; needs a GPU, else
+//! each test prints why it is skipped). Relative error: max |cuda - cpu| / max(|cpu|, 1e-3)
+//! over a tensor, at most 1e-4 in f32.
+#![cfg(feature = "cuda")]
+
+use dfdx::nn::ToDevice;
+use dfdx::prelude::*;
+use mouton_models::critic::{activation_slopes, Critic};
+use mouton_models::layers::{activation, conv2d, mul_constant, open_cuda, upsample_nearest, Nchw};
+use mouton_models::ops::activation::Activation;
+use mouton_models::ops::conv2d::Padding;
+use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator};
+use rand::{Rng, SeedableRng};
+
+const TOL: f32 = 1e-4;
+
+fn gpu() -> Option<Cuda> {
+    match open_cuda(0, 0) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            println!("SKIPPED: no CUDA device: {e}");
+            None
+        }
+    }
+}
+
+fn rel(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs())) / scale
+}
+
+fn check(what: &str, cuda: &[f32], cpu: &[f32]) {
+    let r = rel(cuda, cpu);
+    println!("{what}: relative error {r:.2e} over {} values", cpu.len());
+    assert!(r <= TOL, "{what}: relative error {r} > {TOL}");
+}
+
+fn random(rng: &mut impl Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
+}
+
+#[test]
+fn conv2d_forward_and_all_gradients_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = Cpu::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    // (n, c, h, w, o, k, stride, padding): SHEEP1's layers, smaller batches, and odd cases.
+    let cases = [
+        (4, 1, 28, 28, 64, 4, 2, Padding::Same),
+        (3, 64, 14, 14, 128, 4, 2, Padding::Same),
+        (2, 128, 7, 7, 128, 4, 2, Padding::Same),
+        (2, 64, 14, 14, 128, 3, 1, Padding::Same),
+        (2, 32, 28, 28, 1, 5, 1, Padding::Same),
+        (3, 5, 9, 11, 7, 3, 2, Padding::Valid),
+        (
+            2,
+            3,
+            8,
+            6,
+            4,
+            2,
+            1,
+            Padding::Explicit {
+                top: 1,
+                bottom: 0,
+                left: 1,
+                right: 1,
+            },
+        ),
+    ];
+    for (n, c, h, w, o, k, s, pad) in cases {
+        let xv = random(&mut rng, n * c * h * w);
+        let wv = random(&mut rng, o * c * k * k);
+        let bv = random(&mut rng, o);
+        let run = |dev_x: Nchw<f32, NoneTape, Cpu>| dev_x; // keeps types readable below
+        let x_cpu = run(cpu.tensor_from_vec(xv.clone(), (n, c, h, w)));
+        let w_cpu = cpu.tensor_from_vec(wv.clone(), (o, c, k, k));
+        let b_cpu = cpu.tensor_from_vec(bv.clone(), (o,));
+        let y_cpu = conv2d(x_cpu.leaky_trace(), &w_cpu, Some(&b_cpu), s, pad).unwrap();
+        let shape = *y_cpu.shape();
+        let r = random(&mut rng, shape.num_elements());
+        let r_cpu = cpu.tensor_from_vec(r.clone(), shape);
+        let y_cpu_v = y_cpu.retaped::<NoneTape>().as_vec();
+        let g_cpu = (y_cpu * r_cpu).sum::<(), _>().backward();
+
+        let x_gpu: Nchw<f32, NoneTape, Cuda> = gpu.tensor_from_vec(xv, (n, c, h, w));
+        let w_gpu = gpu.tensor_from_vec(wv, (o, c, k, k));
+        let b_gpu = gpu.tensor_from_vec(bv, (o,));
+        let y_gpu = conv2d(x_gpu.leaky_trace(), &w_gpu, Some(&b_gpu), s, pad).unwrap();
+        assert_eq!(*y_gpu.shape(), shape);
+        let r_gpu = gpu.tensor_from_vec(r, shape);
+        let y_gpu_v = y_gpu.retaped::<NoneTape>().as_vec();
+        let g_gpu = (y_gpu * r_gpu).sum::<(), _>().backward();
+        let what = format!("conv2d {n}x{c}x{h}x{w} -> {o}, k{k} s{s} {pad:?}");
+        check(&format!("{what} output"), &y_gpu_v, &y_cpu_v);
+        check(
+            &format!("{what} d/dx"),
+            &g_gpu.get(&x_gpu).as_vec(),
+            &g_cpu.get(&x_cpu).as_vec(),
+        );
+        check(
+            &format!("{what} d/dw"),
+            &g_gpu.get(&w_gpu).as_vec(),
+            &g_cpu.get(&w_cpu).as_vec(),
+        );
+        check(
+            &format!("{what} d/db"),
+            &g_gpu.get(&b_gpu).as_vec(),
+            &g_cpu.get(&b_cpu).as_vec(),
+        );
+    }
+}
+
+#[test]
+fn activations_upsampling_products_and_slopes_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = Cpu::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let shape = (3usize, 4usize, 5usize, 6usize);
+    let xv = random(&mut rng, shape.num_elements());
+    let acts = [
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::Sigmoid,
+        Activation::Tanh,
+    ];
+    for act in acts {
+        let x_cpu = cpu.tensor_from_vec(xv.clone(), shape);
+        let x_gpu = gpu.tensor_from_vec(xv.clone(), shape);
+        let y_cpu = activation(x_cpu.leaky_trace(), act);
+        let y_gpu = activation(x_gpu.leaky_trace(), act);
+        check(
+            &format!("{act:?} output"),
+            &y_gpu.retaped::<NoneTape>().as_vec(),
+            &y_cpu.retaped::<NoneTape>().as_vec(),
+        );
+        let g_cpu = (y_cpu * 1.5).sum::<(), _>().backward();
+        let g_gpu = (y_gpu * 1.5).sum::<(), _>().backward();
+        check(
+            &format!("{act:?} d/dx"),
+            &g_gpu.get(&x_gpu).as_vec(),
+            &g_cpu.get(&x_cpu).as_vec(),
+        );
+    }
+    let x_cpu = cpu.tensor_from_vec(xv.clone(), shape);
+    let x_gpu = gpu.tensor_from_vec(xv.clone(), shape);
+    let up_cpu = upsample_nearest(x_cpu.leaky_trace(), 2);
+    let up_gpu = upsample_nearest(x_gpu.leaky_trace(), 2);
+    check(
+        "upsample x2 output",
+        &up_gpu.retaped::<NoneTape>().as_vec(),
+        &up_cpu.retaped::<NoneTape>().as_vec(),
+    );
+    let r = random(&mut rng, up_cpu.shape().num_elements());
+    let us = *up_cpu.shape();
+    let g_cpu = (up_cpu * cpu.tensor_from_vec(r.clone(), us))
+        .sum::<(), _>()
+        .backward();
+    let g_gpu = (up_gpu * gpu.tensor_from_vec(r, us))
+        .sum::<(), _>()
+        .backward();
+    check(
+        "upsample x2 d/dx",
+        &g_gpu.get(&x_gpu).as_vec(),
+        &g_cpu.get(&x_cpu).as_vec(),
+    );
+    let cv = random(&mut rng, shape.num_elements());
+    let m_cpu = mul_constant(x_cpu.leaky_trace(), &cpu.tensor_from_vec(cv.clone(), shape)).unwrap();
+    let m_gpu = mul_constant(x_gpu.leaky_trace(), &gpu.tensor_from_vec(cv, shape)).unwrap();
+    check(
+        "mul_constant output",
+        &m_gpu.retaped::<NoneTape>().as_vec(),
+        &m_cpu.retaped::<NoneTape>().as_vec(),
+    );
+    let g_cpu = m_cpu.sum::<(), _>().backward();
+    let g_gpu = m_gpu.sum::<(), _>().backward();
+    check(
+        "mul_constant d/dx",
+        &g_gpu.get(&x_gpu).as_vec(),
+        &g_cpu.get(&x_cpu).as_vec(),
+    );
+    let s_cpu = activation_slopes(&x_cpu, Activation::LeakyRelu(0.2)).unwrap();
+    let s_gpu = activation_slopes(&x_gpu, Activation::LeakyRelu(0.2)).unwrap();
+    check("LeakyReLU slopes", &s_gpu.as_vec(), &s_cpu.as_vec());
+}
+
+#[test]
+fn sheep1_networks_and_the_tangent_pass_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = Cpu::seed_from_u64(3);
+    let g_cpu = Sheep1Generator::<f32, Cpu>::build(&cpu);
+    let d_cpu = Sheep1Discriminator::<f32, Cpu>::build(&cpu);
+    let g_gpu = g_cpu.to_device(&gpu);
+    let d_gpu = d_cpu.to_device(&gpu);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let n = 8;
+    let z = random(&mut rng, n * 128);
+    let img_cpu = g_cpu
+        .forward(
+            cpu.tensor_from_vec(z.clone(), (n, Const::<128>))
+                .leaky_trace(),
+        )
+        .unwrap();
+    let img_gpu = g_gpu
+        .forward(gpu.tensor_from_vec(z, (n, Const::<128>)).leaky_trace())
+        .unwrap();
+    check(
+        "sheep1-g images",
+        &img_gpu.retaped::<NoneTape>().as_vec(),
+        &img_cpu.retaped::<NoneTape>().as_vec(),
+    );
+    let s_cpu = d_cpu.score(img_cpu, None).unwrap();
+    let s_gpu = d_gpu.score(img_gpu, None).unwrap();
+    check(
+        "sheep1-d(sheep1-g) scores",
+        &s_gpu.retaped::<NoneTape>().as_vec(),
+        &s_cpu.retaped::<NoneTape>().as_vec(),
+    );
+    let gr_cpu = s_cpu.sum::<(), _>().backward();
+    let gr_gpu = s_gpu.sum::<(), _>().backward();
+    check(
+        "d/d(sheep1-g conv2 weights)",
+        &gr_gpu.get(&g_gpu.conv2.weight).as_vec(),
+        &gr_cpu.get(&g_cpu.conv2.weight).as_vec(),
+    );
+    check(
+        "d/d(sheep1-g dense weights)",
+        &gr_gpu.get(&g_gpu.dense.weight).as_vec(),
+        &gr_cpu.get(&g_cpu.dense.weight).as_vec(),
+    );
+    check(
+        "d/d(sheep1-d conv1 weights)",
+        &gr_gpu.get(&d_gpu.conv1.weight).as_vec(),
+        &gr_cpu.get(&d_cpu.conv1.weight).as_vec(),
+    );
+    // The tangent pass at random images along random directions.
+    let xv = random(&mut rng, n * 784);
+    let uv = random(&mut rng, n * 784);
+    let (_, rec_cpu) = d_cpu
+        .score_recorded(cpu.tensor_from_vec(xv.clone(), (n, 1, 28, 28)), None)
+        .unwrap();
+    let (_, rec_gpu) = d_gpu
+        .score_recorded(gpu.tensor_from_vec(xv, (n, 1, 28, 28)), None)
+        .unwrap();
+    let t_cpu = d_cpu
+        .tangent(cpu.tensor_from_vec(uv.clone(), (n, 1, 28, 28)), &rec_cpu)
+        .unwrap();
+    let t_gpu = d_gpu
+        .tangent(gpu.tensor_from_vec(uv, (n, 1, 28, 28)), &rec_gpu)
+        .unwrap();
+    check(
+        "sheep2-critic tangent J(x)u",
+        &t_gpu.as_vec(),
+        &t_cpu.as_vec(),
+    );
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# On a GPU machine, from the repository root, after scripts/build-cuda.sh (its dist/ folder
+# at $DIST, default target/cuda-dist): the CUDA op parity checks, short sheep1 and sheep2
+# trainings on CPU and CUDA with the same seed (their loss curves side by side), and the
+# throughput against PyTorch eager on the same GPU (bench/torch_gpu_sheep.py).
+#   bash scripts/gpu-check.sh [STEPS]      (STEPS: steps per short run, default 40)
+set -euo pipefail
+DIST=${DIST:-target/cuda-dist}
+OUT=${GPU_CHECK_OUT:-target/gpu-check}
+STEPS=${1:-40}
+R="$DIST/run-on-target.sh"
+rm -rf "$OUT"; mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+
+echo "== 1. op parity (CUDA vs CPU kernels, relative error <= 1e-4)"
+status=0
+"$R" cuda_parity --test-threads=1 --nocapture || status=1
+
+echo "== 2. sheep1 and sheep2, $STEPS steps on CPU and CUDA, seed 1"
+for p in sheep1 sheep2; do
+  for d in cpu cuda; do
+    TIMEFORMAT="$p on $d: %R s wall"
+    time "$R" mouton train --preset "$p" --device "$d" --max-steps "$STEPS" --seed 1 \
+      --run-dir "$OUT/$p-$d" --quiet || status=1
+  done
+done
+python3 - "$OUT" <<'PY' || status=1
+import json, sys, os
+out = sys.argv[1]
+for p in ("sheep1", "sheep2"):
+    runs = {}
+    for d in ("cpu", "cuda"):
+        recs = [json.loads(l) for l in open(os.path.join(out, f"{p}-{d}", "metrics.jsonl"))]
+        runs[d] = [r for r in recs if r.get("kind") == "step"]
+    a, b = runs["cpu"], runs["cuda"]
+    print(f"{p}: step  d_loss cpu / cuda    g_loss cpu / cuda")
+    for i in list(range(0, min(len(a), len(b)), max(1, len(a) // 8))) + [len(a) - 1]:
+        print(f"  {a[i]['step']:4d}  {a[i]['d_loss']:9.4f} / {b[i]['d_loss']:9.4f}   "
+              f"{a[i]['g_loss']:9.4f} / {b[i]['g_loss']:9.4f}")
+    first = max(abs(x["d_loss"] - y["d_loss"]) for x, y in zip(a[:5], b[:5]))
+    print(f"  max |d_loss cpu - cuda| over the first 5 steps: {first:.2e}")
+PY
+
+echo "== 3. throughput vs PyTorch eager"
+"$R" mouton train --preset sheep1 --device cuda --max-steps 600 --seed 2 \
+  --run-dir "$OUT/speed-sheep1" --quiet || status=1
+"$R" mouton train --preset sheep2 --device cuda --max-steps 300 --seed 2 \
+  --run-dir "$OUT/speed-sheep2" --quiet || status=1
+python3 bench/torch_gpu_sheep.py --sheep1 "$OUT/speed-sheep1" --sheep2 "$OUT/speed-sheep2" || status=1
+exit $status
