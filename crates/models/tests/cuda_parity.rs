@@ -73,8 +73,7 @@ fn conv2d_forward_and_all_gradients_match_the_cpu() {
         let xv = random(&mut rng, n * c * h * w);
         let wv = random(&mut rng, o * c * k * k);
         let bv = random(&mut rng, o);
-        let run = |dev_x: Nchw<f32, NoneTape, Cpu>| dev_x; // keeps types readable below
-        let x_cpu = run(cpu.tensor_from_vec(xv.clone(), (n, c, h, w)));
+        let x_cpu: Nchw<f32, NoneTape, Cpu> = cpu.tensor_from_vec(xv.clone(), (n, c, h, w));
         let w_cpu = cpu.tensor_from_vec(wv.clone(), (o, c, k, k));
         let b_cpu = cpu.tensor_from_vec(bv.clone(), (o,));
         let y_cpu = conv2d(x_cpu.leaky_trace(), &w_cpu, Some(&b_cpu), s, pad).unwrap();

@@ -430,7 +430,7 @@ where
     tape.add_backward_op(move |grads| {
         let gy = copy(grads.get_or_alloc_mut(&y_g)?)?;
         let cu = gy.device();
-        let blas = blas_for(&cu).map_err(|_| CudaError::Driver(not_found()))?;
+        let blas = blas_for(&cu).map_err(|_| CudaError::Driver(backward_failure()))?;
         {
             // dcols_i (K x P) = W^T (K x O) dY_i (O x P), then gathered into dX.
             // SAFETY: the GEMM writes every element.
@@ -443,7 +443,7 @@ where
                 (&mut dcols, kk * p),
                 n,
             )
-            .map_err(|_| CudaError::Driver(not_found()))?;
+            .map_err(|_| CudaError::Driver(backward_failure()))?;
             let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
             launch(&cu, "col2im_add", grid(n * c * h * w), (gx, &dcols, g))?;
         }
@@ -459,7 +459,7 @@ where
                 (&mut parts, o * kk),
                 n,
             )
-            .map_err(|_| CudaError::Driver(not_found()))?;
+            .map_err(|_| CudaError::Driver(backward_failure()))?;
             let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
             let len = o * kk;
             launch(
@@ -488,7 +488,8 @@ where
     Ok(y.put_tape(tape))
 }
 
-fn not_found() -> DriverError {
+/// What a backward op reports when cuBLAS fails (its closure must return a `CudaError`).
+fn backward_failure() -> DriverError {
     DriverError(cudarc::driver::sys::CUresult::CUDA_ERROR_UNKNOWN)
 }
 
