@@ -100,14 +100,18 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     a = ap.parse_args()
     name = torch.cuda.get_device_name(0)
-    print(f"GPU: {name}; torch {torch.__version__}; cuDNN TF32 convs: "
-          f"{torch.backends.cudnn.allow_tf32}, TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
-    t = torch_side(a.steps)
-    for key, run in (("sheep1", a.sheep1), ("sheep2", a.sheep2)):
-        m, n = mouton_images_per_s(run)
-        print(f"{key}: mouton {m:,.0f} images/s (median of {n} steps), PyTorch eager "
-              f"{t[key]:,.0f} images/s, ratio {m / t[key]:.2f}x; one epoch of {FULL_SET:,} "
-              f"images: mouton {FULL_SET / m:.1f} s, PyTorch {FULL_SET / t[key]:.1f} s")
+    default_tf32 = torch.backends.cudnn.allow_tf32
+    print(f"GPU: {name}; torch {torch.__version__}; defaults: cuDNN TF32 convs "
+          f"{default_tf32}, TF32 matmul {torch.backends.cuda.matmul.allow_tf32}")
+    # PyTorch's defaults (TF32 tensor cores in its convolutions), then full FP32 as mouton runs.
+    for label, tf32 in (("PyTorch eager (defaults)", default_tf32), ("PyTorch eager FP32", False)):
+        torch.backends.cudnn.allow_tf32 = tf32
+        t = torch_side(a.steps)
+        for key, run in (("sheep1", a.sheep1), ("sheep2", a.sheep2)):
+            m, n = mouton_images_per_s(run)
+            print(f"{key}: mouton {m:,.0f} images/s (median of {n} steps), {label} "
+                  f"{t[key]:,.0f} images/s, ratio {m / t[key]:.2f}x; one epoch of {FULL_SET:,} "
+                  f"images: mouton {FULL_SET / m:.1f} s, PyTorch {FULL_SET / t[key]:.1f} s")
 
 
 if __name__ == "__main__":

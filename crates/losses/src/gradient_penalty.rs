@@ -25,6 +25,12 @@ use crate::{cst, Loss, LossError};
 /// A scalar loss on the CPU that records its gradient.
 pub type TapedLoss<E, D = Cpu> = Loss<E, D, OwnedTape<E, D>>;
 
+/// The penalty as a taped scalar, and its measurements.
+pub type PenaltyLoss<E, D = Cpu> = (TapedLoss<E, D>, PenaltyStats<E, D>);
+
+/// The WGAN-GP critic loss as a taped scalar, and its parts.
+pub type CriticLoss<E, D = Cpu> = (TapedLoss<E, D>, CriticLossParts<E, D>);
+
 /// How the interpolation weights `e_i` are drawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Interpolation {
@@ -74,27 +80,27 @@ pub fn interpolate<E: Dtype + Real + Float, D: Device<E>>(
             right: format!("{:?} with {} weights", fake.shape(), e.len()),
         });
     }
-    let len = shape.num_elements();
-    let (mut x, mut y) = (vec![E::default(); len], vec![E::default(); len]);
-    real.copy_into(&mut x);
-    fake.copy_into(&mut y);
-    let per = x.len() / shape.0.max(1);
-    for (i, (xs, ys)) in x.chunks_mut(per).zip(y.chunks(per)).enumerate() {
-        let w = e[i];
-        for (a, &b) in xs.iter_mut().zip(ys) {
-            *a = w * *a + (cst::<E>(1.0) - w) * b;
-        }
-    }
-    Ok(real.device().tensor_from_vec(x, shape))
+    // On the images' device: the weights and their complements go up, the images stay.
+    let dev = real.device();
+    let m = shape.0;
+    let w = dev
+        .tensor_from_vec(e.to_vec(), (m,))
+        .broadcast_like::<_, Axes3<1, 2, 3>>(&shape);
+    let one_minus: Vec<E> = e.iter().map(|&w| cst::<E>(1.0) - w).collect();
+    let v = dev
+        .tensor_from_vec(one_minus, (m,))
+        .broadcast_like::<_, Axes3<1, 2, 3>>(&shape);
+    Ok(real.clone() * w + fake.clone() * v)
 }
 
-/// Measurements of one penalty evaluation.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PenaltyStats<E> {
+/// Measurements of one penalty evaluation, as scalars on the critic's device (reading one
+/// waits for the device: a training loop reads them after queueing its step).
+#[derive(Debug, Clone)]
+pub struct PenaltyStats<E: Dtype, D: Storage<E> = Cpu> {
     /// `lambda * mean (||g_i|| - 1)^2`.
-    pub penalty: E,
+    pub penalty: Tensor<(), E, D>,
     /// `mean ||g_i||`.
-    pub mean_grad_norm: E,
+    pub mean_grad_norm: Tensor<(), E, D>,
 }
 
 /// The penalty at the points `x_hat` as a scalar on `tape`: its value is the penalty, and its
@@ -106,7 +112,7 @@ pub fn gradient_penalty<E, D, C>(
     lambda: f64,
     dropout: Option<&mut dyn RngCore>,
     tape: OwnedTape<E, D>,
-) -> Result<(TapedLoss<E, D>, PenaltyStats<E>), LossError>
+) -> Result<PenaltyLoss<E, D>, LossError>
 where
     E: Dtype + Real + Float,
     D: Layers<E>,
@@ -128,53 +134,35 @@ where
     grads
         .try_alloc_for(x_hat)
         .map_err(|e| LossError::Critic(format!("{e:?}")))?;
-    let mut g = vec![E::default(); x_hat.shape().num_elements()];
-    grads.get(x_hat).copy_into(&mut g);
-    let per = g.len() / m.max(1);
-    let (mut c, mut u) = (vec![E::default(); m * per], vec![E::default(); g.len()]);
-    let (mut penalty, mut norms) = (0.0f64, 0.0f64);
-    for i in 0..m {
-        let gi = &g[i * per..(i + 1) * per];
-        let norm: f64 = f64::sqrt(
-            gi.iter()
-                .map(|&v| {
-                    let v: f64 = cst_back(v);
-                    v * v
-                })
-                .sum::<f64>(),
-        );
-        penalty += (norm - 1.0) * (norm - 1.0);
-        norms += norm;
-        // At ||g|| = 0 the norm has no gradient direction; that sample contributes none.
-        if norm > 0.0 {
-            let ci = 2.0 * lambda / m as f64 * (norm - 1.0);
-            for (k, &v) in gi.iter().enumerate() {
-                u[i * per + k] = cst(cst_back::<E>(v) / norm);
-            }
-            c[i * per..(i + 1) * per].fill(cst(ci));
-        }
-    }
-    let penalty = lambda * penalty / m.max(1) as f64;
-    // J_i u_i is the tangent along u_i; weighting by c_i and summing gives the surrogate whose
-    // weight gradient is the penalty's. c is spread over u's elements so the weighting can
-    // happen before the (linear) tangent pass: sum_i c_i J_i u_i = sum_i J_i (c_i u_i).
-    for (uk, ck) in u.iter_mut().zip(&c) {
-        *uk *= *ck;
-    }
+    // On the device: per-image norms, c_i / ||g_i|| and the penalty; nothing read back.
+    let shape = *x_hat.shape();
+    let per = shape.num_elements() / m.max(1);
+    let g = grads.get(x_hat).reshape_like(&(m, per));
+    let norms = g.clone().square().sum::<(usize,), Axis<1>>().sqrt();
     let dev = x_hat.device().clone();
-    let cu = dev.tensor_from_vec(u, *x_hat.shape());
+    // At ||g|| = 0 the norm has no gradient direction; that sample contributes none.
+    let zeros: Tensor<(usize,), E, D> = dev.zeros_like(&(m,));
+    let coef = ((norms.clone() - cst::<E>(1.0)) * cst::<E>(2.0 * lambda / m.max(1) as f64))
+        / norms.clone();
+    let coef = norms.clone().gt(cst::<E>(0.0)).choose(coef, zeros);
+    // J_i u_i is the tangent along u_i = g_i / ||g_i||; weighting by c_i and summing gives the
+    // surrogate whose weight gradient is the penalty's. The weighting happens before the
+    // (linear) tangent pass: sum_i c_i J_i u_i = sum_i J_i (c_i u_i).
+    let u = (g * coef.broadcast_like::<_, Axis<1>>(&(m, per))).reshape_like(&shape);
+    let dev_penalty = (norms.clone() - cst::<E>(1.0)).square().mean::<(), _>() * cst::<E>(lambda);
+    let mean_grad_norm = norms.mean::<(), _>();
     let surrogate = critic
-        .tangent(cu.put_tape(tape), &record)
+        .tangent(u.put_tape(tape), &record)
         .map_err(critic_err)?
         .sum::<(), _>();
     // Shift the value to the penalty itself; the shift is a constant, the gradient unchanged.
-    let shift = penalty - cst_back::<E>(surrogate.array());
-    let loss = surrogate + cst::<E>(shift);
+    let shift = dev_penalty.clone() - surrogate.retaped::<NoneTape>();
+    let loss = surrogate + shift;
     Ok((
         loss,
         PenaltyStats {
-            penalty: cst(penalty),
-            mean_grad_norm: cst(norms / m.max(1) as f64),
+            penalty: dev_penalty,
+            mean_grad_norm,
         },
     ))
 }
@@ -188,19 +176,15 @@ pub(crate) fn reborrow<'b>(r: &'b mut Option<&mut dyn RngCore>) -> Option<&'b mu
     }
 }
 
-fn cst_back<E: Float>(v: E) -> f64 {
-    v.to_f64().unwrap_or(f64::NAN)
-}
-
-/// The parts of a WGAN-GP critic loss.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CriticLossParts<E> {
+/// The parts of a WGAN-GP critic loss, as scalars on the critic's device.
+#[derive(Debug, Clone)]
+pub struct CriticLossParts<E: Dtype, D: Storage<E> = Cpu> {
     /// `mean D(x) - mean D(G(z))`, the Wasserstein estimate.
-    pub wasserstein: E,
+    pub wasserstein: Tensor<(), E, D>,
     /// The gradient penalty and mean gradient norm.
-    pub penalty: PenaltyStats<E>,
+    pub penalty: PenaltyStats<E, D>,
     /// `-wasserstein + penalty`, the value minimized.
-    pub total: E,
+    pub total: Tensor<(), E, D>,
 }
 
 /// The full WGAN-GP critic loss `mean D(G(z)) - mean D(x) + P` on one tape, so one
@@ -220,7 +204,7 @@ pub struct CriticLossParts<E> {
 /// let (loss, parts) = wgan_gp_critic_loss(
 ///     &critic, &real, &fake, &[0.1, 0.5, 0.9, 0.3], 10.0, critic.alloc_grads(), None,
 /// ).unwrap();
-/// assert!((loss.array() - parts.total).abs() < 1e-4);
+/// assert!((loss.array() - parts.total.array()).abs() < 1e-4);
 /// let grads = loss.backward();
 /// assert!(grads.get(&critic.conv1.weight).as_vec().iter().any(|&g| g != 0.0));
 /// ```
@@ -232,7 +216,7 @@ pub fn wgan_gp_critic_loss<E, D, C>(
     lambda: f64,
     grads: Gradients<E, D>,
     mut dropout: Option<&mut dyn RngCore>,
-) -> Result<(TapedLoss<E, D>, CriticLossParts<E>), LossError>
+) -> Result<CriticLoss<E, D>, LossError>
 where
     E: Dtype + Real + Float,
     D: Layers<E>,
@@ -250,9 +234,9 @@ where
         .map_err(critic_err)?;
     let (m_fake, tape) = s_fake.mean::<(), _>().split_tape();
     let (pen, stats) = gradient_penalty(critic, &x_hat, lambda, dropout, tape)?;
-    let wasserstein = m_real.array() - m_fake.array();
+    let wasserstein = m_real.clone() - m_fake.clone();
     let loss = pen + m_fake - m_real;
-    let total = loss.array();
+    let total = loss.retaped::<NoneTape>();
     Ok((
         loss,
         CriticLossParts {

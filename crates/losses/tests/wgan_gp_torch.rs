@@ -96,7 +96,7 @@ where
         wgan_gp_critic_loss(&d, &real, &fake, &e, lambda, d.alloc_grads(), None).unwrap();
     let rel = |a: f64, b: f64| (a - b).abs() / b.abs().max(1e-300);
     let num = |k: &str| fx[k].as_f64().unwrap();
-    let penalty = parts.penalty.penalty.to_f64().unwrap();
+    let penalty = parts.penalty.penalty.array().to_f64().unwrap();
     let loss_value = loss.array().to_f64().unwrap();
     println!(
         "{}: penalty {penalty} (torch {}), loss {loss_value} (torch {})",
@@ -106,7 +106,7 @@ where
     );
     assert!(rel(penalty, num("penalty")) <= tol.min(1e-5), "penalty");
     assert!(rel(loss_value, num("loss")) <= tol.min(1e-5), "loss");
-    let mean_norm = parts.penalty.mean_grad_norm.to_f64().unwrap();
+    let mean_norm = parts.penalty.mean_grad_norm.array().to_f64().unwrap();
     assert!(rel(mean_norm, num("mean_grad_norm")) <= tol.min(1e-5));
     let grads = loss.backward();
 

@@ -47,15 +47,15 @@ pub fn list(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
 }
 
 /// The networks and optimizers a checkpoint holds.
-pub struct State<'a, G, D> {
+pub struct State<'a, G, D, B: Storage<f32> = Cpu> {
     /// Generator.
     pub g: &'a mut G,
     /// Critic.
     pub d: &'a mut D,
     /// Generator's optimizer.
-    pub opt_g: &'a mut Optimizer<f32>,
+    pub opt_g: &'a mut Optimizer<f32, B>,
     /// Critic's optimizer.
-    pub opt_d: &'a mut Optimizer<f32>,
+    pub opt_d: &'a mut Optimizer<f32, B>,
 }
 
 const FORMAT: &str = "mouton-checkpoint/1";
@@ -64,7 +64,7 @@ const FORMAT: &str = "mouton-checkpoint/1";
 pub fn save<G, D, B>(
     run_dir: &Path,
     step: u64,
-    s: State<'_, G, D>,
+    s: State<'_, G, D, B>,
     keep: usize,
 ) -> Result<PathBuf, TrainError>
 where
@@ -93,7 +93,7 @@ where
 
 /// Loads a checkpoint into the state; returns its step. Every tensor is checked (names,
 /// shapes, dtype) and a file that is not a mouton checkpoint is refused.
-pub fn load<G, D, B>(path: &Path, s: State<'_, G, D>) -> Result<u64, TrainError>
+pub fn load<G, D, B>(path: &Path, s: State<'_, G, D, B>) -> Result<u64, TrainError>
 where
     B: Device<f32>,
     G: TensorCollection<f32, B>,

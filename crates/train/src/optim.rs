@@ -13,7 +13,8 @@ use num_traits::Float;
 use crate::config::OptimizerKind;
 use crate::TrainError;
 
-/// An optimizer and its state.
+/// An optimizer and its state, kept on the parameters' device (`D`): an update is a few
+/// element-wise device passes per parameter and one read-back of the gradient norm.
 ///
 /// ```
 /// use dfdx::prelude::*;
@@ -31,7 +32,7 @@ use crate::TrainError;
 /// assert_eq!(m.weight.as_vec(), [0.9, 1.1]);
 /// ```
 #[derive(Debug, Clone)]
-pub struct Optimizer<E> {
+pub struct Optimizer<E: Unit, D: Storage<E> = Cpu> {
     kind: OptimizerKind,
     lr: f64,
     beta1: f64,
@@ -39,19 +40,33 @@ pub struct Optimizer<E> {
     eps: f64,
     /// Updates done.
     t: u64,
-    /// Per parameter (in visiting order): Adam's first moment (empty for RMSprop).
-    m: Vec<Vec<E>>,
+    /// Per parameter (in visiting order, flattened): Adam's first moment (empty for RMSprop).
+    m: Vec<Tensor<(usize,), E, D>>,
     /// Per parameter: Adam's second moment, or RMSprop's running square average.
-    v: Vec<Vec<E>>,
+    v: Vec<Tensor<(usize,), E, D>>,
+    /// State read from a checkpoint, moved to the device at the next update.
+    loaded: Option<HostState<E>>,
 }
 
+/// Per parameter: the first moments (empty for RMSprop), the second moments.
+type HostState<E> = (Vec<Vec<E>>, Vec<Vec<E>>);
+
 struct Step<'a, E: Dtype, D: Device<E>> {
-    opt: &'a mut Optimizer<E>,
+    opt: &'a mut Optimizer<E, D>,
     grads: &'a mut Gradients<E, D>,
     index: usize,
-    sq_norm: f64,
-    buf: Vec<E>,
-    grad: Vec<E>,
+    /// Sum of the squared gradients, plus the sum of `0 x parameter` (NaN when a parameter
+    /// is not finite), on the device: read back once per update.
+    acc: Option<Tensor<(), E, D>>,
+}
+
+impl<E: Dtype + Float, D: Device<E>> Step<'_, E, D> {
+    fn add(&mut self, x: Tensor<(), E, D>) {
+        self.acc = Some(match self.acc.take() {
+            Some(a) => a + x,
+            None => x,
+        });
+    }
 }
 
 impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
@@ -70,51 +85,54 @@ impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
         }
         let n = p.shape().num_elements();
         self.grads.try_alloc_for(p)?;
-        self.grad.resize(n, E::zero());
-        self.grads.get(p).copy_into(&mut self.grad);
-        self.buf.resize(n, E::zero());
-        p.copy_into(&mut self.buf);
+        let g = self.grads.get(p).try_reshape_like(&(n,))?;
         let k = self.index;
         self.index += 1;
         let o = &mut *self.opt;
+        let dev = p.device().clone();
         if o.v.len() <= k {
-            o.v.push(vec![E::zero(); n]);
+            let (m0, v0) = match &mut o.loaded {
+                Some((m, v)) if k < v.len() => {
+                    (m.get_mut(k).map(std::mem::take), std::mem::take(&mut v[k]))
+                }
+                _ => (None, vec![E::zero(); n]),
+            };
+            o.v.push(dev.try_tensor_from_vec(v0, (n,))?);
             if o.kind == OptimizerKind::Adam {
-                o.m.push(vec![E::zero(); n]);
+                let m0 = m0.unwrap_or_else(|| vec![E::zero(); n]);
+                o.m.push(dev.try_tensor_from_vec(m0, (n,))?);
             }
         }
         let c = |x: f64| E::from(x).unwrap_or_else(E::nan);
+        // The scalars in the parameters' precision, as the element-wise maths would see them.
+        let f = |x: E| x.to_f64().unwrap_or(f64::NAN);
         let (lr, b1, b2, eps) = (c(o.lr), c(o.beta1), c(o.beta2), c(o.eps));
         let one = E::one();
-        for &g in &self.grad {
-            let g = g.to_f64().unwrap_or(f64::NAN);
-            self.sq_norm += g * g;
-        }
-        match o.kind {
+        let g2 = g.clone().try_square()?;
+        let upd = match o.kind {
             OptimizerKind::Adam => {
                 let t = o.t as i32;
                 let bc1 = one - b1.powi(t);
                 let bc2_sqrt = (one - b2.powi(t)).sqrt();
                 let step = lr / bc1;
                 let (m, v) = (&mut o.m[k], &mut o.v[k]);
-                let state = m.iter_mut().zip(v.iter_mut());
-                for ((p, &g), (m, v)) in self.buf.iter_mut().zip(&self.grad).zip(state) {
-                    *m = *m * b1 + g * (one - b1);
-                    *v = *v * b2 + g * g * (one - b2);
-                    let denom = v.sqrt() / bc2_sqrt + eps;
-                    *p -= step * *m / denom;
-                }
+                m.try_axpy(f(b1), &g, f(one - b1))?;
+                v.try_axpy(f(b2), &g2, f(one - b2))?;
+                let denom = v.clone().try_sqrt()?.try_div(bc2_sqrt)?.try_add(eps)?;
+                m.clone().try_mul(step)?.try_div(denom)?
             }
             OptimizerKind::Rmsprop => {
                 let v = &mut o.v[k];
-                for ((p, &g), v) in self.buf.iter_mut().zip(&self.grad).zip(v.iter_mut()) {
-                    *v = *v * b2 + g * g * (one - b2);
-                    *p -= lr * g / (v.sqrt() + eps);
-                }
+                v.try_axpy(f(b2), &g2, f(one - b2))?;
+                let denom = v.clone().try_sqrt()?.try_add(eps)?;
+                g.try_mul(lr)?.try_div(denom)?
             }
-        }
+        };
         // In place: the parameter keeps its id, so recorded gradients still find it.
-        p.copy_from(&self.buf);
+        p.try_axpy(1.0, &upd.try_reshape_like(p.shape())?, -1.0)?;
+        self.add(g2.try_sum()?);
+        let zero = p.clone().try_mul(E::zero())?.try_sum()?;
+        self.add(zero);
         Ok(None)
     }
 }
@@ -152,7 +170,7 @@ fn names<E: Dtype, D: Device<E>, M: TensorCollection<E, D>>(
     Ok(out)
 }
 
-impl<E: Dtype + Float> Optimizer<E> {
+impl<E: Dtype + Float, D: Device<E>> Optimizer<E, D> {
     /// A fresh optimizer. For RMSprop, `beta2` is its `alpha` and `beta1` is unused.
     pub fn new(kind: OptimizerKind, lr: f64, beta1: f64, beta2: f64, eps: f64) -> Self {
         Optimizer {
@@ -164,6 +182,7 @@ impl<E: Dtype + Float> Optimizer<E> {
             t: 0,
             m: Vec::new(),
             v: Vec::new(),
+            loaded: None,
         }
     }
 
@@ -174,34 +193,50 @@ impl<E: Dtype + Float> Optimizer<E> {
 
     /// One update of every trainable parameter of `module` from `grads` (a parameter with
     /// no recorded gradient counts as gradient 0). Returns the gradient's L2 norm over all
-    /// parameters.
-    pub fn step<D: Device<E>, M: TensorCollection<E, D>>(
+    /// parameters, or NaN when a parameter is not finite after the update.
+    pub fn step<M: TensorCollection<E, D>>(
         &mut self,
         module: &mut M,
         grads: &mut Gradients<E, D>,
     ) -> Result<f64, TrainError> {
+        let sq = match self.step_on_device(module, grads)? {
+            Some(t) => t.as_vec().first().copied().unwrap_or(E::nan()),
+            None => E::zero(),
+        };
+        Ok(sq.to_f64().unwrap_or(f64::NAN).sqrt())
+    }
+
+    /// [`Optimizer::step`] without waiting for the device: returns the squared gradient norm
+    /// (NaN when a parameter is not finite after the update) as a scalar still on the
+    /// device, `None` when `module` has no trainable parameter. Reading it waits for the
+    /// device, so a training step reads its scalars once, at its end.
+    pub fn step_on_device<M: TensorCollection<E, D>>(
+        &mut self,
+        module: &mut M,
+        grads: &mut Gradients<E, D>,
+    ) -> Result<Option<Tensor<(), E, D>>, TrainError> {
         self.t += 1;
         let mut s = Step {
             opt: self,
             grads,
             index: 0,
-            sq_norm: 0.0,
-            buf: Vec::new(),
-            grad: Vec::new(),
+            acc: None,
         };
         M::iter_tensors(&mut RecursiveWalker {
             m: module,
             f: &mut s,
         })
         .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-        Ok(s.sq_norm.sqrt())
+        let acc = s.acc;
+        self.loaded = None;
+        Ok(acc)
     }
 }
 
-impl<E: WeightDtype + Float> Optimizer<E> {
+impl<E: WeightDtype + Float, D: Device<E>> Optimizer<E, D> {
     /// Adds the state to a checkpoint under `prefix` (`opt_d.`): `m.<param>`, `v.<param>` and
     /// the update count as metadata.
-    pub fn save<D: Device<E>, M: TensorCollection<E, D>>(
+    pub fn save<M: TensorCollection<E, D>>(
         &self,
         w: &mut WeightsWriter,
         prefix: &str,
@@ -212,18 +247,26 @@ impl<E: WeightDtype + Float> Optimizer<E> {
             return Ok(());
         }
         for (k, (name, shape)) in names(module)?.into_iter().enumerate() {
-            if let Some(v) = self.v.get(k) {
-                w.add(&format!("{prefix}v.{name}"), shape.clone(), v);
+            let (m, v) = match &self.loaded {
+                // Loaded but not updated since: the state is still on the host.
+                Some((m, v)) => (m.get(k).cloned(), v.get(k).cloned()),
+                None => (
+                    self.m.get(k).map(|t| t.as_vec()),
+                    self.v.get(k).map(|t| t.as_vec()),
+                ),
+            };
+            if let Some(v) = v {
+                w.add(&format!("{prefix}v.{name}"), shape.clone(), &v);
             }
-            if let Some(m) = self.m.get(k) {
-                w.add(&format!("{prefix}m.{name}"), shape, m);
+            if let Some(m) = m {
+                w.add(&format!("{prefix}m.{name}"), shape, &m);
             }
         }
         Ok(())
     }
 
     /// Restores the state saved by [`Optimizer::save`] for `module`.
-    pub fn load<D: Device<E>, M: TensorCollection<E, D>>(
+    pub fn load<M: TensorCollection<E, D>>(
         &mut self,
         f: &WeightsFile,
         prefix: &str,
@@ -242,15 +285,18 @@ impl<E: WeightDtype + Float> Optimizer<E> {
         self.t = t;
         self.m.clear();
         self.v.clear();
+        self.loaded = None;
         if t == 0 {
             return Ok(());
         }
+        let (mut m, mut v) = (Vec::new(), Vec::new());
         for (name, shape) in names(module)? {
-            self.v.push(f.tensor(&format!("{prefix}v.{name}"), &shape)?);
+            v.push(f.tensor(&format!("{prefix}v.{name}"), &shape)?);
             if self.kind == OptimizerKind::Adam {
-                self.m.push(f.tensor(&format!("{prefix}m.{name}"), &shape)?);
+                m.push(f.tensor(&format!("{prefix}m.{name}"), &shape)?);
             }
         }
+        self.loaded = Some((m, v));
         Ok(())
     }
 }

@@ -13,9 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorRef,
-};
+use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::nn::BuildModule;
 use dfdx::prelude::*;
 use mouton_losses::gan::{
@@ -121,32 +119,6 @@ pub struct Summary {
 
 type Images<B> = Tensor<(usize, usize, usize, usize), f32, B>;
 
-struct Finite(bool);
-impl<B: Device<f32>> TensorVisitor<f32, B> for Finite {
-    type Viewer = ViewTensorRef;
-    type Err = B::Err;
-    type E2 = f32;
-    type D2 = B;
-    fn visit<S: Shape>(
-        &mut self,
-        _: TensorOptions<S, f32, B>,
-        t: &Tensor<S, f32, B>,
-    ) -> Result<Option<Tensor<S, f32, B>>, Self::Err> {
-        if self.0 {
-            let mut v = vec![0f32; t.shape().num_elements()];
-            t.copy_into(&mut v);
-            self.0 = v.iter().all(|x| x.is_finite());
-        }
-        Ok(None)
-    }
-}
-
-fn finite<M: TensorCollection<f32, B>, B: Device<f32>>(m: &M) -> bool {
-    let mut f = Finite(true);
-    let _ = M::iter_tensors(&mut RecursiveWalker { m, f: &mut f });
-    f.0
-}
-
 fn latent_batch<B: Device<f32>>(
     dev: &B,
     seed: u64,
@@ -174,30 +146,55 @@ fn finite_or_stop(value: f64, step: u64, quantity: &str) -> Result<f64, TrainErr
     }
 }
 
-fn mean(v: &[f32]) -> f64 {
-    v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
+/// A scalar of a step, still on the device where it was computed: a step reads its scalars
+/// once, at its end, because every read waits for the device (reading mid-step would leave
+/// the GPU idle while the host queues the next work).
+enum Scalar<B: Storage<f32>> {
+    Host(f64),
+    Device(Tensor<(), f32, B>),
 }
 
-/// One critic update; returns (loss, gp, mean D(real), mean D(fake), gradient norm).
+impl<B: Layers<f32>> Scalar<B> {
+    fn of(t: Option<Tensor<(), f32, B>>) -> Self {
+        t.map_or(Scalar::Host(0.0), Scalar::Device)
+    }
+
+    fn get(&self) -> f64 {
+        match self {
+            Scalar::Host(v) => *v,
+            Scalar::Device(t) => t.array() as f64,
+        }
+    }
+}
+
+/// One critic update's scalars.
+struct CriticUpdate<B: Storage<f32>> {
+    loss: Scalar<B>,
+    gp: Option<Scalar<B>>,
+    d_real: Scalar<B>,
+    d_fake: Scalar<B>,
+    /// The squared gradient norm (NaN when a weight is not finite after the update).
+    norm_sq: Scalar<B>,
+}
+
+/// One critic update.
 #[allow(clippy::too_many_arguments)]
 fn critic_update<G, D, B>(
     cfg: &TrainConfig,
     g: &mut G,
     d: &mut D,
-    opt_d: &mut Optimizer<f32>,
+    opt_d: &mut Optimizer<f32, B>,
     real: Images<B>,
+    z: Tensor<(usize, usize), f32, B>,
     step: u64,
     j: u64,
-    inject_nan: bool,
-) -> Result<(f64, Option<f64>, f64, f64, f64), TrainError>
+) -> Result<CriticUpdate<B>, TrainError>
 where
     B: Layers<f32>,
     G: Generator<f32, B>,
     D: Critic<f32, B> + TensorCollection<f32, B>,
 {
-    let dev = real.device().clone();
     let n = real.shape().0;
-    let z = latent_batch(&dev, cfg.seed, Stream::CriticLatent, step, j, n, g.latent());
     let fake = g.generate(z, true)?;
     let mut drop = rng(cfg.seed, Stream::Dropout, step, 2 * j);
     let mut labels_rng = rng(cfg.seed, Stream::Labels, step, j);
@@ -217,14 +214,22 @@ where
             d.alloc_grads(),
             Some(&mut drop),
         )?;
-        let w = parts.wasserstein as f64;
-        (loss, Some(parts.penalty.penalty as f64), w, 0.0)
+        let w = Scalar::Device(parts.wasserstein);
+        (
+            loss,
+            Some(Scalar::Device(parts.penalty.penalty)),
+            w,
+            Scalar::Host(0.0),
+        )
     } else {
         let (s_real, tape) = d
             .score(real.traced(d.alloc_grads()), Some(&mut drop))?
             .split_tape();
         let s_fake = d.score(fake.put_tape(tape), Some(&mut drop))?;
-        let (mr, mf) = (mean(&s_real.as_vec()), mean(&s_fake.as_vec()));
+        fn mean<B: Layers<f32>, T>(s: &Tensor<(usize,), f32, B, T>) -> Scalar<B> {
+            Scalar::Device(s.retaped::<NoneTape>().mean::<(), _>())
+        }
+        let (mr, mf) = (mean(&s_real), mean(&s_fake));
         let loss = match cfg.loss {
             LossKind::Gan | LossKind::Nsgan => {
                 let labels = Labels {
@@ -240,43 +245,36 @@ where
         };
         (loss, None, mr, mf)
     };
-    let value = if inject_nan {
-        f64::NAN
-    } else {
-        loss.array() as f64
-    };
-    finite_or_stop(value, step, "critic loss")?;
+    let value = Scalar::Device(loss.retaped::<NoneTape>());
     let mut grads = loss.backward();
-    let norm = opt_d.step(d, &mut grads)?;
+    let norm_sq = Scalar::of(opt_d.step_on_device(d, &mut grads)?);
     if cfg.loss == LossKind::Wgan {
         clip_weights(d, cfg.clip)?;
     }
     // For WGAN-GP, d_real carries the Wasserstein estimate and d_fake is 0 (see StepRecord).
-    Ok((value, gp, d_real, d_fake, norm))
+    Ok(CriticUpdate {
+        loss: value,
+        gp,
+        d_real,
+        d_fake,
+        norm_sq,
+    })
 }
 
+/// One generator update; returns its loss and squared gradient norm.
 fn generator_update<G, D, B>(
     cfg: &TrainConfig,
     g: &mut G,
     d: &D,
-    opt_g: &mut Optimizer<f32>,
-    dev: &B,
+    opt_g: &mut Optimizer<f32, B>,
+    z: Tensor<(usize, usize), f32, B>,
     step: u64,
-) -> Result<(f64, f64), TrainError>
+) -> Result<(Scalar<B>, Scalar<B>), TrainError>
 where
     B: Layers<f32>,
     G: Generator<f32, B> + TensorCollection<f32, B>,
     D: Critic<f32, B>,
 {
-    let z = latent_batch(
-        dev,
-        cfg.seed,
-        Stream::GeneratorLatent,
-        step,
-        0,
-        cfg.batch_size,
-        g.latent(),
-    );
     let grads = g.alloc_grads();
     let fake = g.generate(z.traced(grads), true)?;
     let mut drop = rng(cfg.seed, Stream::Dropout, step, u64::MAX);
@@ -289,11 +287,10 @@ where
         LossKind::Wgan | LossKind::WganGp => generator_loss(s),
         LossKind::Vae => return Err(TrainError::Config("a VAE has no critic".into())),
     };
-    let value = loss.array() as f64;
-    finite_or_stop(value, step, "generator loss")?;
+    let value = Scalar::Device(loss.retaped::<NoneTape>());
     let mut grads = loss.backward();
-    let norm = opt_g.step(g, &mut grads)?;
-    Ok((value, norm))
+    let norm_sq = Scalar::of(opt_g.step_on_device(g, &mut grads)?);
+    Ok((value, norm_sq))
 }
 
 /// Builds a network from the run's seed; `which` (0: generator, 1: critic) selects the stream,
@@ -314,7 +311,7 @@ where
     build::<M::To<f32, Cpu>>(cfg, which).to_device(dev)
 }
 
-fn optimizers(cfg: &TrainConfig) -> (Optimizer<f32>, Optimizer<f32>) {
+fn optimizers<B: Device<f32>>(cfg: &TrainConfig) -> (Optimizer<f32, B>, Optimizer<f32, B>) {
     let o = |lr| Optimizer::new(cfg.optimizer, lr, cfg.beta1, cfg.beta2, cfg.eps);
     (o(cfg.lr_g), o(cfg.lr_d))
 }
@@ -468,11 +465,11 @@ fn train_cuda(
 /// newest checkpoint there (from scratch, with a warning, if none was written yet); without
 /// it, refuses a directory that already holds a run.
 /// One step's updates: networks, optimizers, the epoch's batches, step, epoch -> its record.
-type StepFn<'a, G, D> = dyn FnMut(
+type StepFn<'a, G, D, B> = dyn FnMut(
         &mut G,
         &mut D,
-        &mut Optimizer<f32>,
-        &mut Optimizer<f32>,
+        &mut Optimizer<f32, B>,
+        &mut Optimizer<f32, B>,
         &mut mouton_data::Batches<'_>,
         u64,
         u64,
@@ -490,7 +487,7 @@ fn drive<G, D, B>(
     on_event: &mut dyn FnMut(Event<'_>),
     mut g: G,
     mut d: D,
-    step_fn: &mut StepFn<'_, G, D>,
+    step_fn: &mut StepFn<'_, G, D, B>,
     dev: &B,
 ) -> Result<Summary, TrainError>
 where
@@ -678,14 +675,14 @@ where
     let inject_at = opts.inject_nan_at_step;
     let mut step_fn = |g: &mut G,
                        d: &mut D,
-                       opt_g: &mut Optimizer<f32>,
-                       opt_d: &mut Optimizer<f32>,
+                       opt_g: &mut Optimizer<f32, B>,
+                       opt_d: &mut Optimizer<f32, B>,
                        it: &mut mouton_data::Batches<'_>,
                        step: u64,
                        epoch: u64|
      -> Result<StepRecord, TrainError> {
-        let (mut d_loss, mut gp_sum, mut d_real, mut d_fake, mut norm_d) =
-            (0.0, None, 0.0, 0.0, 0.0);
+        // Every upload first: the updates then queue their work without waiting.
+        let mut inputs = Vec::with_capacity(cfg.n_critic);
         for j in 0..cfg.n_critic as u64 {
             let batch = it
                 .next()
@@ -696,31 +693,45 @@ where
                 pixels.iter_mut().for_each(|v| *v = *v * 2.0 - 1.0);
             }
             let side = cfg.image_size;
-            let real: Images<B> = dev.tensor_from_vec(pixels, (batch.indices.len(), 1, side, side));
+            let n = batch.indices.len();
+            let real: Images<B> = dev.tensor_from_vec(pixels, (n, 1, side, side));
+            let z = latent_batch(dev, cfg.seed, Stream::CriticLatent, step, j, n, g.latent());
+            inputs.push((real, z));
+        }
+        let z_g = latent_batch(
+            dev,
+            cfg.seed,
+            Stream::GeneratorLatent,
+            step,
+            0,
+            cfg.batch_size,
+            g.latent(),
+        );
+        let mut critic = Vec::with_capacity(cfg.n_critic);
+        for (j, (real, z)) in inputs.into_iter().enumerate() {
+            critic.push(critic_update(cfg, g, d, opt_d, real, z, step, j as u64)?);
+        }
+        let (g_value, g_norm_sq) = generator_update(cfg, g, d, opt_g, z_g, step)?;
+        // The step's scalars, read once its work is queued.
+        let (mut d_loss, mut gp_sum, mut d_real, mut d_fake, mut norm_d) =
+            (0.0, None, 0.0, 0.0, 0.0);
+        for (j, u) in critic.iter().enumerate() {
             let inject = inject_at == Some(step + 1) && j == 0;
-            let (l, gp, r, f, nd) = critic_update(cfg, g, d, opt_d, real, step, j, inject)?;
-            d_loss += l;
-            if let Some(gp) = gp {
-                gp_sum = Some(gp_sum.unwrap_or(0.0) + gp);
+            let value = if inject { f64::NAN } else { u.loss.get() };
+            d_loss += finite_or_stop(value, step, "critic loss")?;
+            if let Some(gp) = &u.gp {
+                gp_sum = Some(gp_sum.unwrap_or(0.0) + gp.get());
             }
-            d_real += r;
-            d_fake += f;
-            norm_d = nd;
+            d_real += u.d_real.get();
+            d_fake += u.d_fake.get();
+            norm_d = u.norm_sq.get().sqrt();
         }
         let nc = cfg.n_critic as f64;
-        let (g_loss, norm_g) = generator_update(cfg, g, d, opt_g, dev, step)?;
-        // A NaN in the weights shows as a non-finite gradient norm or value.
-        finite_or_stop(
-            if finite(d) { norm_d } else { f64::NAN },
-            step,
-            "critic weights",
-        )?;
-        // A NaN in the weights shows as a non-finite gradient norm or value.
-        finite_or_stop(
-            if finite(g) { norm_g } else { f64::NAN },
-            step,
-            "generator weights",
-        )?;
+        let g_loss = finite_or_stop(g_value.get(), step, "generator loss")?;
+        let norm_g = g_norm_sq.get().sqrt();
+        // The optimizer's norm is NaN when a weight is not finite after the update.
+        finite_or_stop(norm_d, step, "critic weights")?;
+        finite_or_stop(norm_g, step, "generator weights")?;
         Ok(StepRecord {
             kind: "step".into(),
             step: step + 1,
@@ -791,12 +802,8 @@ fn run_vae(
         finite_or_stop(value, step, "VAE loss")?;
         let mut grads = loss.backward();
         let norm = opt.step(vae, &mut grads)?;
-        // A NaN in the weights shows as a non-finite gradient norm or value.
-        finite_or_stop(
-            if finite(vae) { norm } else { f64::NAN },
-            step,
-            "VAE weights",
-        )?;
+        // The optimizer's norm is NaN when a weight is not finite after the update.
+        finite_or_stop(norm, step, "VAE weights")?;
         Ok(StepRecord {
             kind: "step".into(),
             step: step + 1,

@@ -47,8 +47,12 @@ pub fn open_cuda(ordinal: usize, seed: u64) -> Result<Cuda, GeometryError> {
 }
 
 const MODULE: &str = "mouton_layers";
-const FUNCS: [&str; 7] = [
+const FUNCS: [&str; 11] = [
     "im2col",
+    "conv_direct",
+    "conv_direct_dx_add",
+    "conv_direct_dw_add",
+    "fill",
     "upsample_fwd",
     "upsample_bwd_add",
     "col2im_add",
@@ -60,31 +64,29 @@ const FUNCS: [&str; 7] = [
 const KERNELS: &str = r#"
 struct Geo { int n, c, h, w, kh, kw, s, pt, pl, oh, ow, o; };
 
-// cols[n][k][p], k = (c, ky, kx), p = (oy, ox): one (K x P) matrix per image.
+// cols[n][k][p], k = (c, ky, kx), p = (oy, ox): one (K x P) matrix per image; image n is
+// blockIdx.y (32-bit index maths: 64-bit divisions cost more than the copy itself).
 extern "C" __global__ void im2col(float* cols, const float* x, Geo g) {
-    long K = (long)g.c * g.kh * g.kw, P = (long)g.oh * g.ow, total = g.n * K * P;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        long p = i % P, k = (i / P) % K, n = i / (P * K);
+    int K = g.c * g.kh * g.kw, P = g.oh * g.ow, total = K * P;
+    const float* xn = x + (long)blockIdx.y * g.c * g.h * g.w;
+    float* cn = cols + (long)blockIdx.y * total;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        int p = i % P, k = i / P;
         int ox = p % g.ow, oy = p / g.ow;
-        int kx = k % g.kw, ky = (k / g.kw) % g.kh, c = k / (g.kw * g.kh);
+        int kx = k % g.kw, t = k / g.kw, ky = t % g.kh, c = t / g.kh;
         int iy = oy * g.s - g.pt + ky, ix = ox * g.s - g.pl + kx;
-        float v = 0.0f;
-        if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) {
-            v = x[((n * g.c + c) * g.h + iy) * (long)g.w + ix];
-        }
-        cols[i] = v;
+        cn[i] = (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w) ? xn[(c * g.h + iy) * g.w + ix] : 0.0f;
     }
 }
 
-// dx += col2im(dcols), gathered per input pixel (a fixed order, no atomics).
+// dx += col2im(dcols), gathered per input pixel (a fixed order, no atomics); image n is
+// blockIdx.y.
 extern "C" __global__ void col2im_add(float* dx, const float* dcols, Geo g) {
-    long K = (long)g.c * g.kh * g.kw, P = (long)g.oh * g.ow;
-    long total = (long)g.n * g.c * g.h * g.w;
-    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
-         i += (long)gridDim.x * blockDim.x) {
-        int ix = i % g.w, iy = (i / g.w) % g.h, c = (i / ((long)g.w * g.h)) % g.c;
-        long n = i / ((long)g.w * g.h * g.c);
+    int P = g.oh * g.ow, total = g.c * g.h * g.w;
+    const float* dn = dcols + (long)blockIdx.y * g.c * g.kh * g.kw * P;
+    float* xn = dx + (long)blockIdx.y * total;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        int ix = i % g.w, t = i / g.w, iy = t % g.h, c = t / g.h;
         float acc = 0.0f;
         for (int ky = 0; ky < g.kh; ky++) {
             int ty = iy + g.pt - ky;
@@ -96,11 +98,139 @@ extern "C" __global__ void col2im_add(float* dx, const float* dcols, Geo g) {
                 if (tx < 0 || tx % g.s != 0) continue;
                 int ox = tx / g.s;
                 if (ox >= g.ow) continue;
-                long k = ((long)c * g.kh + ky) * g.kw + kx;
-                acc += dcols[(n * K + k) * P + (long)oy * g.ow + ox];
+                acc += dn[((c * g.kh + ky) * g.kw + kx) * P + oy * g.ow + ox];
             }
         }
-        dx[i] += acc;
+        xn[i] += acc;
+    }
+}
+
+// Direct convolution for few output channels (no im2col): block (row pair, o, n) of 32 x 8
+// threads, 32 output columns at a time, each of the 8 thread rows summing every 8th input
+// channel for 2 output rows (each input value loaded once for both); the 8 partial sums are
+// then added in a fixed order. The output channel's weights sit in shared memory when they
+// fit (`wsm` floats of dynamic shared memory).
+#define DROWS 2
+extern "C" __global__ void conv_direct(float* y, const float* x, const float* w, const float* b,
+                                       int has_b, int wsm, Geo g) {
+    __shared__ float part[8][DROWS][33];
+    extern __shared__ float sw[];
+    int oy0 = blockIdx.x * DROWS, o = blockIdx.y, n = blockIdx.z;
+    int lane = threadIdx.x, grp = threadIdx.y, tid = grp * 32 + lane;
+    int wlen = g.c * g.kh * g.kw;
+    const float* xn = x + (long)n * g.c * g.h * g.w;
+    const float* wo = w + (long)o * wlen;
+    if (wsm) {
+        for (int i = tid; i < wlen; i += 256) sw[i] = wo[i];
+        __syncthreads();
+        wo = sw;
+    }
+    int iy_lo = max(oy0 * g.s - g.pt, 0);
+    int iy_hi = min((oy0 + DROWS - 1) * g.s - g.pt + g.kh - 1, g.h - 1);
+    for (int ox0 = 0; ox0 < g.ow; ox0 += 32) {
+        int ox = ox0 + lane;
+        float acc[DROWS];
+        for (int r = 0; r < DROWS; r++) acc[r] = 0.0f;
+        if (ox < g.ow) {
+            int ix0 = ox * g.s - g.pl;
+            for (int c = grp; c < g.c; c += 8) {
+                const float* xc = xn + c * g.h * g.w;
+                const float* wc = wo + c * g.kh * g.kw;
+                for (int iy = iy_lo; iy <= iy_hi; iy++) {
+                    const float* xr = xc + iy * g.w;
+                    for (int kx = 0; kx < g.kw; kx++) {
+                        int ix = ix0 + kx;
+                        if (ix < 0 || ix >= g.w) continue;
+                        float xv = xr[ix];
+#pragma unroll
+                        for (int r = 0; r < DROWS; r++) {
+                            int ky = iy - (oy0 + r) * g.s + g.pt;
+                            if (ky >= 0 && ky < g.kh) acc[r] += wc[ky * g.kw + kx] * xv;
+                        }
+                    }
+                }
+            }
+        }
+        for (int r = 0; r < DROWS; r++) part[grp][r][lane] = acc[r];
+        __syncthreads();
+        if (grp < DROWS) {
+            int oy = oy0 + grp;
+            if (oy < g.oh && ox < g.ow) {
+                float sum = has_b ? b[o] : 0.0f;
+                for (int q = 0; q < 8; q++) sum += part[q][grp][lane];
+                y[(((long)n * g.o + o) * g.oh + oy) * g.ow + ox] = sum;
+            }
+        }
+        __syncthreads();
+    }
+}
+
+// dx[n][c][iy][ix] += sum over (o, ky, kx) of w[o][c][ky][kx] dy[n][o][oy][ox] (few o), looping
+// over the output pixels that see this input pixel (no per-tap division); image n is
+// blockIdx.y.
+extern "C" __global__ void conv_direct_dx_add(float* dx, const float* dy, const float* w, Geo g) {
+    int total = g.c * g.h * g.w, P = g.oh * g.ow;
+    const float* dn = dy + (long)blockIdx.y * g.o * P;
+    float* xn = dx + (long)blockIdx.y * total;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+        int ix = i % g.w, t = i / g.w, iy = t % g.h, c = t / g.h;
+        int ty = iy + g.pt, tx = ix + g.pl;
+        // ky = ty - oy s in [0, kh): oy from ceil((ty - kh + 1) / s) to floor(ty / s).
+        int oy0 = ty - g.kh + 1 <= 0 ? 0 : (ty - g.kh + g.s) / g.s;
+        int oy1 = min(ty / g.s, g.oh - 1);
+        int ox0 = tx - g.kw + 1 <= 0 ? 0 : (tx - g.kw + g.s) / g.s;
+        int ox1 = min(tx / g.s, g.ow - 1);
+        float acc = 0.0f;
+        for (int o = 0; o < g.o; o++) {
+            const float* wo = w + ((long)o * g.c + c) * g.kh * g.kw;
+            const float* d = dn + o * P;
+            for (int oy = oy0; oy <= oy1; oy++) {
+                const float* wr = wo + (ty - oy * g.s) * g.kw + tx;
+                const float* dr = d + oy * g.ow;
+                for (int ox = ox0; ox <= ox1; ox++) acc += wr[-ox * g.s] * dr[ox];
+            }
+        }
+        xn[i] += acc;
+    }
+}
+
+// dw[o][c][ky][kx] += sum over images and output pixels of dy x (few o): one block of 256 per
+// (o, c); each thread accumulates every tap in its column of shared memory (kh kw x 256
+// floats), then thread t sums tap t's 256 partials in order.
+extern "C" __global__ void conv_direct_dw_add(float* dw, const float* dy, const float* x, Geo g) {
+    extern __shared__ float acc[];
+    int c = blockIdx.x % g.c, o = blockIdx.x / g.c;
+    int taps = g.kh * g.kw, tid = threadIdx.x, P = g.oh * g.ow;
+    for (int t = 0; t < taps; t++) acc[t * 256 + tid] = 0.0f;
+    for (int n = 0; n < g.n; n++) {
+        const float* dn = dy + ((long)n * g.o + o) * P;
+        const float* xc = x + ((long)n * g.c + c) * g.h * g.w;
+        for (int p = tid; p < P; p += 256) {
+            int ox = p % g.ow, oy = p / g.ow;
+            float d = dn[p];
+            int t = 0;
+            for (int ky = 0; ky < g.kh; ky++) {
+                int iy = oy * g.s - g.pt + ky;
+                bool row = iy >= 0 && iy < g.h;
+                for (int kx = 0; kx < g.kw; kx++, t++) {
+                    int ix = ox * g.s - g.pl + kx;
+                    if (row && ix >= 0 && ix < g.w) acc[t * 256 + tid] += d * xc[iy * g.w + ix];
+                }
+            }
+        }
+    }
+    __syncthreads();
+    for (int t = tid; t < taps; t += 256) {
+        float sum = 0.0f;
+        for (int j = 0; j < 256; j++) sum += acc[t * 256 + j];
+        dw[((long)o * g.c + c) * taps + t] += sum;
+    }
+}
+
+extern "C" __global__ void fill(float* y, float v, long total) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        y[i] = v;
     }
 }
 
@@ -274,23 +404,49 @@ where
     unsafe { f.launch(cfg, params) }
 }
 
-/// A copy of `x`'s values (row-major) in a buffer of ours. dfdx's storage is private, but the
-/// gradient of `sum(p * x)` with respect to `p` is `x`.
-pub(crate) fn read<S: Shape, T>(
-    x: &Tensor<S, f32, Cuda, T>,
-) -> Result<CudaSlice<f32>, GeometryError> {
+/// `x`'s values (row-major) in a gradient buffer we can borrow: dfdx's storage is private, but
+/// the gradient of `p * x` with respect to `p`, seeded with ones, is `x`. Costs a zero fill,
+/// the product and its backward pass (which also computes the unused gradient of `x`).
+pub(crate) fn read<S: Shape, T>(x: &Tensor<S, f32, Cuda, T>) -> Result<Read, GeometryError> {
     let dev = x.device();
-    // Not `ones_like`: on CUDA, dfdx fills it on the host and copies it over.
-    let p: Tensor<S, f32, Cuda> = dev.try_zeros_like(x.shape()).map_err(dev_err)? + 1.0;
-    let ghost = p.ghost();
-    let prod = p.leaky_traced() * x.retaped::<NoneTape>();
-    let mut grads = prod
-        .try_sum::<(), _>()
-        .map_err(dev_err)?
-        .try_backward()
+    let len = x.shape().num_elements();
+    let p: Tensor<(usize,), f32, Cuda> = dev.try_zeros_like(&(len,)).map_err(dev_err)?;
+    let flat = x
+        .retaped::<NoneTape>()
+        .try_reshape_like(&(len,))
         .map_err(dev_err)?;
-    let g: &CudaSlice<f32> = grads.get_or_alloc_mut(&ghost).map_err(dev_err)?;
-    copy(g).map_err(dev_err)
+    let (prod, mut tape) = p
+        .clone()
+        .leaky_traced()
+        .try_mul(flat)
+        .map_err(dev_err)?
+        .split_tape();
+    let prod_g = prod.ghost();
+    // Seeds d(out)/d(prod) = 1 directly (no sum and its backward pass).
+    tape.add_backward_op(move |grads| {
+        let g: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&prod_g)?;
+        let cu = g.device();
+        load(&cu).map_err(|_| CudaError::Driver(backward_failure()))?;
+        launch(&cu, "fill", grid(len), (g, 1.0f32, len as i64))?;
+        Ok(())
+    });
+    let root = dev.try_zeros::<Rank0>().map_err(dev_err)?.put_tape(tape);
+    let grads = root.try_backward().map_err(dev_err)?;
+    Ok(Read { grads, p })
+}
+
+/// The values [`read`] took, held in the gradients that computed them.
+pub(crate) struct Read {
+    grads: Gradients<f32, Cuda>,
+    /// The factor whose gradient holds the values (a tensor: dfdx's ghost type is private).
+    p: Tensor<(usize,), f32, Cuda>,
+}
+
+impl Read {
+    pub(crate) fn slice(&mut self) -> Result<&CudaSlice<f32>, GeometryError> {
+        let s: &mut CudaSlice<f32> = self.grads.get_or_alloc_mut(&self.p).map_err(dev_err)?;
+        Ok(s)
+    }
 }
 
 fn copy(src: &CudaSlice<f32>) -> Result<CudaSlice<f32>, DriverError> {
@@ -316,11 +472,30 @@ pub(crate) fn write<S: Shape>(
     Ok(grads.get(&ghost))
 }
 
+/// Convolutions with at most this many output channels use the direct kernels...
+const DIRECT_MAX_OUT: usize = 8;
+/// ... when their kernel has at most this many taps (the weight gradient's shared memory).
+const DIRECT_MAX_TAPS: usize = 48;
+
+/// A grid-stride launch over `per` elements of each of `n` images (image = blockIdx.y).
+fn per_image(per: usize, n: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (per.div_ceil(256).clamp(1, 65_535) as u32, n as u32, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
 fn im2col(cu: &Arc<CudaDevice>, x: &CudaSlice<f32>, g: Geo) -> Result<CudaSlice<f32>, DriverError> {
-    let len = g.n as usize * g.k() * g.p();
+    let per = g.k() * g.p();
     // SAFETY: the kernel writes every element.
-    let mut cols = unsafe { cu.alloc::<f32>(len) }?;
-    launch(cu, "im2col", grid(len), (&mut cols, x, g))?;
+    let mut cols = unsafe { cu.alloc::<f32>(g.n as usize * per) }?;
+    launch(
+        cu,
+        "im2col",
+        per_image(per, g.n as usize),
+        (&mut cols, x, g),
+    )?;
     Ok(cols)
 }
 
@@ -387,32 +562,60 @@ where
     let geometry = Conv2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding)?;
     let g = Geo::of(&geometry)?;
     let (kk, p) = (g.k(), g.p());
+    if n > 65_535 || geometry.oh > 65_535 {
+        return Err(GeometryError::Invalid(
+            "batch or output height above 65,535 on CUDA",
+        ));
+    }
     let (x, mut tape) = x.split_tape();
-    let xs = read(&x)?;
-    let ws = read(weights)?;
-    let bs = bias.map(read).transpose()?;
+    let mut xr = read(&x)?;
+    let mut wr = read(weights)?;
+    let mut br = bias.map(read).transpose()?;
+    let xs = xr.slice()?;
     let cu = xs.device();
     load(&cu)?;
+    // Few output channels (a generator's image layer): direct kernels, no K x P columns.
+    let direct = o <= DIRECT_MAX_OUT && kh * kw <= DIRECT_MAX_TAPS;
+    let cols = if direct {
+        None
+    } else {
+        Some(im2col(&cu, xs, g).map_err(dev_err)?)
+    };
     let blas = blas_for(&cu)?;
-    let cols = im2col(&cu, &xs, g).map_err(dev_err)?;
-    drop(xs);
     let y = write(x.device(), (n, o, geometry.oh, geometry.ow), |out| {
+        let ws = wr.slice()?;
+        if direct {
+            // The output channel's weights in shared memory when they fit in 32 KiB.
+            let wsm = kk <= 8192;
+            let cfg = LaunchConfig {
+                grid_dim: (geometry.oh.div_ceil(2) as u32, g.o as u32, g.n as u32),
+                block_dim: (32, 8, 1),
+                shared_mem_bytes: if wsm { 4 * kk as u32 } else { 0 },
+            };
+            let (bs, has_b) = match &mut br {
+                Some(b) => (b.slice()?, 1i32),
+                None => (ws, 0),
+            };
+            let params = (out, xs, ws, bs, has_b, i32::from(wsm), g);
+            return launch(&cu, "conv_direct", cfg, params).map_err(dev_err);
+        }
+        let cols = cols.as_ref().ok_or(GeometryError::Invalid("no columns"))?;
         // Y_i (O x P) = W (O x K) cols_i (K x P)
         batched_gemm(
             &blas,
             (o, p, kk),
-            (&ws, false, 0),
-            (&cols, false, kk * p),
+            (ws, false, 0),
+            (cols, false, kk * p),
             (&mut *out, o * p),
             n,
         )?;
-        if let Some(b) = &bs {
+        if let Some(b) = &mut br {
             let total = n * o * p;
             launch(
                 &cu,
                 "add_bias",
                 grid(total),
-                (out, b, o as i32, p as i32, total as i64),
+                (out, b.slice()?, o as i32, p as i32, total as i64),
             )
             .map_err(dev_err)?;
         }
@@ -421,6 +624,8 @@ where
     if !T::OWNS_TAPE {
         return Ok(y.put_tape(tape));
     }
+    // The direct kernels' backward reads x; the GEMM path's reads the columns.
+    let keep_x = if direct { Some(xr) } else { None };
     let (x_g, w_g, b_g, y_g) = (
         x.ghost(),
         weights.ghost(),
@@ -428,46 +633,64 @@ where
         y.ghost(),
     );
     tape.add_backward_op(move |grads| {
+        let fail = |_| CudaError::Driver(backward_failure());
         let gy = copy(grads.get_or_alloc_mut(&y_g)?)?;
         let cu = gy.device();
-        let blas = blas_for(&cu).map_err(|_| CudaError::Driver(backward_failure()))?;
-        {
-            // dcols_i (K x P) = W^T (K x O) dY_i (O x P), then gathered into dX.
-            // SAFETY: the GEMM writes every element.
-            let mut dcols = unsafe { cu.alloc::<f32>(n * kk * p) }?;
-            batched_gemm(
-                &blas,
-                (kk, p, o),
-                (&ws, true, 0),
-                (&gy, false, o * p),
-                (&mut dcols, kk * p),
-                n,
-            )
-            .map_err(|_| CudaError::Driver(backward_failure()))?;
+        let mut wr = wr;
+        let ws = wr.slice().map_err(fail)?;
+        if let Some(mut xr) = keep_x {
+            let xs = xr.slice().map_err(fail)?;
             let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
-            launch(&cu, "col2im_add", grid(n * c * h * w), (gx, &dcols, g))?;
-        }
-        {
-            // dW += sum_i dY_i (O x P) cols_i^T (P x K)
-            // SAFETY: the GEMM writes every element.
-            let mut parts = unsafe { cu.alloc::<f32>(n * o * kk) }?;
-            batched_gemm(
-                &blas,
-                (o, kk, p),
-                (&gy, false, o * p),
-                (&cols, true, kk * p),
-                (&mut parts, o * kk),
-                n,
-            )
-            .map_err(|_| CudaError::Driver(backward_failure()))?;
+            let cfg = per_image(c * h * w, n);
+            launch(&cu, "conv_direct_dx_add", cfg, (gx, &gy, ws, g))?;
             let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
-            let len = o * kk;
-            launch(
-                &cu,
-                "sum_batches_add",
-                grid(len),
-                (gw, &parts, n as i32, len as i64),
-            )?;
+            let cfg = LaunchConfig {
+                grid_dim: ((o * c) as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: (kh * kw * 256 * 4) as u32,
+            };
+            launch(&cu, "conv_direct_dw_add", cfg, (gw, &gy, xs, g))?;
+        } else {
+            let cols = cols.ok_or(CudaError::Driver(backward_failure()))?;
+            let blas = blas_for(&cu).map_err(fail)?;
+            {
+                // dcols_i (K x P) = W^T (K x O) dY_i (O x P), then gathered into dX.
+                // SAFETY: the GEMM writes every element.
+                let mut dcols = unsafe { cu.alloc::<f32>(n * kk * p) }?;
+                batched_gemm(
+                    &blas,
+                    (kk, p, o),
+                    (ws, true, 0),
+                    (&gy, false, o * p),
+                    (&mut dcols, kk * p),
+                    n,
+                )
+                .map_err(fail)?;
+                let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
+                launch(&cu, "col2im_add", per_image(c * h * w, n), (gx, &dcols, g))?;
+            }
+            {
+                // dW += sum_i dY_i (O x P) cols_i^T (P x K)
+                // SAFETY: the GEMM writes every element.
+                let mut parts = unsafe { cu.alloc::<f32>(n * o * kk) }?;
+                batched_gemm(
+                    &blas,
+                    (o, kk, p),
+                    (&gy, false, o * p),
+                    (&cols, true, kk * p),
+                    (&mut parts, o * kk),
+                    n,
+                )
+                .map_err(fail)?;
+                let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
+                let len = o * kk;
+                launch(
+                    &cu,
+                    "sum_batches_add",
+                    grid(len),
+                    (gw, &parts, n as i32, len as i64),
+                )?;
+            }
         }
         if let Some(b_g) = b_g {
             let gb: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&b_g)?;
@@ -518,7 +741,8 @@ pub(crate) fn upsample_nearest<T: Tape<f32, Cuda>>(
         i32::try_from(f).map_err(|_| GeometryError::Invalid("too large"))?,
     );
     let (x, mut tape) = x.split_tape();
-    let xs = read(&x)?;
+    let mut xr = read(&x)?;
+    let xs = xr.slice()?;
     let cu = xs.device();
     load(&cu)?;
     let total = n * c * h * w * f * f;
@@ -527,7 +751,7 @@ pub(crate) fn upsample_nearest<T: Tape<f32, Cuda>>(
             &cu,
             "upsample_fwd",
             grid(total),
-            (out, &xs, hi, wi, fi, total as i64),
+            (out, xs, hi, wi, fi, total as i64),
         )
         .map_err(dev_err)
     })?;
