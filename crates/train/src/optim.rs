@@ -13,8 +13,9 @@ use num_traits::Float;
 use crate::config::OptimizerKind;
 use crate::TrainError;
 
-/// An optimizer and its state, kept on the parameters' device (`D`): an update is a few
-/// element-wise device passes per parameter and one read-back of the gradient norm.
+/// An optimizer and its state. On the CPU an update is one fused pass per parameter; on
+/// another device (CUDA) the state stays on the device and an update is a few element-wise
+/// device passes per parameter, nothing copied to the host.
 ///
 /// ```
 /// use dfdx::prelude::*;
@@ -41,15 +42,34 @@ pub struct Optimizer<E: Unit, D: Storage<E> = Cpu> {
     /// Updates done.
     t: u64,
     /// Per parameter (in visiting order, flattened): Adam's first moment (empty for RMSprop).
-    m: Vec<Tensor<(usize,), E, D>>,
+    m: Vec<Moments<E, D>>,
     /// Per parameter: Adam's second moment, or RMSprop's running square average.
-    v: Vec<Tensor<(usize,), E, D>>,
+    v: Vec<Moments<E, D>>,
     /// State read from a checkpoint, moved to the device at the next update.
     loaded: Option<HostState<E>>,
+    /// Keep the state as device tensors (always true off the CPU).
+    device_state: bool,
 }
 
 /// Per parameter: the first moments (empty for RMSprop), the second moments.
 type HostState<E> = (Vec<Vec<E>>, Vec<Vec<E>>);
+
+/// One parameter's moments: in host memory for the CPU device (one fused pass per update),
+/// on the device otherwise (a few element-wise device passes, nothing copied to the host).
+#[derive(Debug, Clone)]
+enum Moments<E: Unit, D: Storage<E>> {
+    Host(Vec<E>),
+    Device(Tensor<(usize,), E, D>),
+}
+
+impl<E: Unit, D: Storage<E>> Moments<E, D> {
+    fn to_host(&self) -> Vec<E> {
+        match self {
+            Moments::Host(v) => v.clone(),
+            Moments::Device(t) => t.as_vec(),
+        }
+    }
+}
 
 struct Step<'a, E: Dtype, D: Device<E>> {
     opt: &'a mut Optimizer<E, D>,
@@ -58,6 +78,12 @@ struct Step<'a, E: Dtype, D: Device<E>> {
     /// Sum of the squared gradients, plus the sum of `0 x parameter` (NaN when a parameter
     /// is not finite), on the device: read back once per update.
     acc: Option<Tensor<(), E, D>>,
+    /// The same on the host, for parameters updated there.
+    host_sq: f64,
+    /// A device to put `host_sq` on.
+    dev: Option<D>,
+    buf: Vec<E>,
+    grad: Vec<E>,
 }
 
 impl<E: Dtype + Float, D: Device<E>> Step<'_, E, D> {
@@ -85,9 +111,9 @@ impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
         }
         let n = p.shape().num_elements();
         self.grads.try_alloc_for(p)?;
-        let g = self.grads.get(p).try_reshape_like(&(n,))?;
         let k = self.index;
         self.index += 1;
+        let on_host = !self.opt.device_state;
         let o = &mut *self.opt;
         let dev = p.device().clone();
         if o.v.len() <= k {
@@ -97,32 +123,76 @@ impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
                 }
                 _ => (None, vec![E::zero(); n]),
             };
-            o.v.push(dev.try_tensor_from_vec(v0, (n,))?);
+            let slot = |x: Vec<E>| -> Result<Moments<E, D>, D::Err> {
+                Ok(if on_host {
+                    Moments::Host(x)
+                } else {
+                    Moments::Device(dev.try_tensor_from_vec(x, (n,))?)
+                })
+            };
+            o.v.push(slot(v0)?);
             if o.kind == OptimizerKind::Adam {
-                let m0 = m0.unwrap_or_else(|| vec![E::zero(); n]);
-                o.m.push(dev.try_tensor_from_vec(m0, (n,))?);
+                o.m.push(slot(m0.unwrap_or_else(|| vec![E::zero(); n]))?);
             }
         }
+        self.dev.get_or_insert_with(|| dev.clone());
         let c = |x: f64| E::from(x).unwrap_or_else(E::nan);
-        // The scalars in the parameters' precision, as the element-wise maths would see them.
-        let f = |x: E| x.to_f64().unwrap_or(f64::NAN);
         let (lr, b1, b2, eps) = (c(o.lr), c(o.beta1), c(o.beta2), c(o.eps));
         let one = E::one();
+        let t = o.t as i32;
+        // Adam's step size and bias correction, in the parameters' precision.
+        let (step, bc2_sqrt) = (lr / (one - b1.powi(t)), (one - b2.powi(t)).sqrt());
+        let v = &mut o.v[k];
+        let m = o.m.get_mut(k);
+        if let Moments::Host(v) = v {
+            // The CPU: one pass over host copies of the gradient and the parameter.
+            self.grad.resize(n, E::zero());
+            self.grads.get(p).copy_into(&mut self.grad);
+            self.buf.resize(n, E::zero());
+            p.copy_into(&mut self.buf);
+            for &g in &self.grad {
+                let g = g.to_f64().unwrap_or(f64::NAN);
+                self.host_sq += g * g;
+            }
+            match m {
+                Some(Moments::Host(m)) => {
+                    let state = m.iter_mut().zip(v.iter_mut());
+                    for ((p, &g), (m, v)) in self.buf.iter_mut().zip(&self.grad).zip(state) {
+                        *m = *m * b1 + g * (one - b1);
+                        *v = *v * b2 + g * g * (one - b2);
+                        let denom = v.sqrt() / bc2_sqrt + eps;
+                        *p -= step * *m / denom;
+                    }
+                }
+                _ => {
+                    for ((p, &g), v) in self.buf.iter_mut().zip(&self.grad).zip(v.iter_mut()) {
+                        *v = *v * b2 + g * g * (one - b2);
+                        *p -= lr * g / (v.sqrt() + eps);
+                    }
+                }
+            }
+            if !self.buf.iter().all(|x| x.is_finite()) {
+                self.host_sq = f64::NAN;
+            }
+            // In place: the parameter keeps its id, so recorded gradients still find it.
+            p.copy_from(&self.buf);
+            return Ok(None);
+        }
+        let (Moments::Device(v), m) = (v, m) else {
+            unreachable!("a parameter's moments live where its first update put them")
+        };
+        // The scalars as the element-wise maths would see them (axpy takes f64).
+        let f = |x: E| x.to_f64().unwrap_or(f64::NAN);
+        let g = self.grads.get(p).try_reshape_like(&(n,))?;
         let g2 = g.clone().try_square()?;
-        let upd = match o.kind {
-            OptimizerKind::Adam => {
-                let t = o.t as i32;
-                let bc1 = one - b1.powi(t);
-                let bc2_sqrt = (one - b2.powi(t)).sqrt();
-                let step = lr / bc1;
-                let (m, v) = (&mut o.m[k], &mut o.v[k]);
+        let upd = match m {
+            Some(Moments::Device(m)) => {
                 m.try_axpy(f(b1), &g, f(one - b1))?;
                 v.try_axpy(f(b2), &g2, f(one - b2))?;
                 let denom = v.clone().try_sqrt()?.try_div(bc2_sqrt)?.try_add(eps)?;
                 m.clone().try_mul(step)?.try_div(denom)?
             }
-            OptimizerKind::Rmsprop => {
-                let v = &mut o.v[k];
+            _ => {
                 v.try_axpy(f(b2), &g2, f(one - b2))?;
                 let denom = v.clone().try_sqrt()?.try_add(eps)?;
                 g.try_mul(lr)?.try_div(denom)?
@@ -183,7 +253,15 @@ impl<E: Dtype + Float, D: Device<E>> Optimizer<E, D> {
             m: Vec::new(),
             v: Vec::new(),
             loaded: None,
+            device_state: std::any::TypeId::of::<D>() != std::any::TypeId::of::<Cpu>(),
         }
+    }
+
+    /// Runs the device (CUDA) update path even on the CPU: state as tensors, element-wise
+    /// tensor ops. Slower there; it lets the CPU tests check that path's maths.
+    pub fn with_device_state(mut self) -> Self {
+        self.device_state = true;
+        self
     }
 
     /// Updates done so far.
@@ -221,13 +299,24 @@ impl<E: Dtype + Float, D: Device<E>> Optimizer<E, D> {
             grads,
             index: 0,
             acc: None,
+            host_sq: 0.0,
+            dev: None,
+            buf: Vec::new(),
+            grad: Vec::new(),
         };
         M::iter_tensors(&mut RecursiveWalker {
             m: module,
             f: &mut s,
         })
         .map_err(|e| TrainError::Device(format!("{e:?}")))?;
-        let acc = s.acc;
+        let (mut acc, host_sq, dev) = (s.acc, s.host_sq, s.dev);
+        if let Some(dev) = dev.filter(|_| host_sq != 0.0) {
+            let h = dev.tensor(E::from(host_sq).unwrap_or_else(E::nan));
+            acc = Some(match acc {
+                Some(a) => a + h,
+                None => h,
+            });
+        }
         self.loaded = None;
         Ok(acc)
     }
@@ -251,8 +340,8 @@ impl<E: WeightDtype + Float, D: Device<E>> Optimizer<E, D> {
                 // Loaded but not updated since: the state is still on the host.
                 Some((m, v)) => (m.get(k).cloned(), v.get(k).cloned()),
                 None => (
-                    self.m.get(k).map(|t| t.as_vec()),
-                    self.v.get(k).map(|t| t.as_vec()),
+                    self.m.get(k).map(Moments::to_host),
+                    self.v.get(k).map(Moments::to_host),
                 ),
             };
             if let Some(v) = v {
