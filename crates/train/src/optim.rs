@@ -189,8 +189,10 @@ impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
             Some(Moments::Device(m)) => {
                 m.try_axpy(f(b1), &g, f(one - b1))?;
                 v.try_axpy(f(b2), &g2, f(one - b2))?;
-                let denom = v.clone().try_sqrt()?.try_div(bc2_sqrt)?.try_add(eps)?;
-                m.clone().try_mul(step)?.try_div(denom)?
+                // step m / (sqrt(v) / c + eps) with numerator and denominator times c: one
+                // device pass fewer (the CPU path keeps PyTorch's exact order).
+                let denom = v.clone().try_sqrt()?.try_add(eps * bc2_sqrt)?;
+                m.clone().try_mul(step * bc2_sqrt)?.try_div(denom)?
             }
             _ => {
                 v.try_axpy(f(b2), &g2, f(one - b2))?;
@@ -200,9 +202,9 @@ impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
         };
         // In place: the parameter keeps its id, so recorded gradients still find it.
         p.try_axpy(1.0, &upd.try_reshape_like(p.shape())?, -1.0)?;
-        self.add(g2.try_sum()?);
-        let zero = p.clone().try_mul(E::zero())?.try_sum()?;
-        self.add(zero);
+        // sum g^2 + sum 0 x p: NaN when a parameter is not finite.
+        let zero = p.clone().try_reshape_like(&(n,))?.try_mul(E::zero())?;
+        self.add(zero.try_add(g2)?.try_sum()?);
         Ok(None)
     }
 }
