@@ -24,9 +24,23 @@ for p in sheep1 sheep2; do
       --run-dir "$OUT/$p-$d" --quiet || status=1
   done
 done
+# The same seed on the same GPU again: is the run repeatable?
+"$R" mouton train --preset sheep1 --device cuda --max-steps "$STEPS" --seed 1 \
+  --run-dir "$OUT/sheep1-cuda-again" --quiet || status=1
 python3 - "$OUT" <<'PY' || status=1
 import json, sys, os
 out = sys.argv[1]
+def steps(d):
+    keys = ("d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
+    return [tuple(r[k] for k in keys) for r in map(json.loads, open(os.path.join(out, d, "metrics.jsonl")))
+            if r.get("kind") == "step"]
+a, b = steps("sheep1-cuda"), steps("sheep1-cuda-again")
+same = sum(x == y for x, y in zip(a, b))
+gap = max(abs(u - v) / max(abs(u), 1e-12) for x, y in zip(a, b) for u, v in zip(x, y))
+print(f"sheep1 on CUDA twice with seed 1: {same} of {len(a)} step records identical, largest "
+      f"relative difference {gap:.1e}"
+      + ("" if same == len(a) else f" (first difference at step {next(i for i, (x, y) in enumerate(zip(a, b)) if x != y) + 1}: "
+         f"{[k for k, u, v in zip(('d_loss', 'g_loss', 'd_real', 'd_fake', 'grad_norm_d', 'grad_norm_g'), *next((x, y) for x, y in zip(a, b) if x != y)) if u != v]} differ)"))
 for p in ("sheep1", "sheep2"):
     runs = {}
     for d in ("cpu", "cuda"):
