@@ -97,6 +97,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sheep1", required=True)
     ap.add_argument("--sheep2", required=True)
+    ap.add_argument("--sheep1-tf32", help="a mouton run with --tf32, compared to PyTorch's defaults")
+    ap.add_argument("--sheep2-tf32")
     ap.add_argument("--steps", type=int, default=200)
     a = ap.parse_args()
     name = torch.cuda.get_device_name(0)
@@ -107,11 +109,16 @@ def main():
     for label, tf32 in (("PyTorch eager (defaults)", default_tf32), ("PyTorch eager FP32", False)):
         torch.backends.cudnn.allow_tf32 = tf32
         t = torch_side(a.steps)
-        for key, run in (("sheep1", a.sheep1), ("sheep2", a.sheep2)):
+        runs = [("sheep1", a.sheep1), ("sheep2", a.sheep2)]
+        if tf32:
+            runs += [(k, r) for k, r in (("sheep1 --tf32", a.sheep1_tf32),
+                                          ("sheep2 --tf32", a.sheep2_tf32)) if r]
+        for key, run in runs:
             m, n = mouton_images_per_s(run)
+            base = t[key.split()[0]]
             print(f"{key}: mouton {m:,.0f} images/s (median of {n} steps), {label} "
-                  f"{t[key]:,.0f} images/s, ratio {m / t[key]:.2f}x; one epoch of {FULL_SET:,} "
-                  f"images: mouton {FULL_SET / m:.1f} s, PyTorch {FULL_SET / t[key]:.1f} s")
+                  f"{base:,.0f} images/s, ratio {m / base:.2f}x; one epoch of {FULL_SET:,} "
+                  f"images: mouton {FULL_SET / m:.1f} s, PyTorch {FULL_SET / base:.1f} s")
 
 
 if __name__ == "__main__":

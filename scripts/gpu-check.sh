@@ -60,5 +60,11 @@ echo "== 3. throughput vs PyTorch eager"
   --run-dir "$OUT/speed-sheep1" --quiet || status=1
 "$R" mouton train --preset sheep2 --device cuda --max-steps 300 --seed 2 \
   --run-dir "$OUT/speed-sheep2" --quiet || status=1
-python3 bench/torch_gpu_sheep.py --sheep1 "$OUT/speed-sheep1" --sheep2 "$OUT/speed-sheep2" || status=1
+for p in sheep1 sheep2; do
+  steps=600; [ $p = sheep2 ] && steps=300
+  "$R" mouton train --preset $p --device cuda --tf32 --max-steps $steps --seed 2 \
+    --run-dir "$OUT/speed-$p-tf32" --quiet || status=1
+done
+python3 bench/torch_gpu_sheep.py --sheep1 "$OUT/speed-sheep1" --sheep2 "$OUT/speed-sheep2" \
+  --sheep1-tf32 "$OUT/speed-sheep1-tf32" --sheep2-tf32 "$OUT/speed-sheep2-tf32" || status=1
 exit $status

@@ -137,6 +137,52 @@ fn conv2d_forward_and_all_gradients_match_the_cpu() {
     }
 }
 
+/// `--tf32`: the GEMM path's products drop to a 10-bit mantissa, so the result moves away
+/// from the FP32 one but stays within TF32's precision of the CPU.
+#[test]
+fn tf32_gemms_change_the_rounding_only() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = Cpu::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let (n, c, h, w, o) = (2, 64, 14, 14, 128);
+    let xv = random(&mut rng, n * c * h * w);
+    let wv = random(&mut rng, o * c * 9);
+    let run = |tf32: bool| {
+        mouton_models::layers::set_tf32_gemms(tf32);
+        let x: Nchw<f32, NoneTape, Cuda> = gpu.tensor_from_vec(xv.clone(), (n, c, h, w));
+        let wt = gpu.tensor_from_vec(wv.clone(), (o, c, 3, 3));
+        let y = conv2d(
+            x,
+            &wt,
+            None::<&Tensor<(usize,), f32, Cuda>>,
+            1,
+            Padding::Same,
+        );
+        mouton_models::layers::set_tf32_gemms(false);
+        y.unwrap().as_vec()
+    };
+    let x: Nchw<f32, NoneTape, Cpu> = cpu.tensor_from_vec(xv.clone(), (n, c, h, w));
+    let wt = cpu.tensor_from_vec(wv.clone(), (o, c, 3, 3));
+    let want = conv2d(
+        x,
+        &wt,
+        None::<&Tensor<(usize,), f32, Cpu>>,
+        1,
+        Padding::Same,
+    )
+    .unwrap()
+    .as_vec();
+    let (fp32, tf32) = (run(false), run(true));
+    let (e32, e_tf) = (rel(&fp32, &want), rel(&tf32, &want));
+    println!("conv2d 64 -> 128 3x3: relative error FP32 {e32:.2e}, TF32 {e_tf:.2e}");
+    assert!(e32 <= TOL, "FP32 {e32}");
+    assert!(
+        e_tf > e32,
+        "TF32 did not change the GEMMs ({e_tf} vs {e32})"
+    );
+    assert!(e_tf <= 1e-2, "TF32 {e_tf}");
+}
+
 #[test]
 fn activations_upsampling_products_and_slopes_match_the_cpu() {
     let Some(gpu) = gpu() else { return };

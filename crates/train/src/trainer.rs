@@ -70,6 +70,10 @@ pub struct RunOptions {
     pub inject_nan_at_step: Option<u64>,
     /// Where the networks train.
     pub device: DeviceChoice,
+    /// On CUDA, let mouton's convolution GEMMs use TF32 tensor cores (10-bit mantissa
+    /// products, FP32 sums), as PyTorch's cuDNN convolutions do by default: faster, less
+    /// exact. Off by default (plain FP32, which the CPU-parity checks hold to 1e-4).
+    pub tf32: bool,
 }
 
 /// The device a run trains on.
@@ -399,6 +403,9 @@ pub fn train(
         return run_vae(cfg, data, run_dir, opts, on_event);
     }
     match opts.device {
+        DeviceChoice::Cpu if opts.tf32 => Err(TrainError::Config(
+            "TF32 applies to CUDA runs only (--device cuda)".into(),
+        )),
         DeviceChoice::Cpu => {
             let dev = Cpu::default();
             with_architectures!(cfg, Cpu, run(cfg, data, run_dir, opts, on_event, &dev))
@@ -438,6 +445,7 @@ fn train_cuda(
     check_cuda_architectures(cfg)?;
     let dev = mouton_models::layers::open_cuda(ordinal, cfg.seed)
         .map_err(|e| TrainError::Device(format!("cuda:{ordinal}: {e}")))?;
+    mouton_models::layers::set_tf32_gemms(opts.tf32);
     with_architectures!(
         cfg,
         dfdx::prelude::Cuda,

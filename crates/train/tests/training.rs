@@ -370,4 +370,13 @@ fn cuda_runs_refuse_what_has_no_cuda_kernel_and_builds_without_cuda_say_so() {
             "nothing is written when the device cannot be used"
         );
     }
+    // TF32 is a CUDA setting: asking for it on the CPU is a configuration error.
+    let tf32_cpu = RunOptions {
+        tf32: true,
+        ..Default::default()
+    };
+    let err = run(&small(None, 1), &dir.path().join("c"), &tf32_cpu).unwrap_err();
+    assert!(matches!(err, TrainError::Config(_)), "{err}");
+    assert!(err.to_string().contains("TF32"), "{err}");
+    assert!(!dir.path().join("c").join("metrics.jsonl").exists());
 }

@@ -1,15 +1,17 @@
 //! mouton's layers on dfdx's CUDA device (feature `cuda`), for `f32`.
 //!
 //! Convolutions: im2col / col2im kernels of our own (NVRTC-compiled at first use) around cuBLAS
-//! strided-batched SGEMMs, one GEMM per image in the batch; every reduction runs in a fixed
-//! order, so a seeded run repeats exactly on the same GPU. Activations, upsampling and the
-//! constant products use dfdx's own CUDA kernels.
+//! strided-batched SGEMMs (FP32, or TF32 on request: [`set_tf32_gemms`]), one GEMM per image;
+//! convolutions with few output channels (a generator's image layer) use direct kernels
+//! instead, without the K x P column matrices. Our kernels reduce in a fixed order (dfdx's own
+//! CUDA reductions use atomics, so a whole training run repeats only to rounding).
+//! Upsampling is ours; activations and constant products are dfdx's own CUDA ops.
 //!
 //! dfdx 0.13 keeps a tensor's storage private (its `Tensorlike` trait is crate-private), so
-//! tensors cross into our kernels through its public gradient API: the gradient of
-//! `sum(p * x)` with respect to `p` holds `x` ([`read`]), and a fresh gradient buffer becomes a
-//! tensor through `Gradients::get` ([`write`]). Each costs a few element-wise passes over the
-//! tensor, which the benchmark figures include.
+//! tensors cross into our kernels through its public gradient API: the gradient of `p * x`
+//! with respect to `p`, seeded with ones, holds `x` ([`read`]), and a fresh gradient buffer
+//! becomes a tensor through `Gradients::get` ([`write`]). Each costs a few element-wise passes
+//! and allocations per tensor, which the benchmark figures include.
 
 use std::sync::{Arc, Mutex};
 
@@ -373,6 +375,17 @@ fn load(cu: &Arc<CudaDevice>) -> Result<(), GeometryError> {
     Ok(())
 }
 
+thread_local! {
+    static TF32: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Lets the convolutions' cuBLAS GEMMs on the calling thread use TF32 tensor cores (products
+/// with a 10-bit mantissa, FP32 sums), as PyTorch's cuDNN convolutions do by default: faster,
+/// less exact. Off by default: plain FP32, which matches the CPU kernels to about 1e-6.
+pub fn set_tf32_gemms(on: bool) {
+    TF32.with(|t| t.set(on));
+}
+
 /// One cuBLAS handle per device, kept for the process.
 fn blas_for(cu: &Arc<CudaDevice>) -> Result<Arc<CudaBlas>, GeometryError> {
     static HANDLES: Mutex<Vec<(usize, Arc<CudaBlas>)>> = Mutex::new(Vec::new());
@@ -539,6 +552,18 @@ fn batched_gemm(
         stride_b: stride_a as i64,
         stride_c: stride_c as i64,
     };
+    let mode = if TF32.with(|t| t.get()) {
+        cudarc::cublas::sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
+    } else {
+        cudarc::cublas::sys::cublasMath_t::CUBLAS_DEFAULT_MATH
+    };
+    // SAFETY: a valid handle of ours; the mode is a plain enum value.
+    let status = unsafe { cudarc::cublas::sys::cublasSetMathMode(*blas.handle(), mode) };
+    if status != cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+        return Err(GeometryError::Device(format!(
+            "cublasSetMathMode: {status:?}"
+        )));
+    }
     // SAFETY: the strides and leading dimensions above stay inside the buffers, sized by
     // the caller from the same geometry.
     unsafe { blas.gemm_strided_batched(cfg, b, a, c) }.map_err(dev_err)
