@@ -32,8 +32,7 @@ pub type RunningStats<'a, SC, E, D = Cpu> = (&'a mut Tensor<SC, E, D>, &'a mut T
 /// The operations dfdx 0.13 lacks on stable Rust, for one device: one method per operation,
 /// forward and backward together (the free functions of this module call them). The CPU
 /// implements all of them for `f32` and `f64`; dfdx's CUDA device (feature `cuda`) implements
-/// them for `f32`, except the transposed convolution and batch normalization, which return
-/// [`GeometryError::Unsupported`] there (the DCGAN, MLP and VAE models need them).
+/// all of them for `f32`.
 pub trait Layers<E: Dtype + Real>: Device<E> + TensorToArray<(), E, Array = E> {
     /// See [`conv2d`].
     fn conv2d<T, SW, SB>(

@@ -6,7 +6,10 @@
 use dfdx::nn::ToDevice;
 use dfdx::prelude::*;
 use mouton_models::critic::{activation_slopes, Critic};
-use mouton_models::layers::{activation, conv2d, mul_constant, open_cuda, upsample_nearest, Nchw};
+use mouton_models::layers::{
+    activation, batch_norm_nchw, batch_norm_nchw_eval, conv2d, conv_transpose2d, mul_constant,
+    open_cuda, upsample_nearest, Nchw,
+};
 use mouton_models::ops::activation::Activation;
 use mouton_models::ops::conv2d::Padding;
 use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator};
@@ -133,6 +136,134 @@ fn conv2d_forward_and_all_gradients_match_the_cpu() {
                 &g_gpu.get(&b_gpu).as_vec(),
                 &g_cpu.get(&b_cpu).as_vec(),
             );
+        }
+    }
+}
+
+#[test]
+fn conv_transpose2d_forward_and_all_gradients_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = Cpu::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    // (n, cin, h, w, cout, k, stride, padding, output_padding, bias): the DCGAN generators'
+    // layers (1x1 -> 7x7, doublings) and odd cases.
+    let cases = [
+        (2, 100, 1, 1, 64, 7, 1, 0, 0, true),
+        (2, 128, 7, 7, 64, 4, 2, 1, 0, true),
+        (3, 64, 14, 14, 1, 4, 2, 1, 0, false),
+        (2, 5, 4, 5, 3, 3, 2, 1, 1, true),
+        (1, 4, 6, 3, 2, 2, 3, 0, 2, false),
+    ];
+    for (n, c, h, w, o, k, s, pad, opad, biased) in cases {
+        let xv = random(&mut rng, n * c * h * w);
+        let wv = random(&mut rng, c * o * k * k);
+        let bv = random(&mut rng, o);
+        let x_cpu: Nchw<f32, NoneTape, Cpu> = cpu.tensor_from_vec(xv.clone(), (n, c, h, w));
+        let w_cpu = cpu.tensor_from_vec(wv.clone(), (c, o, k, k));
+        let b_cpu = cpu.tensor_from_vec(bv.clone(), (o,));
+        let bias = biased.then_some(&b_cpu);
+        let y_cpu = conv_transpose2d(x_cpu.leaky_trace(), &w_cpu, bias, s, pad, opad).unwrap();
+        let shape = *y_cpu.shape();
+        let r = random(&mut rng, shape.num_elements());
+        let r_cpu = cpu.tensor_from_vec(r.clone(), shape);
+        let y_cpu_v = y_cpu.retaped::<NoneTape>().as_vec();
+        let g_cpu = (y_cpu * r_cpu).sum::<(), _>().backward();
+
+        let x_gpu: Nchw<f32, NoneTape, Cuda> = gpu.tensor_from_vec(xv, (n, c, h, w));
+        let w_gpu = gpu.tensor_from_vec(wv, (c, o, k, k));
+        let b_gpu = gpu.tensor_from_vec(bv, (o,));
+        let bias = biased.then_some(&b_gpu);
+        let y_gpu = conv_transpose2d(x_gpu.leaky_trace(), &w_gpu, bias, s, pad, opad).unwrap();
+        assert_eq!(*y_gpu.shape(), shape);
+        let r_gpu = gpu.tensor_from_vec(r, shape);
+        let y_gpu_v = y_gpu.retaped::<NoneTape>().as_vec();
+        let g_gpu = (y_gpu * r_gpu).sum::<(), _>().backward();
+        let what = format!(
+            "conv_transpose2d {n}x{c}x{h}x{w} -> {o}, k{k} s{s} p{pad} op{opad}, bias {biased}"
+        );
+        check(&format!("{what} output"), &y_gpu_v, &y_cpu_v);
+        check(
+            &format!("{what} d/dx"),
+            &g_gpu.get(&x_gpu).as_vec(),
+            &g_cpu.get(&x_cpu).as_vec(),
+        );
+        check(
+            &format!("{what} d/dw"),
+            &g_gpu.get(&w_gpu).as_vec(),
+            &g_cpu.get(&w_cpu).as_vec(),
+        );
+        if biased {
+            check(
+                &format!("{what} d/db"),
+                &g_gpu.get(&b_gpu).as_vec(),
+                &g_cpu.get(&b_cpu).as_vec(),
+            );
+        }
+    }
+}
+
+#[test]
+fn batch_norm_training_and_inference_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = Cpu::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(10);
+    // DCGAN's feature maps, and (N, C) as 1x1 maps (the MLP generator's BatchNorm1d).
+    for (n, c, h, w) in [(4, 16, 7, 7), (3, 8, 14, 14), (16, 32, 1, 1)] {
+        let xv: Vec<f32> = random(&mut rng, n * c * h * w)
+            .into_iter()
+            .map(|v| 3.0 * v + 0.5)
+            .collect();
+        let (gv, bv) = (random(&mut rng, c), random(&mut rng, c));
+        let (mv, vv): (Vec<f32>, Vec<f32>) = (
+            random(&mut rng, c),
+            random(&mut rng, c).iter().map(|v| v + 1.5).collect(),
+        );
+        let r = random(&mut rng, n * c * h * w);
+        let what = format!("batch norm {n}x{c}x{h}x{w}");
+        let mut results = Vec::new();
+        macro_rules! side {
+            ($dev:expr, $D:ty) => {{
+                let dev = $dev;
+                let x: Nchw<f32, NoneTape, $D> = dev.tensor_from_vec(xv.clone(), (n, c, h, w));
+                let g = dev.tensor_from_vec(gv.clone(), (c,));
+                let b = dev.tensor_from_vec(bv.clone(), (c,));
+                let mut rm = dev.tensor_from_vec(mv.clone(), (c,));
+                let mut rv = dev.tensor_from_vec(vv.clone(), (c,));
+                let y =
+                    batch_norm_nchw(x.leaky_trace(), &g, &b, Some((&mut rm, &mut rv)), 1e-5, 0.1)
+                        .unwrap();
+                let rt = dev.tensor_from_vec(r.clone(), (n, c, h, w));
+                let yv = y.retaped::<NoneTape>().as_vec();
+                let grads = (y * rt.clone()).sum::<(), _>().backward();
+                let e = batch_norm_nchw_eval(x.leaky_trace(), &g, &b, &rm, &rv, 1e-5).unwrap();
+                let ev = e.retaped::<NoneTape>().as_vec();
+                let egrads = (e * rt).sum::<(), _>().backward();
+                results.push(vec![
+                    yv,
+                    grads.get(&x).as_vec(),
+                    grads.get(&g).as_vec(),
+                    grads.get(&b).as_vec(),
+                    rm.as_vec(),
+                    rv.as_vec(),
+                    ev,
+                    egrads.get(&x).as_vec(),
+                ]);
+            }};
+        }
+        side!(&cpu, Cpu);
+        side!(&gpu, Cuda);
+        let names = [
+            "output",
+            "d/dx",
+            "d/dgamma",
+            "d/dbeta",
+            "running mean",
+            "running var",
+            "inference output",
+            "inference d/dx",
+        ];
+        for (k, name) in names.iter().enumerate() {
+            check(&format!("{what} {name}"), &results[1][k], &results[0][k]);
         }
     }
 }

@@ -396,8 +396,7 @@ pub fn train(
     if cfg.loss == LossKind::Vae {
         if opts.device != DeviceChoice::Cpu {
             return Err(TrainError::Device(
-                "the VAE trains on the CPU only (batch normalization has no CUDA kernel yet)"
-                    .into(),
+                "the VAE trains on the CPU only for now (use --device cpu)".into(),
             ));
         }
         return run_vae(cfg, data, run_dir, opts, on_event);
@@ -414,25 +413,6 @@ pub fn train(
     }
 }
 
-/// The architectures with a CUDA kernel for every layer they use.
-fn check_cuda_architectures(cfg: &TrainConfig) -> Result<(), TrainError> {
-    use crate::config::{CriticArch, GeneratorArch};
-    let critic_ok = matches!(
-        cfg.critic,
-        CriticArch::Sheep1D | CriticArch::Sheep2Critic | CriticArch::MlpD
-    );
-    if cfg.generator == GeneratorArch::Sheep1G && critic_ok {
-        Ok(())
-    } else {
-        Err(TrainError::Device(format!(
-            "on CUDA, mouton trains sheep1-g with sheep1-d, sheep2-critic or mlp-d for now; \
-             {:?} with {:?} needs transposed convolutions or batch normalization, which have \
-             no CUDA kernel yet (use --device cpu)",
-            cfg.generator, cfg.critic
-        )))
-    }
-}
-
 #[cfg(feature = "cuda")]
 fn train_cuda(
     cfg: &TrainConfig,
@@ -442,7 +422,6 @@ fn train_cuda(
     on_event: &mut dyn FnMut(Event<'_>),
     ordinal: usize,
 ) -> Result<Summary, TrainError> {
-    check_cuda_architectures(cfg)?;
     let dev = mouton_models::layers::open_cuda(ordinal, cfg.seed)
         .map_err(|e| TrainError::Device(format!("cuda:{ordinal}: {e}")))?;
     mouton_models::layers::set_tf32_gemms(opts.tf32);
@@ -455,14 +434,13 @@ fn train_cuda(
 
 #[cfg(not(feature = "cuda"))]
 fn train_cuda(
-    cfg: &TrainConfig,
+    _cfg: &TrainConfig,
     _data: &TrainingData,
     _run_dir: &Path,
     _opts: &RunOptions,
     _on_event: &mut dyn FnMut(Event<'_>),
     ordinal: usize,
 ) -> Result<Summary, TrainError> {
-    check_cuda_architectures(cfg)?;
     Err(TrainError::Device(format!(
         "cuda:{ordinal}: this mouton was built without CUDA support; build it with \
          `cargo build --release --features cuda` (CUDA toolkit) or scripts/build-cuda.sh"

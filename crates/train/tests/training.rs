@@ -343,7 +343,7 @@ fn dcgan_trains_on_signed_pixels_and_wgan_gp_refuses_its_discriminator() {
 }
 
 #[test]
-fn cuda_runs_refuse_what_has_no_cuda_kernel_and_builds_without_cuda_say_so() {
+fn cuda_runs_refuse_the_vae_and_builds_without_cuda_say_so() {
     use mouton_train::config::{CriticArch, GeneratorArch};
     use mouton_train::trainer::DeviceChoice;
     let dir = tempfile::tempdir().unwrap();
@@ -351,24 +351,37 @@ fn cuda_runs_refuse_what_has_no_cuda_kernel_and_builds_without_cuda_say_so() {
         device: DeviceChoice::Cuda(0),
         ..Default::default()
     };
-    let mut cfg = small(None, 1);
-    cfg.generator = GeneratorArch::DcganG;
-    cfg.critic = CriticArch::DcganD;
-    let err = run(&cfg, dir.path(), &opts).unwrap_err();
+    let vae = Overrides {
+        preset: Some(Preset::Vae),
+        synthetic_count: Some(72),
+        validation_fraction: Some(0.2),
+        batch_size: Some(16),
+        epochs: Some(1),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let err = run(&vae, &dir.path().join("v"), &opts).unwrap_err();
     assert!(matches!(err, TrainError::Device(_)), "{err}");
-    assert!(err.to_string().contains("no CUDA kernel yet"), "{err}");
-    // SHEEP1 has every kernel; a build without the feature says how to get one.
+    assert!(err.to_string().contains("CPU only"), "{err}");
+    // Every GAN architecture has its CUDA kernels; a build without the feature says how to
+    // get one, and writes nothing.
     if !cfg!(feature = "cuda") {
-        let err = run(&small(None, 1), &dir.path().join("b"), &opts).unwrap_err();
-        assert!(matches!(err, TrainError::Device(_)), "{err}");
-        assert!(
-            err.to_string().contains("built without CUDA support"),
-            "{err}"
-        );
-        assert!(
-            !dir.path().join("b").join("metrics.jsonl").exists(),
-            "nothing is written when the device cannot be used"
-        );
+        let mut dcgan = small(None, 1);
+        dcgan.generator = GeneratorArch::DcganG;
+        dcgan.critic = CriticArch::DcganD;
+        for (name, cfg) in [("a", small(None, 1)), ("b", dcgan)] {
+            let err = run(&cfg, &dir.path().join(name), &opts).unwrap_err();
+            assert!(matches!(err, TrainError::Device(_)), "{err}");
+            assert!(
+                err.to_string().contains("built without CUDA support"),
+                "{err}"
+            );
+            assert!(
+                !dir.path().join(name).join("metrics.jsonl").exists(),
+                "nothing is written when the device cannot be used"
+            );
+        }
     }
     // TF32 is a CUDA setting: asking for it on the CPU is a configuration error.
     let tf32_cpu = RunOptions {

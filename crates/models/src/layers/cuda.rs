@@ -736,6 +736,228 @@ where
     Ok(y.put_tape(tape))
 }
 
+/// PyTorch's transposed convolution: the input gradient of the conv2d that maps its output
+/// back to its input (weights (Cin, Cout, KH, KW) are that conv2d's (out, in) weights), so the
+/// same kernels run with the roles exchanged: forward = GEMM + col2im, input gradient = im2col
+/// + GEMM, weight gradient = GEMM with the same columns.
+pub(crate) fn conv_transpose2d<T, SW, SB>(
+    x: Nchw<f32, T, Cuda>,
+    weights: &Tensor<SW, f32, Cuda>,
+    bias: Option<&Tensor<SB, f32, Cuda>>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+) -> Result<Nchw<f32, T, Cuda>, GeometryError>
+where
+    T: Tape<f32, Cuda>,
+    SW: Shape<Concrete = [usize; 4]>,
+    SB: Shape<Concrete = [usize; 1]>,
+{
+    use crate::ops::conv_transpose2d::ConvTranspose2dGeometry;
+    let (n, c, h, w) = *x.shape();
+    let [wc, o, kh, kw] = weights.shape().concrete();
+    check_params(c, wc, o, bias)?;
+    let geometry =
+        ConvTranspose2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding, output_padding)?;
+    // The adjoint conv2d: from (N, o, oh, ow) to (N, c, h, w), `c` output channels.
+    let g = Geo::of(&geometry.conv)?;
+    let (kk, p) = (g.k(), g.p());
+    let (oh, ow) = geometry.out_hw();
+    if n > 65_535 {
+        return Err(GeometryError::Invalid("batch above 65,535 on CUDA"));
+    }
+    let (x, mut tape) = x.split_tape();
+    let mut xr = read(&x)?;
+    let mut wr = read(weights)?;
+    let mut br = bias.map(read).transpose()?;
+    let xs = xr.slice()?;
+    let cu = xs.device();
+    load(&cu)?;
+    let blas = blas_for(&cu)?;
+    let y = write(x.device(), (n, o, oh, ow), |out| {
+        let ws = wr.slice()?;
+        // cols_i (K x P) = W^T (K x c) x_i (c x P), gathered into the (zeroed) output.
+        // SAFETY: the GEMM writes every element.
+        let mut cols = unsafe { cu.alloc::<f32>(n * kk * p) }.map_err(dev_err)?;
+        batched_gemm(
+            &blas,
+            (kk, p, c),
+            (ws, true, 0),
+            (xs, false, c * p),
+            (&mut cols, kk * p),
+            n,
+        )?;
+        let total = n * o * oh * ow;
+        launch(
+            &cu,
+            "col2im_add",
+            per_image(o * oh * ow, n),
+            (&mut *out, &cols, g),
+        )
+        .map_err(dev_err)?;
+        if let Some(b) = &mut br {
+            let params = (out, b.slice()?, o as i32, (oh * ow) as i32, total as i64);
+            launch(&cu, "add_bias", grid(total), params).map_err(dev_err)?;
+        }
+        Ok(())
+    })?;
+    if !T::OWNS_TAPE {
+        return Ok(y.put_tape(tape));
+    }
+    let (x_g, w_g, b_g, y_g) = (
+        x.ghost(),
+        weights.ghost(),
+        bias.map(|b| b.ghost()),
+        y.ghost(),
+    );
+    tape.add_backward_op(move |grads| {
+        let fail = |_| CudaError::Driver(backward_failure());
+        let gy = copy(grads.get_or_alloc_mut(&y_g)?)?;
+        let cu = gy.device();
+        let blas = blas_for(&cu).map_err(fail)?;
+        let (mut xr, mut wr) = (xr, wr);
+        let (xs, ws) = (xr.slice().map_err(fail)?, wr.slice().map_err(fail)?);
+        // The adjoint conv2d's forward on dY: columns of dY, then dX += W (c x K) cols_i.
+        let cols = im2col(&cu, &gy, g)?;
+        // SAFETY: the GEMM writes every element.
+        let mut dx = unsafe { cu.alloc::<f32>(n * c * p) }?;
+        batched_gemm(
+            &blas,
+            (c, p, kk),
+            (ws, false, 0),
+            (&cols, false, kk * p),
+            (&mut dx, c * p),
+            n,
+        )
+        .map_err(fail)?;
+        let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
+        let len = n * c * p;
+        launch(
+            &cu,
+            "sum_batches_add",
+            grid(len),
+            (gx, &dx, 1i32, len as i64),
+        )?;
+        // dW (c x K) += sum_i x_i (c x P) cols_i^T (P x K)
+        // SAFETY: the GEMM writes every element.
+        let mut parts = unsafe { cu.alloc::<f32>(n * c * kk) }?;
+        batched_gemm(
+            &blas,
+            (c, kk, p),
+            (xs, false, c * p),
+            (&cols, true, kk * p),
+            (&mut parts, c * kk),
+            n,
+        )
+        .map_err(fail)?;
+        let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
+        let len = c * kk;
+        launch(
+            &cu,
+            "sum_batches_add",
+            grid(len),
+            (gw, &parts, n as i32, len as i64),
+        )?;
+        if let Some(b_g) = b_g {
+            let gb: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&b_g)?;
+            let cfg = LaunchConfig {
+                grid_dim: (o as u32, 1, 1),
+                block_dim: (256, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let params = (gb, &gy, n as i32, o as i32, (oh * ow) as i32);
+            launch(&cu, "bias_grad_add", cfg, params)?;
+        }
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
+}
+
+/// Training-mode batch normalization over (N, H, W) per channel, from dfdx's own CUDA ops
+/// (its `normalize`, broadcasts and reductions: the backward pass comes from dfdx's autograd),
+/// with the running statistics updated in place on the device (unbiased variance, as PyTorch).
+pub(crate) fn batch_norm_nchw<T, SC>(
+    x: Nchw<f32, T, Cuda>,
+    gamma: &Tensor<SC, f32, Cuda>,
+    beta: &Tensor<SC, f32, Cuda>,
+    running: Option<super::RunningStats<'_, SC, f32, Cuda>>,
+    eps: f64,
+    momentum: f64,
+) -> Result<Nchw<f32, T, Cuda>, GeometryError>
+where
+    T: Tape<f32, Cuda>,
+    SC: Shape<Concrete = [usize; 1]>,
+{
+    let shape = *x.shape();
+    let (n, c, l) = (shape.0, shape.1, shape.2 * shape.3);
+    if gamma.shape().concrete()[0] != c || beta.shape().concrete()[0] != c {
+        return Err(GeometryError::Invalid(
+            "batch norm parameters differ from the features",
+        ));
+    }
+    if n * l < 2 {
+        return Err(GeometryError::Invalid(
+            "batch norm in training needs at least 2 values per feature",
+        ));
+    }
+    if let Some((running_mean, running_var)) = running {
+        let xv = x.retaped::<NoneTape>();
+        let mean = xv
+            .clone()
+            .try_mean::<(usize,), Axes3<0, 2, 3>>()
+            .map_err(dev_err)?;
+        let centered = xv - mean.clone().broadcast_like::<_, Axes3<0, 2, 3>>(&shape);
+        let m = (n * l) as f32;
+        let var = centered.square().mean::<(usize,), Axes3<0, 2, 3>>() * (m / (m - 1.0));
+        let keep = 1.0 - momentum;
+        running_mean
+            .try_axpy(keep, &mean.reshape_like(running_mean.shape()), momentum)
+            .map_err(dev_err)?;
+        running_var
+            .try_axpy(keep, &var.reshape_like(running_var.shape()), momentum)
+            .map_err(dev_err)?;
+    }
+    let g = gamma
+        .retaped::<T>()
+        .reshape_like(&(c,))
+        .broadcast_like::<_, Axes3<0, 2, 3>>(&shape);
+    let b = beta
+        .retaped::<T>()
+        .reshape_like(&(c,))
+        .broadcast_like::<_, Axes3<0, 2, 3>>(&shape);
+    let y = x.try_normalize::<Axes3<0, 2, 3>>(eps).map_err(dev_err)?;
+    Ok(y * g + b)
+}
+
+/// Inference-mode batch normalization with the running statistics: `a x + b` per channel,
+/// a gradient for `x` only (as on the CPU).
+pub(crate) fn batch_norm_nchw_eval<T, SC>(
+    x: Nchw<f32, T, Cuda>,
+    gamma: &Tensor<SC, f32, Cuda>,
+    beta: &Tensor<SC, f32, Cuda>,
+    running_mean: &Tensor<SC, f32, Cuda>,
+    running_var: &Tensor<SC, f32, Cuda>,
+    eps: f64,
+) -> Result<Nchw<f32, T, Cuda>, GeometryError>
+where
+    T: Tape<f32, Cuda>,
+    SC: Shape<Concrete = [usize; 1]>,
+{
+    let shape = *x.shape();
+    let c = shape.1;
+    if gamma.shape().concrete()[0] != c {
+        return Err(GeometryError::Invalid(
+            "batch norm parameters differ from the features",
+        ));
+    }
+    let flat = |t: &Tensor<SC, f32, Cuda>| t.clone().reshape_like(&(c,));
+    let a = flat(gamma) / (flat(running_var) + eps as f32).sqrt();
+    let b = flat(beta) - a.clone() * flat(running_mean);
+    let a = a.broadcast_like::<_, Axes3<0, 2, 3>>(&shape);
+    let b = b.broadcast_like::<_, Axes3<0, 2, 3>>(&shape);
+    Ok(x * a + b)
+}
+
 /// What a backward op reports when cuBLAS fails (its closure must return a `CudaError`).
 fn backward_failure() -> DriverError {
     DriverError(cudarc::driver::sys::CUresult::CUDA_ERROR_UNKNOWN)
@@ -838,19 +1060,19 @@ impl super::Layers<f32> for Cuda {
     }
 
     fn conv_transpose2d<T, SW, SB>(
-        _x: Nchw<f32, T, Cuda>,
-        _weights: &Tensor<SW, f32, Cuda>,
-        _bias: Option<&Tensor<SB, f32, Cuda>>,
-        _stride: usize,
-        _padding: usize,
-        _output_padding: usize,
+        x: Nchw<f32, T, Cuda>,
+        weights: &Tensor<SW, f32, Cuda>,
+        bias: Option<&Tensor<SB, f32, Cuda>>,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
     ) -> Result<Nchw<f32, T, Cuda>, GeometryError>
     where
         T: Tape<f32, Cuda>,
         SW: Shape<Concrete = [usize; 4]>,
         SB: Shape<Concrete = [usize; 1]>,
     {
-        Err(GeometryError::Unsupported("conv_transpose2d"))
+        conv_transpose2d(x, weights, bias, stride, padding, output_padding)
     }
 
     fn activation<S: Shape, T: Tape<f32, Cuda>>(
@@ -880,33 +1102,33 @@ impl super::Layers<f32> for Cuda {
     }
 
     fn batch_norm_nchw<T, SC>(
-        _x: Nchw<f32, T, Cuda>,
-        _gamma: &Tensor<SC, f32, Cuda>,
-        _beta: &Tensor<SC, f32, Cuda>,
-        _running: Option<super::RunningStats<'_, SC, f32, Cuda>>,
-        _eps: f64,
-        _momentum: f64,
+        x: Nchw<f32, T, Cuda>,
+        gamma: &Tensor<SC, f32, Cuda>,
+        beta: &Tensor<SC, f32, Cuda>,
+        running: Option<super::RunningStats<'_, SC, f32, Cuda>>,
+        eps: f64,
+        momentum: f64,
     ) -> Result<Nchw<f32, T, Cuda>, GeometryError>
     where
         T: Tape<f32, Cuda>,
         SC: Shape<Concrete = [usize; 1]>,
     {
-        Err(GeometryError::Unsupported("batch normalization"))
+        batch_norm_nchw(x, gamma, beta, running, eps, momentum)
     }
 
     fn batch_norm_nchw_eval<T, SC>(
-        _x: Nchw<f32, T, Cuda>,
-        _gamma: &Tensor<SC, f32, Cuda>,
-        _beta: &Tensor<SC, f32, Cuda>,
-        _running_mean: &Tensor<SC, f32, Cuda>,
-        _running_var: &Tensor<SC, f32, Cuda>,
-        _eps: f64,
+        x: Nchw<f32, T, Cuda>,
+        gamma: &Tensor<SC, f32, Cuda>,
+        beta: &Tensor<SC, f32, Cuda>,
+        running_mean: &Tensor<SC, f32, Cuda>,
+        running_var: &Tensor<SC, f32, Cuda>,
+        eps: f64,
     ) -> Result<Nchw<f32, T, Cuda>, GeometryError>
     where
         T: Tape<f32, Cuda>,
         SC: Shape<Concrete = [usize; 1]>,
     {
-        Err(GeometryError::Unsupported("batch normalization"))
+        batch_norm_nchw_eval(x, gamma, beta, running_mean, running_var, eps)
     }
 
     fn positive_slopes<T>(x: &Nchw<f32, T, Cuda>, leak: f32) -> Nchw<f32, NoneTape, Cuda> {
