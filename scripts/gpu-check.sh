@@ -16,7 +16,7 @@ echo "== 1. op parity (CUDA vs CPU kernels, relative error <= 1e-4)"
 status=0
 "$R" cuda_parity --test-threads=1 --nocapture || status=1
 
-echo "== 2. sheep1, sheep2, DCGAN and MLP GAN, $STEPS steps on CPU and CUDA, seed 1"
+echo "== 2. sheep1, sheep2, DCGAN, MLP GAN and VAE, $STEPS steps on CPU and CUDA, seed 1"
 for p in sheep1 sheep2; do
   for d in cpu cuda; do
     TIMEFORMAT="$p on $d: %R s wall"
@@ -24,11 +24,12 @@ for p in sheep1 sheep2; do
       --run-dir "$OUT/$p-$d" --quiet || status=1
   done
 done
-# The DCGAN (transposed convolutions, batch norm) and FIDLE's fully connected GAN.
-for net in dcgan mlp; do
+# The DCGAN (transposed convolutions, batch norm), FIDLE's fully connected GAN and the VAE.
+for net in dcgan mlp vae; do
+  arch=(--generator $net-g --critic $net-d); [ $net = vae ] && arch=(--preset vae)
   for d in cpu cuda; do
     TIMEFORMAT="$net on $d: %R s wall"
-    time "$R" mouton train --generator $net-g --critic $net-d --device "$d" \
+    time "$R" mouton train "${arch[@]}" --device "$d" \
       --max-steps "$STEPS" --seed 1 --run-dir "$OUT/$net-$d" --quiet || status=1
   done
 done
@@ -49,7 +50,7 @@ print(f"sheep1 on CUDA twice with seed 1: {same} of {len(a)} step records identi
       f"relative difference {gap:.1e}"
       + ("" if same == len(a) else f" (first difference at step {next(i for i, (x, y) in enumerate(zip(a, b)) if x != y) + 1}: "
          f"{[k for k, u, v in zip(('d_loss', 'g_loss', 'd_real', 'd_fake', 'grad_norm_d', 'grad_norm_g'), *next((x, y) for x, y in zip(a, b) if x != y)) if u != v]} differ)"))
-for p in ("sheep1", "sheep2", "dcgan", "mlp"):
+for p in ("sheep1", "sheep2", "dcgan", "mlp", "vae"):
     runs = {}
     for d in ("cpu", "cuda"):
         recs = [json.loads(l) for l in open(os.path.join(out, f"{p}-{d}", "metrics.jsonl"))]

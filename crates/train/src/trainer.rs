@@ -393,18 +393,13 @@ pub fn train(
     on_event: &mut dyn FnMut(Event<'_>),
 ) -> Result<Summary, TrainError> {
     cfg.validate()?;
-    if cfg.loss == LossKind::Vae {
-        if opts.device != DeviceChoice::Cpu {
-            return Err(TrainError::Device(
-                "the VAE trains on the CPU only for now (use --device cpu)".into(),
-            ));
-        }
-        return run_vae(cfg, data, run_dir, opts, on_event);
-    }
     match opts.device {
         DeviceChoice::Cpu if opts.tf32 => Err(TrainError::Config(
             "TF32 applies to CUDA runs only (--device cuda)".into(),
         )),
+        DeviceChoice::Cpu if cfg.loss == LossKind::Vae => {
+            run_vae(cfg, data, run_dir, opts, on_event, &Cpu::default())
+        }
         DeviceChoice::Cpu => {
             let dev = Cpu::default();
             with_architectures!(cfg, Cpu, run(cfg, data, run_dir, opts, on_event, &dev))
@@ -425,6 +420,9 @@ fn train_cuda(
     let dev = mouton_models::layers::open_cuda(ordinal, cfg.seed)
         .map_err(|e| TrainError::Device(format!("cuda:{ordinal}: {e}")))?;
     mouton_models::layers::set_tf32_gemms(opts.tf32);
+    if cfg.loss == LossKind::Vae {
+        return run_vae(cfg, data, run_dir, opts, on_event, &dev);
+    }
     with_architectures!(
         cfg,
         dfdx::prelude::Cuda,
@@ -738,27 +736,26 @@ where
 }
 
 /// VAE training: one update per step of `reconstruction BCE + kl_weight x KL`.
-fn run_vae(
+fn run_vae<B: Layers<f32>>(
     cfg: &TrainConfig,
     data: &TrainingData,
     run_dir: &Path,
     opts: &RunOptions,
     on_event: &mut dyn FnMut(Event<'_>),
+    dev: &B,
 ) -> Result<Summary, TrainError> {
     use mouton_losses::vae::{kl_divergence, reconstruction_bce, reparameterize, vae_loss, KlForm};
-    type V = mouton_models::vae::Vae<2, f32, Cpu>;
-    let vae: V = build(cfg, 0);
-    let dev = Cpu::default();
+    let vae: mouton_models::vae::Vae<2, f32, B> = build_on(cfg, 0, dev);
     let form = if cfg.kl_fidle_no_half {
         KlForm::FidleNoHalf
     } else {
         KlForm::Exact
     };
     let inject_at = opts.inject_nan_at_step;
-    let mut step_fn = |vae: &mut V,
+    let mut step_fn = |vae: &mut mouton_models::vae::Vae<2, f32, B>,
                        _: &mut (),
-                       opt: &mut Optimizer<f32>,
-                       _: &mut Optimizer<f32>,
+                       opt: &mut Optimizer<f32, B>,
+                       _: &mut Optimizer<f32, B>,
                        it: &mut mouton_data::Batches<'_>,
                        step: u64,
                        epoch: u64|
@@ -768,7 +765,7 @@ fn run_vae(
             .ok_or_else(|| TrainError::NoData("ran out of batches within an epoch".into()))?;
         let n = batch.indices.len();
         let target = dev.tensor_from_vec(batch.pixels.clone(), (n, 784usize));
-        let x: Images<Cpu> = dev.tensor_from_vec(batch.pixels, (n, 1, 28, 28));
+        let x: Images<B> = dev.tensor_from_vec(batch.pixels, (n, 1, 28, 28));
         let (mu, logvar) = vae.encode(x.traced(vae.alloc_grads()))?;
         // Each op is recorded once on the tape that reaches the loss: the KL reads tapeless
         // copies of both heads, the sample takes the heads' tapes.
@@ -815,6 +812,6 @@ fn run_vae(
         vae,
         (),
         &mut step_fn,
-        &dev,
+        dev,
     )
 }

@@ -343,7 +343,7 @@ fn dcgan_trains_on_signed_pixels_and_wgan_gp_refuses_its_discriminator() {
 }
 
 #[test]
-fn cuda_runs_refuse_the_vae_and_builds_without_cuda_say_so() {
+fn builds_without_cuda_refuse_cuda_runs_and_say_how_to_get_one() {
     use mouton_train::config::{CriticArch, GeneratorArch};
     use mouton_train::trainer::DeviceChoice;
     let dir = tempfile::tempdir().unwrap();
@@ -351,26 +351,23 @@ fn cuda_runs_refuse_the_vae_and_builds_without_cuda_say_so() {
         device: DeviceChoice::Cuda(0),
         ..Default::default()
     };
-    let vae = Overrides {
-        preset: Some(Preset::Vae),
-        synthetic_count: Some(72),
-        validation_fraction: Some(0.2),
-        batch_size: Some(16),
-        epochs: Some(1),
-        ..Default::default()
-    }
-    .resolve()
-    .unwrap();
-    let err = run(&vae, &dir.path().join("v"), &opts).unwrap_err();
-    assert!(matches!(err, TrainError::Device(_)), "{err}");
-    assert!(err.to_string().contains("CPU only"), "{err}");
-    // Every GAN architecture has its CUDA kernels; a build without the feature says how to
-    // get one, and writes nothing.
+    // Every architecture has its CUDA kernels (a CUDA build runs them: scripts/gpu-check.sh);
+    // a build without the feature says how to get one, and writes nothing.
     if !cfg!(feature = "cuda") {
         let mut dcgan = small(None, 1);
         dcgan.generator = GeneratorArch::DcganG;
         dcgan.critic = CriticArch::DcganD;
-        for (name, cfg) in [("a", small(None, 1)), ("b", dcgan)] {
+        let vae = Overrides {
+            preset: Some(Preset::Vae),
+            synthetic_count: Some(72),
+            validation_fraction: Some(0.2),
+            batch_size: Some(16),
+            epochs: Some(1),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        for (name, cfg) in [("a", small(None, 1)), ("b", dcgan), ("v", vae)] {
             let err = run(&cfg, &dir.path().join(name), &opts).unwrap_err();
             assert!(matches!(err, TrainError::Device(_)), "{err}");
             assert!(
