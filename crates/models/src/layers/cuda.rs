@@ -323,6 +323,18 @@ impl Geo {
         let i = |v: usize| {
             i32::try_from(v).map_err(|_| GeometryError::Invalid("a size does not fit in 32 bits"))
         };
+        // The kernels index one image's columns and planes with 32-bit integers.
+        let prod = |v: &[usize]| v.iter().fold(1usize, |a, &b| a.saturating_mul(b));
+        let per_image = [
+            prod(&[g.in_ch, g.kh, g.kw, g.oh, g.ow]),
+            prod(&[g.in_ch, g.h, g.w]),
+            prod(&[g.out_ch, g.oh, g.ow]),
+        ];
+        if per_image.iter().any(|&v| v > i32::MAX as usize) {
+            return Err(GeometryError::Invalid(
+                "one image's columns exceed 2^31 elements on CUDA",
+            ));
+        }
         Ok(Geo {
             n: i(g.batch)?,
             c: i(g.in_ch)?,
@@ -694,46 +706,69 @@ where
                 let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
                 launch(&cu, "col2im_add", per_image(c * h * w, n), (gx, &dcols, g))?;
             }
-            {
-                // dW += sum_i dY_i (O x P) cols_i^T (P x K)
-                // SAFETY: the GEMM writes every element.
-                let mut parts = unsafe { cu.alloc::<f32>(n * o * kk) }?;
-                batched_gemm(
-                    &blas,
-                    (o, kk, p),
-                    (&gy, false, o * p),
-                    (&cols, true, kk * p),
-                    (&mut parts, o * kk),
-                    n,
-                )
-                .map_err(fail)?;
-                let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
-                let len = o * kk;
-                launch(
-                    &cu,
-                    "sum_batches_add",
-                    grid(len),
-                    (gw, &parts, n as i32, len as i64),
-                )?;
-            }
+            // dW += sum_i dY_i (O x P) cols_i^T (P x K)
+            let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
+            weight_grad_add(&blas, gw, &gy, &cols, (o, kk, p), n)?;
         }
         if let Some(b_g) = b_g {
-            let gb: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&b_g)?;
-            let cfg = LaunchConfig {
-                grid_dim: (o as u32, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            launch(
-                &cu,
-                "bias_grad_add",
-                cfg,
-                (gb, &gy, n as i32, o as i32, p as i32),
-            )?;
+            bias_grad_add(grads.get_or_alloc_mut(&b_g)?, &gy, (n, o, p))?;
         }
         Ok(())
     });
     Ok(y.put_tape(tape))
+}
+
+/// `dw (rows x K) += sum_i a_i (rows x P) cols_i^T (P x K)`: one GEMM per image, then the
+/// images' parts summed in order (no atomics).
+fn weight_grad_add(
+    blas: &CudaBlas,
+    dw: &mut CudaSlice<f32>,
+    a: &CudaSlice<f32>,
+    cols: &CudaSlice<f32>,
+    (rows, kk, p): (usize, usize, usize),
+    n: usize,
+) -> Result<(), CudaError> {
+    let cu = a.device();
+    // SAFETY: the GEMM writes every element.
+    let mut parts = unsafe { cu.alloc::<f32>(n * rows * kk) }?;
+    batched_gemm(
+        blas,
+        (rows, kk, p),
+        (a, false, rows * p),
+        (cols, true, kk * p),
+        (&mut parts, rows * kk),
+        n,
+    )
+    .map_err(|_| CudaError::Driver(backward_failure()))?;
+    let len = rows * kk;
+    launch(
+        &cu,
+        "sum_batches_add",
+        grid(len),
+        (dw, &parts, n as i32, len as i64),
+    )?;
+    Ok(())
+}
+
+/// `db[ch] += sum over images and pixels of dy[n][ch][p]`, one block per channel.
+fn bias_grad_add(
+    db: &mut CudaSlice<f32>,
+    dy: &CudaSlice<f32>,
+    (n, o, p): (usize, usize, usize),
+) -> Result<(), CudaError> {
+    let cfg = LaunchConfig {
+        grid_dim: (o as u32, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let cu = dy.device();
+    launch(
+        &cu,
+        "bias_grad_add",
+        cfg,
+        (db, dy, n as i32, o as i32, p as i32),
+    )?;
+    Ok(())
 }
 
 /// PyTorch's transposed convolution: the input gradient of the conv2d that maps its output
@@ -839,34 +874,10 @@ where
             (gx, &dx, 1i32, len as i64),
         )?;
         // dW (c x K) += sum_i x_i (c x P) cols_i^T (P x K)
-        // SAFETY: the GEMM writes every element.
-        let mut parts = unsafe { cu.alloc::<f32>(n * c * kk) }?;
-        batched_gemm(
-            &blas,
-            (c, kk, p),
-            (xs, false, c * p),
-            (&cols, true, kk * p),
-            (&mut parts, c * kk),
-            n,
-        )
-        .map_err(fail)?;
         let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
-        let len = c * kk;
-        launch(
-            &cu,
-            "sum_batches_add",
-            grid(len),
-            (gw, &parts, n as i32, len as i64),
-        )?;
+        weight_grad_add(&blas, gw, xs, &cols, (c, kk, p), n)?;
         if let Some(b_g) = b_g {
-            let gb: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&b_g)?;
-            let cfg = LaunchConfig {
-                grid_dim: (o as u32, 1, 1),
-                block_dim: (256, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            let params = (gb, &gy, n as i32, o as i32, (oh * ow) as i32);
-            launch(&cu, "bias_grad_add", cfg, params)?;
+            bias_grad_add(grads.get_or_alloc_mut(&b_g)?, &gy, (n, o, oh * ow))?;
         }
         Ok(())
     });
