@@ -410,6 +410,27 @@ fn check_params<E: Dtype, D: Storage<E>, SB: Shape<Concrete = [usize; 1]>>(
     Ok(())
 }
 
+/// Batch norm's parameters match the features, and training has at least two values per
+/// feature to take statistics over.
+fn check_batch_norm<E: Dtype, D: Storage<E>, SC: Shape<Concrete = [usize; 1]>>(
+    (n, c, h, w): (usize, usize, usize, usize),
+    gamma: &Tensor<SC, E, D>,
+    beta: &Tensor<SC, E, D>,
+    training: bool,
+) -> Result<(), GeometryError> {
+    if gamma.shape().concrete()[0] != c || beta.shape().concrete()[0] != c {
+        return Err(GeometryError::Invalid(
+            "batch norm parameters differ from the features",
+        ));
+    }
+    if training && n * h * w < 2 {
+        return Err(GeometryError::Invalid(
+            "batch norm in training needs at least 2 values per feature",
+        ));
+    }
+    Ok(())
+}
+
 fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     let mut v = vec![E::default(); t.shape().num_elements()];
     t.copy_into(&mut v);
@@ -683,16 +704,7 @@ where
     use crate::ops::batch_norm::{batch_norm_backward, batch_norm_forward};
     let shape = *x.shape();
     let (n, c, l) = (shape.0, shape.1, shape.2 * shape.3);
-    if gamma.shape().concrete()[0] != c || beta.shape().concrete()[0] != c {
-        return Err(GeometryError::Invalid(
-            "batch norm parameters differ from the features",
-        ));
-    }
-    if n * l < 2 {
-        return Err(GeometryError::Invalid(
-            "batch norm in training needs at least 2 values per feature",
-        ));
-    }
+    check_batch_norm(shape, gamma, beta, true)?;
     let (x, mut tape) = x.split_tape();
     let (xv, gv, bv) = (to_vec(&x), to_vec(gamma), to_vec(beta));
     let mut out = vec![E::default(); xv.len()];
@@ -778,11 +790,7 @@ where
 {
     let shape = *x.shape();
     let (c, l) = (shape.1, shape.2 * shape.3);
-    if gamma.shape().concrete()[0] != c {
-        return Err(GeometryError::Invalid(
-            "batch norm parameters differ from the features",
-        ));
-    }
+    check_batch_norm(shape, gamma, beta, false)?;
     let (gv, bv, rm, rv) = (
         to_vec(gamma),
         to_vec(beta),

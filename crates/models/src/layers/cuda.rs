@@ -21,7 +21,7 @@ use cudarc::driver::{
 };
 use dfdx::prelude::*;
 
-use super::{check_params, Nchw};
+use super::{check_batch_norm, check_params, Nchw};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{Conv2dGeometry, GeometryError, Padding};
 
@@ -901,16 +901,7 @@ where
 {
     let shape = *x.shape();
     let (n, c, l) = (shape.0, shape.1, shape.2 * shape.3);
-    if gamma.shape().concrete()[0] != c || beta.shape().concrete()[0] != c {
-        return Err(GeometryError::Invalid(
-            "batch norm parameters differ from the features",
-        ));
-    }
-    if n * l < 2 {
-        return Err(GeometryError::Invalid(
-            "batch norm in training needs at least 2 values per feature",
-        ));
-    }
+    check_batch_norm(shape, gamma, beta, true)?;
     if let Some((running_mean, running_var)) = running {
         let xv = x.retaped::<NoneTape>();
         let mean = xv
@@ -956,11 +947,7 @@ where
 {
     let shape = *x.shape();
     let c = shape.1;
-    if gamma.shape().concrete()[0] != c {
-        return Err(GeometryError::Invalid(
-            "batch norm parameters differ from the features",
-        ));
-    }
+    check_batch_norm(shape, gamma, beta, false)?;
     let flat = |t: &Tensor<SC, f32, Cuda>| t.clone().reshape_like(&(c,));
     let a = flat(gamma) / (flat(running_var) + eps as f32).sqrt();
     let b = flat(beta) - a.clone() * flat(running_mean);
