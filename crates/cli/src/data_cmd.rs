@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use mouton_data::{
-    detect_format, file_info, load_images, tile, write_atomically, write_npy_u8, write_png_gray,
-    write_simplified_line, DataError, Filter, Format, NdjsonKind, NdjsonReader, RasterOptions,
-    Simplifier, Strokes,
+    detect_format, file_info, load_images, rasterize_to_npy, tile, write_atomically,
+    write_png_gray, write_simplified_line, DataError, Filter, Format, NdjsonKind, NdjsonReader,
+    RasterOptions, Simplifier, Strokes,
 };
 
 use crate::BadInput;
@@ -259,17 +259,23 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
         } => {
             let fmt = format_of(file, format)?;
             let opts = raster_options(*size)?;
-            let (images, summary) =
-                load_images(file, fmt, &opts, &filter.filter(None), filter.skip_invalid)
-                    .map_err(bad)?;
+            let filt = filter.filter(None);
+            let (count, summary) =
+                rasterize_to_npy(file, fmt, &opts, &filt, filter.skip_invalid, output).map_err(
+                    |e| {
+                        // Errors about the output file are failures to write, not bad input.
+                        if e.file == *output {
+                            anyhow::Error::new(e).context(format!("writing {}", output.display()))
+                        } else {
+                            bad(e).into()
+                        }
+                    },
+                )?;
             report_skipped(&summary);
-            let px = (images.side * images.side) as u64;
-            write_npy_u8(output, &images.data, &[images.len() as u64, px])
-                .with_context(|| format!("writing {}", output.display()))?;
             println!(
                 "wrote {}: {} drawings at {size}x{size}{}{}",
                 output.display(),
-                images.len(),
+                count,
                 if summary.simplified > 0 {
                     format!(" ({} raw drawings simplified first)", summary.simplified)
                 } else {

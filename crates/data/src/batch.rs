@@ -70,6 +70,45 @@ pub fn rasterize_file(
     filter: &Filter,
     skip_invalid: bool,
 ) -> Result<(Vec<u8>, Summary), DataError> {
+    let mut out = Vec::new();
+    let summary = rasterize_file_with(path, opts, filter, skip_invalid, |images| {
+        out.extend_from_slice(images);
+        Ok(())
+    })?;
+    Ok((out, summary))
+}
+
+/// [`rasterize_file`] handing the images to `sink` a batch at a time, in file order, instead of
+/// collecting them: `sink` runs while the workers render the next batch, so writing the
+/// images out costs no extra wall time, and memory stays flat whatever the file's size.
+/// Nothing is handed over after an error, but batches before it may have been.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("dots.ndjson");
+/// let line = r#"{"word":"sheep","countrycode":"FR","timestamp":"","recognized":true,"key_id":"1","drawing":[[[10],[20]]]}"#;
+/// std::fs::write(&path, format!("{line}\n{line}\n{line}\n"))?;
+/// let mut count = 0;
+/// let summary = mouton_data::rasterize_file_with(
+///     &path,
+///     &Default::default(),
+///     &Default::default(),
+///     false,
+///     |images| {
+///         count += images.len() / 784;
+///         Ok(())
+///     },
+/// )?;
+/// assert_eq!((count, summary.kept), (3, 3));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn rasterize_file_with(
+    path: &Path,
+    opts: &RasterOptions,
+    filter: &Filter,
+    skip_invalid: bool,
+    mut sink: impl FnMut(&[u8]) -> Result<(), DataError> + Send,
+) -> Result<Summary, DataError> {
     let px = (opts.size as usize).pow(2);
     Rasterizer::new(*opts).ok_or_else(|| {
         DataError::new(
@@ -79,67 +118,39 @@ pub fn rasterize_file(
         )
     })?;
     let mut reader = NdjsonReader::open(path)?;
-    let mut out = Vec::new();
     let mut summary = Summary::default();
-    let mut text = Vec::new();
-    let mut lines: Vec<(usize, usize, u64)> = Vec::with_capacity(BATCH_LINES);
+    // Three stages at once: the workers render batch k while batch k + 1 is read and batch
+    // k - 1's kept images go to the sink.
+    let mut cur = LineBatch::default();
+    let mut next = LineBatch::default();
+    let mut images = Vec::new();
+    let mut kept = Vec::new();
+    cur.read(&mut reader);
     loop {
-        text.clear();
-        lines.clear();
-        let mut read_error = None;
-        while lines.len() < BATCH_LINES {
-            match reader.next_line() {
-                None => break,
-                Some(Ok((bytes, no))) => {
-                    let start = text.len();
-                    text.extend_from_slice(bytes);
-                    lines.push((start, text.len(), no));
-                }
-                Some(Err(e)) => {
-                    read_error = Some(e);
-                    break;
-                }
-            }
-        }
-        if lines.is_empty() {
-            if let Some(e) = read_error {
+        if cur.lines.is_empty() {
+            if let Some(e) = cur.error.take() {
                 return Err(e);
             }
             break;
         }
-        let base = out.len();
-        out.resize(base + lines.len() * px, 0);
-        // Per line: Ok(Some(raw?)) kept, Ok(None) filtered out, Err(message) invalid.
-        let results: Vec<Result<Option<bool>, String>> = out[base..]
-            .par_chunks_mut(px)
-            .zip(lines.par_iter())
-            .map_init(
-                || {
-                    (
-                        Rasterizer::new(*opts).expect("options checked above"),
-                        Strokes::default(),
-                        Strokes::default(),
-                        Simplifier::default(),
-                    )
-                },
-                |(r, strokes, simple, simplifier), (img, &(a, b, _))| {
-                    let (meta, kind) = parse_into(&text[a..b], strokes)?;
-                    if !filter.keeps(&meta) {
-                        return Ok(None);
-                    }
-                    let raw = kind == NdjsonKind::Raw;
-                    if raw {
-                        simplifier.simplify_into(strokes, simple);
-                        r.render(simple, img);
-                    } else {
-                        r.render(strokes, img);
-                    }
-                    Ok(Some(raw))
-                },
-            )
-            .collect();
-        // Compact the kept images in file order; stop at the first error unless skipping.
-        let mut write = base;
+        images.resize(cur.lines.len() * px, 0);
+        let read_on = cur.error.is_none();
+        let (results, handed) = rayon::join(
+            || render_batch(&cur, &mut images, px, opts, filter),
+            || {
+                if read_on {
+                    next.read(&mut reader)
+                }
+                if kept.is_empty() {
+                    Ok(())
+                } else {
+                    sink(&kept)
+                }
+            },
+        );
+        handed?;
+        kept.clear();
+        // Keep the kept images in file order; stop at the first error unless skipping.
         let mut stop = false;
         for (k, res) in results.into_iter().enumerate() {
             match res {
@@ -148,15 +159,13 @@ pub fn rasterize_file(
                         stop = true;
                         break;
                     }
-                    let from = base + k * px;
-                    out.copy_within(from..from + px, write);
-                    write += px;
+                    kept.extend_from_slice(&images[k * px..(k + 1) * px]);
                     summary.kept += 1;
                     summary.simplified += raw as usize;
                 }
                 Ok(None) => summary.filtered += 1,
                 Err(msg) => {
-                    let e = DataError::new(path, Location::Line(lines[k].2), msg);
+                    let e = DataError::new(path, Location::Line(cur.lines[k].2), msg);
                     if !skip_invalid {
                         return Err(e);
                     }
@@ -167,13 +176,91 @@ pub fn rasterize_file(
                 }
             }
         }
-        out.truncate(write);
-        if let Some(e) = read_error {
+        if let Some(e) = cur.error.take() {
             return Err(e);
         }
         if stop || filter.first.is_some_and(|n| summary.kept >= n) {
             break;
         }
+        std::mem::swap(&mut cur, &mut next);
     }
-    Ok((out, summary))
+    if !kept.is_empty() {
+        sink(&kept)?;
+    }
+    Ok(summary)
+}
+
+/// Up to [`BATCH_LINES`] lines of a file: their bytes back to back, each line's (start, end,
+/// line number), and the read error that cut the batch short, if any.
+#[derive(Default)]
+struct LineBatch {
+    text: Vec<u8>,
+    lines: Vec<(usize, usize, u64)>,
+    error: Option<DataError>,
+}
+
+impl LineBatch {
+    /// Refills the batch from `reader`.
+    fn read(&mut self, reader: &mut NdjsonReader) {
+        self.text.clear();
+        self.lines.clear();
+        self.error = None;
+        while self.lines.len() < BATCH_LINES {
+            match reader.next_line() {
+                None => break,
+                Some(Ok((bytes, no))) => {
+                    let start = self.text.len();
+                    self.text.extend_from_slice(bytes);
+                    self.lines.push((start, self.text.len(), no));
+                }
+                Some(Err(e)) => {
+                    self.error = Some(e);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Items of a batch handed to one worker at a time: each worker's buffers are built once per
+/// such run, so runs are kept long enough for that to be noise.
+const MIN_RUN: usize = 64;
+
+/// Parses, filters and renders a batch into `out` (`px` bytes per line), in parallel. Per line:
+/// `Ok(Some(raw))` kept (raw: simplified first), `Ok(None)` filtered out, `Err` invalid.
+fn render_batch(
+    batch: &LineBatch,
+    out: &mut [u8],
+    px: usize,
+    opts: &RasterOptions,
+    filter: &Filter,
+) -> Vec<Result<Option<bool>, String>> {
+    out.par_chunks_mut(px)
+        .zip(batch.lines.par_iter())
+        .with_min_len(MIN_RUN)
+        .map_init(
+            || {
+                (
+                    Rasterizer::new(*opts).expect("options checked by the caller"),
+                    Strokes::default(),
+                    Strokes::default(),
+                    Simplifier::default(),
+                )
+            },
+            |(r, strokes, simple, simplifier), (img, &(a, b, _))| {
+                let (meta, kind) = parse_into(&batch.text[a..b], strokes)?;
+                if !filter.keeps(&meta) {
+                    return Ok(None);
+                }
+                let raw = kind == NdjsonKind::Raw;
+                if raw {
+                    simplifier.simplify_into(strokes, simple);
+                    r.render(simple, img);
+                } else {
+                    r.render(strokes, img);
+                }
+                Ok(Some(raw))
+            },
+        )
+        .collect()
 }

@@ -4,8 +4,9 @@ use std::io::BufRead;
 use std::path::Path;
 
 use crate::{
-    rasterize_file, read_npy_bitmaps, read_raw_bitmaps, BinaryReader, Bitmaps, DataError, Filter,
-    Location, RasterOptions, Rasterizer, Summary,
+    rasterize_file, rasterize_file_with, read_npy_bitmaps, read_raw_bitmaps, write_npy_u8,
+    BinaryReader, Bitmaps, DataError, Filter, Location, NpyRowWriter, RasterOptions, Rasterizer,
+    Summary,
 };
 
 /// A Quick, Draw! file format.
@@ -76,6 +77,47 @@ pub fn load_images(
         }
     }
     Ok((b, summary))
+}
+
+/// [`load_images`] written to `out` as a Google-compatible uint8 `.npy` of shape
+/// (N, size * size), atomically (nothing appears at `out` unless everything succeeded).
+/// ndjson input without a random sample is streamed: images are written while later ones are
+/// rendered, so memory stays flat. Returns the number of images and the summary.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let src = dir.path().join("line.ndjson");
+/// let line = r#"{"word":"sheep","countrycode":"FR","timestamp":"","recognized":true,"key_id":"1","drawing":[[[10,200],[128,128]]]}"#;
+/// std::fs::write(&src, format!("{line}\n{line}\n"))?;
+/// let out = dir.path().join("out.npy");
+/// let opts = mouton_data::RasterOptions { size: 32, ..Default::default() };
+/// let fmt = mouton_data::Format::Ndjson;
+/// let (n, _) = mouton_data::rasterize_to_npy(&src, fmt, &opts, &Default::default(), false, &out)?;
+/// assert_eq!(n, 2);
+/// assert_eq!(mouton_data::read_npy_bitmaps(&out)?.side, 32);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn rasterize_to_npy(
+    path: &Path,
+    format: Format,
+    opts: &RasterOptions,
+    filter: &Filter,
+    skip_invalid: bool,
+    out: &Path,
+) -> Result<(usize, Summary), DataError> {
+    let px = (opts.size as usize).pow(2);
+    if format == Format::Ndjson && filter.random.is_none() {
+        let mut w = NpyRowWriter::create(out, px.max(1))?;
+        let summary = rasterize_file_with(path, opts, filter, skip_invalid, |images| {
+            w.write_rows(images)
+        })?;
+        let n = w.finish()?;
+        return Ok((n as usize, summary));
+    }
+    let (images, summary) = load_images(path, format, opts, filter, skip_invalid)?;
+    let px = (images.side * images.side) as u64;
+    write_npy_u8(out, &images.data, &[images.len() as u64, px])?;
+    Ok((images.len(), summary))
 }
 
 fn load_all(

@@ -47,16 +47,18 @@ mod simplify;
 mod source;
 mod synth;
 
-pub use batch::{rasterize_file, Filter, Summary};
+pub use batch::{rasterize_file, rasterize_file_with, Filter, Summary};
 pub use binary::BinaryReader;
-pub use bitmap::{read_npy_bitmaps, read_raw_bitmaps, write_atomically, write_npy_u8, Bitmaps};
+pub use bitmap::{
+    read_npy_bitmaps, read_raw_bitmaps, write_atomically, write_npy_u8, Bitmaps, NpyRowWriter,
+};
 pub use cache::{load_images_cached, CacheStatus};
 pub use dataset::{Batch, Batches, Dataset, Scale};
 pub use drawing::{Drawing, Meta, Strokes, Timestamp};
 pub use error::{DataError, Location};
 #[cfg(feature = "fetch")]
 pub use fetch::{fetch, remote_file, Fetched, RemoteFormat, BASE_URL_ENV, DEFAULT_BASE_URL};
-pub use formats::{detect_format, load_images, Format};
+pub use formats::{detect_format, load_images, rasterize_to_npy, Format};
 pub use grid::{tile, write_png_gray};
 pub use info::{file_info, FileInfo};
 pub use ndjson::{

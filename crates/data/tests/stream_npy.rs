@@ -1,0 +1,77 @@
+//! Whole files rasterized straight into a `.npy` while later batches render: the same images in
+//! the same order as collecting them, and nothing left behind when a later batch fails.
+
+use mouton_data::{
+    rasterize_file, rasterize_to_npy, read_npy_bitmaps, synth_flock, write_simplified_line, Filter,
+    Format, RasterOptions,
+};
+
+/// `n` synthetic drawings (several batches' worth), one per line.
+fn flock_file(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let mut text = Vec::new();
+    for d in synth_flock(n, 3) {
+        write_simplified_line(&mut text, &d).unwrap();
+    }
+    let path = dir.join("flock.ndjson");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn streamed_npy_equals_the_collected_images_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = flock_file(dir.path(), 9000);
+    let opts = RasterOptions::default();
+    for filter in [
+        Filter::default(),
+        Filter {
+            first: Some(5000),
+            ..Default::default()
+        },
+    ] {
+        let (images, summary) = rasterize_file(&src, &opts, &filter, false).unwrap();
+        let out = dir.path().join("out.npy");
+        let (n, streamed) =
+            rasterize_to_npy(&src, Format::Ndjson, &opts, &filter, false, &out).unwrap();
+        assert_eq!(streamed, summary);
+        assert_eq!(n, filter.first.unwrap_or(9000));
+        let b = read_npy_bitmaps(&out).unwrap();
+        assert_eq!((b.len(), b.side), (n, 28));
+        assert!(b.data == images, "streamed images differ ({filter:?})");
+        // Not all black: the drawings were rendered.
+        assert!(b.image(n - 1).iter().any(|&v| v > 0));
+    }
+}
+
+#[test]
+fn a_bad_line_in_a_later_batch_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = flock_file(dir.path(), 6000);
+    // Line 5000 sits in the second batch, after the first was written to the temporary file.
+    let mut lines: Vec<String> = std::fs::read_to_string(&src)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    lines[4999] = r#"{"word":"sheep","key_id":"1"}"#.into();
+    std::fs::write(&src, lines.join("\n") + "\n").unwrap();
+    let out = dir.path().join("out.npy");
+    let opts = RasterOptions::default();
+    let err =
+        rasterize_to_npy(&src, Format::Ndjson, &opts, &Filter::default(), false, &out).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("flock.ndjson:5000: missing field `drawing`"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no half-written output");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("flock.ndjson")]);
+    // Skipping it instead: one fewer image.
+    let (n, summary) =
+        rasterize_to_npy(&src, Format::Ndjson, &opts, &Filter::default(), true, &out).unwrap();
+    assert_eq!((n, summary.skipped), (5999, 1));
+}
