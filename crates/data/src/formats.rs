@@ -1,6 +1,8 @@
 //! One entry point for every input format: detection and loading as images.
 
 use std::io::BufRead;
+
+use rayon::prelude::*;
 use std::path::Path;
 
 use crate::{
@@ -120,6 +122,9 @@ pub fn rasterize_to_npy(
     Ok((images.len(), summary))
 }
 
+/// Binary records rendered at once on all cores.
+const BINARY_BATCH: usize = 4096;
+
 fn load_all(
     path: &Path,
     format: Format,
@@ -157,37 +162,59 @@ fn load_all(
         Format::Npy => bitmaps(read_npy_bitmaps(path)?),
         Format::Bitmap28 => bitmaps(read_raw_bitmaps(path, 28)?),
         Format::Binary => {
-            let mut r = Rasterizer::new(*opts).ok_or_else(|| {
-                DataError::new(
+            if !opts.is_valid() {
+                return Err(DataError::new(
                     path,
                     Location::File,
                     format!("invalid raster options {opts:?}"),
-                )
-            })?;
+                ));
+            }
+            let px = side * side;
             let mut data = Vec::new();
             let mut summary = Summary::default();
-            for d in BinaryReader::open(path)? {
-                let d = match d {
-                    Ok(d) => d,
-                    // A broken record ends the stream: nothing after it can be located.
-                    Err(e) if skip_invalid => {
-                        summary.skipped += 1;
-                        summary.skipped_examples.push(e.to_string());
+            let mut batch = Vec::with_capacity(BINARY_BATCH);
+            let mut records = BinaryReader::open(path)?;
+            let mut done = false;
+            while !done {
+                // Records are read one by one (cheap), then rendered on all cores.
+                batch.clear();
+                while batch.len() < BINARY_BATCH {
+                    let d = match records.next() {
+                        None => {
+                            done = true;
+                            break;
+                        }
+                        Some(Ok(d)) => d,
+                        // A broken record ends the stream: nothing after it can be located.
+                        Some(Err(e)) if skip_invalid => {
+                            summary.skipped += 1;
+                            summary.skipped_examples.push(e.to_string());
+                            done = true;
+                            break;
+                        }
+                        Some(Err(e)) => return Err(e),
+                    };
+                    if !filter.keeps(&d.meta) {
+                        summary.filtered += 1;
+                        continue;
+                    }
+                    batch.push(d.strokes);
+                    summary.kept += 1;
+                    if filter.first.is_some_and(|n| summary.kept >= n) {
+                        done = true;
                         break;
                     }
-                    Err(e) => return Err(e),
-                };
-                if !filter.keeps(&d.meta) {
-                    summary.filtered += 1;
-                    continue;
                 }
                 let at = data.len();
-                data.resize(at + side * side, 0);
-                r.render(&d.strokes, &mut data[at..]);
-                summary.kept += 1;
-                if filter.first.is_some_and(|n| summary.kept >= n) {
-                    break;
-                }
+                data.resize(at + batch.len() * px, 0);
+                data[at..]
+                    .par_chunks_mut(px)
+                    .zip(batch.par_iter())
+                    .with_min_len(64)
+                    .for_each_init(
+                        || Rasterizer::new(*opts).expect("options checked above"),
+                        |r, (img, strokes)| r.render(strokes, img),
+                    );
             }
             Ok((Bitmaps { side, data }, summary))
         }

@@ -1,9 +1,11 @@
-//! Whole files rasterized straight into a `.npy` while later batches render: the same images in
-//! the same order as collecting them, and nothing left behind when a later batch fails.
+//! Whole files rendered on all cores: ndjson streamed straight into a `.npy` while later batches
+//! render (the same images in the same order as collecting them, and nothing left behind when a
+//! later batch fails), and Google's binary format in parallel batches (the same images as
+//! rendering its records one by one).
 
 use mouton_data::{
-    rasterize_file, rasterize_to_npy, read_npy_bitmaps, synth_flock, write_simplified_line, Filter,
-    Format, RasterOptions,
+    load_images, rasterize_file, rasterize_to_npy, read_npy_bitmaps, synth_flock,
+    write_simplified_line, BinaryReader, Filter, Format, RasterOptions, Rasterizer,
 };
 
 /// `n` synthetic drawings (several batches' worth), one per line.
@@ -74,4 +76,54 @@ fn a_bad_line_in_a_later_batch_leaves_nothing_behind() {
     let (n, summary) =
         rasterize_to_npy(&src, Format::Ndjson, &opts, &Filter::default(), true, &out).unwrap();
     assert_eq!((n, summary.skipped), (5999, 1));
+}
+
+#[test]
+fn binary_files_render_in_parallel_batches_like_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    // 9,000 synthetic drawings as Google's binary records (three batches); every third one
+    // not recognized, so the filter has something to leave out.
+    let mut bin = Vec::new();
+    for (k, d) in synth_flock(9000, 5).iter().enumerate() {
+        bin.extend((k as u64).to_le_bytes());
+        bin.extend(b"FR");
+        bin.push((k % 3 != 0) as u8);
+        bin.extend(0u32.to_le_bytes());
+        bin.extend((d.strokes.len() as u16).to_le_bytes());
+        for s in 0..d.strokes.len() {
+            let (xs, ys, _) = d.strokes.stroke(s);
+            bin.extend((xs.len() as u16).to_le_bytes());
+            bin.extend(xs.iter().map(|&x| x.round() as u8));
+            bin.extend(ys.iter().map(|&y| y.round() as u8));
+        }
+    }
+    let path = dir.path().join("flock.bin");
+    std::fs::write(&path, bin).unwrap();
+    let opts = RasterOptions::default();
+    let filter = Filter {
+        recognized_only: true,
+        first: Some(5500),
+        ..Default::default()
+    };
+    let (images, summary) = load_images(&path, Format::Binary, &opts, &filter, false).unwrap();
+    assert_eq!((images.len(), summary.kept), (5500, 5500));
+    let mut r = Rasterizer::new(opts).unwrap();
+    let mut img = vec![0u8; 784];
+    let mut k = 0;
+    for d in BinaryReader::open(&path).unwrap() {
+        let d = d.unwrap();
+        if !filter.keeps(&d.meta) {
+            continue;
+        }
+        if k == 5500 {
+            break;
+        }
+        r.render(&d.strokes, &mut img);
+        assert!(images.image(k) == &img[..], "image {k}");
+        k += 1;
+    }
+    assert_eq!(k, 5500);
+    // The 5,500th kept record is number 8,249 (kept in pairs 3j+1, 3j+2); the 2,750 records
+    // 3j before it were left out.
+    assert_eq!(summary.filtered, 2750);
 }
