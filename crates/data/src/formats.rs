@@ -109,6 +109,7 @@ pub fn rasterize_to_npy(
 ) -> Result<(usize, Summary), DataError> {
     let px = (opts.size as usize).pow(2);
     if format == Format::Ndjson && filter.random.is_none() {
+        // (px is 0 only for invalid options, which rasterize_file_with reports by name.)
         let mut w = NpyRowWriter::create(out, px.max(1))?;
         let summary = rasterize_file_with(path, opts, filter, skip_invalid, |images| {
             w.write_rows(images)

@@ -271,7 +271,7 @@ impl Rasterizer {
         let piece = Piece {
             p,
             q,
-            rows: (ry0, ry1),
+            seg_y: (ry0, ry1),
             along,
             across,
         };
@@ -293,7 +293,7 @@ impl Rasterizer {
         let Piece {
             p,
             q,
-            rows: (ry0, ry1),
+            seg_y: (ry0, ry1),
             along: [al, ah],
             across: [cl, ch],
         } = piece;
@@ -484,13 +484,13 @@ fn sub_row_y(s: usize) -> f32 {
     (s as i32 as f32 + 0.5) * (1.0 / SUB as f32)
 }
 
-/// One piece of a stroke: the pen at `q` and, unless `rows` is empty, the segment from `p` to
-/// `q` as bounds on x linear in y (see [`Rasterizer::add_piece`]), on the rows `rows`.
+/// One piece of a stroke: the pen at `q` and, unless `seg_y` is empty, the segment from `p` to
+/// `q` as bounds on x linear in y (see [`Rasterizer::add_piece`]) for y in `seg_y`.
 #[derive(Clone, Copy)]
 struct Piece {
     p: (f32, f32),
     q: (f32, f32),
-    rows: (f32, f32),
+    seg_y: (f32, f32),
     along: [(f32, f32); 2],
     across: [(f32, f32); 2],
 }

@@ -120,22 +120,27 @@ fn conv2d_forward_and_all_gradients_match_the_cpu() {
         let g_gpu = (y_gpu * r_gpu).sum::<(), _>().backward();
         let what = format!("conv2d {n}x{c}x{h}x{w} -> {o}, k{k} s{s} {pad:?}, bias {biased}");
         check(&format!("{what} output"), &y_gpu_v, &y_cpu_v);
-        check(
-            &format!("{what} d/dx"),
-            &g_gpu.get(&x_gpu).as_vec(),
-            &g_cpu.get(&x_cpu).as_vec(),
-        );
-        check(
-            &format!("{what} d/dw"),
-            &g_gpu.get(&w_gpu).as_vec(),
-            &g_cpu.get(&w_cpu).as_vec(),
-        );
+        let mut grads = vec![
+            (
+                "d/dx",
+                g_gpu.get(&x_gpu).as_vec(),
+                g_cpu.get(&x_cpu).as_vec(),
+            ),
+            (
+                "d/dw",
+                g_gpu.get(&w_gpu).as_vec(),
+                g_cpu.get(&w_cpu).as_vec(),
+            ),
+        ];
         if biased {
-            check(
-                &format!("{what} d/db"),
-                &g_gpu.get(&b_gpu).as_vec(),
-                &g_cpu.get(&b_cpu).as_vec(),
-            );
+            grads.push((
+                "d/db",
+                g_gpu.get(&b_gpu).as_vec(),
+                g_cpu.get(&b_cpu).as_vec(),
+            ));
+        }
+        for (name, cuda, cpu) in grads {
+            check(&format!("{what} {name}"), &cuda, &cpu);
         }
     }
 }
@@ -182,22 +187,27 @@ fn conv_transpose2d_forward_and_all_gradients_match_the_cpu() {
             "conv_transpose2d {n}x{c}x{h}x{w} -> {o}, k{k} s{s} p{pad} op{opad}, bias {biased}"
         );
         check(&format!("{what} output"), &y_gpu_v, &y_cpu_v);
-        check(
-            &format!("{what} d/dx"),
-            &g_gpu.get(&x_gpu).as_vec(),
-            &g_cpu.get(&x_cpu).as_vec(),
-        );
-        check(
-            &format!("{what} d/dw"),
-            &g_gpu.get(&w_gpu).as_vec(),
-            &g_cpu.get(&w_cpu).as_vec(),
-        );
+        let mut grads = vec![
+            (
+                "d/dx",
+                g_gpu.get(&x_gpu).as_vec(),
+                g_cpu.get(&x_cpu).as_vec(),
+            ),
+            (
+                "d/dw",
+                g_gpu.get(&w_gpu).as_vec(),
+                g_cpu.get(&w_cpu).as_vec(),
+            ),
+        ];
         if biased {
-            check(
-                &format!("{what} d/db"),
-                &g_gpu.get(&b_gpu).as_vec(),
-                &g_cpu.get(&b_cpu).as_vec(),
-            );
+            grads.push((
+                "d/db",
+                g_gpu.get(&b_gpu).as_vec(),
+                g_cpu.get(&b_cpu).as_vec(),
+            ));
+        }
+        for (name, cuda, cpu) in grads {
+            check(&format!("{what} {name}"), &cuda, &cpu);
         }
     }
 }
