@@ -3,9 +3,11 @@
 //! over a tensor, at most 1e-4 in f32.
 #![cfg(feature = "cuda")]
 
+use cudarc::driver::CudaSlice;
 use dfdx::nn::ToDevice;
 use dfdx::prelude::*;
 use mouton_models::critic::{activation_slopes, Critic};
+use mouton_models::layers::fused_update::{FusedOptimizer, Rule};
 use mouton_models::layers::{
     activation, batch_norm_nchw, batch_norm_nchw_eval, conv2d, conv_transpose2d, mul_constant,
     open_cuda, upsample_nearest, Nchw,
@@ -466,4 +468,178 @@ fn sheep1_networks_and_the_tangent_pass_match_the_cpu() {
         &t_gpu.as_vec(),
         &t_cpu.as_vec(),
     );
+}
+
+/// The CPU optimizer's Adam arithmetic (mouton-train's `Optimizer`, PyTorch's order), in f32.
+fn host_adam(p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f32], rule: Rule) {
+    let Rule::Adam {
+        b1,
+        one_b1,
+        b2,
+        one_b2,
+        step,
+        bc2_sqrt,
+        eps,
+    } = rule
+    else {
+        unreachable!()
+    };
+    for i in 0..p.len() {
+        m[i] = m[i] * b1 + g[i] * one_b1;
+        v[i] = v[i] * b2 + g[i] * g[i] * one_b2;
+        let denom = v[i].sqrt() / bc2_sqrt + eps;
+        p[i] -= step * m[i] / denom;
+    }
+}
+
+fn adam_rule(t: i32) -> Rule {
+    let (lr, b1, b2, eps) = (2e-3f32, 0.5f32, 0.999f32, 1e-7f32);
+    Rule::Adam {
+        b1,
+        one_b1: 1.0 - b1,
+        b2,
+        one_b2: 1.0 - b2,
+        step: lr / (1.0 - b1.powi(t)),
+        bc2_sqrt: (1.0 - b2.powi(t)).sqrt(),
+        eps,
+    }
+}
+
+#[test]
+fn fused_updates_compute_the_cpu_optimizers_bits_and_the_layers_read_their_mirrors() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    // Conv weights of 9,000 values (several blocks of the kernel) and a bias of 5.
+    let (o, c, k) = (5usize, 200usize, 3usize);
+    let w0 = random(&mut rng, o * c * k * k);
+    let b0 = random(&mut rng, o);
+    let mut w: Tensor<(usize, usize, usize, usize), f32, Cuda> =
+        gpu.tensor_from_vec(w0.clone(), (o, c, k, k));
+    let mut b: Tensor<(usize,), f32, Cuda> = gpu.tensor_from_vec(b0.clone(), (o,));
+    let x0 = random(&mut rng, 2 * c * 6 * 6);
+    let x: Nchw<f32, NoneTape, Cuda> = gpu.tensor_from_vec(x0.clone(), (2, c, 6, 6));
+    let mut host = [
+        (w0, vec![0.0; o * c * k * k], vec![0.0; o * c * k * k]),
+        (b0, vec![0.0; o], vec![0.0; o]),
+    ];
+    let mut opt = FusedOptimizer::new(true);
+    for t in 1..=3 {
+        let gw = random(&mut rng, o * c * k * k);
+        let gb = random(&mut rng, o);
+        let mut grads: Gradients<f32, Cuda> = Gradients::leaky();
+        let gws: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w).unwrap();
+        gws.device().htod_sync_copy_into(&gw, gws).unwrap();
+        let gbs: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&b).unwrap();
+        gbs.device().htod_sync_copy_into(&gb, gbs).unwrap();
+        opt.update(0, &mut w, &mut grads, adam_rule(t), None)
+            .unwrap();
+        opt.update(1, &mut b, &mut grads, adam_rule(t), None)
+            .unwrap();
+        let norm_sq = opt.finish().unwrap().unwrap().as_vec()[0];
+        for ((p, m, v), g) in host.iter_mut().zip([&gw, &gb]) {
+            host_adam(p, m, v, g, adam_rule(t));
+        }
+        let want: f64 = gw.iter().chain(&gb).map(|&g| (g as f64) * (g as f64)).sum();
+        assert!(
+            ((norm_sq as f64) - want).abs() <= 1e-5 * want,
+            "{norm_sq} vs {want}"
+        );
+        // Bit for bit: parameters (as dfdx holds them) and moments.
+        assert_eq!(w.as_vec(), host[0].0, "weights after update {t}");
+        assert_eq!(b.as_vec(), host[1].0, "bias after update {t}");
+        let (m, v) = opt.moments(0).unwrap().unwrap();
+        assert_eq!(
+            (m, v),
+            (host[0].1.clone(), host[0].2.clone()),
+            "moments after {t}"
+        );
+    }
+    // The layers read the mirrors: the same output as from fresh tensors of the same values,
+    // and as after forgetting the mirrors (read through dfdx).
+    let conv = |w: &Tensor<(usize, usize, usize, usize), f32, Cuda>,
+                b: &Tensor<(usize,), f32, Cuda>| {
+        conv2d(x.clone(), w, Some(b), 1, Padding::Same)
+            .unwrap()
+            .as_vec()
+    };
+    let fresh_w = gpu.tensor_from_vec(w.as_vec(), (o, c, k, k));
+    let fresh_b = gpu.tensor_from_vec(b.as_vec(), (o,));
+    let want = conv(&fresh_w, &fresh_b);
+    assert_eq!(conv(&w, &b), want, "through the mirrors");
+    // A forward pass holds the mirror; an update before its backward pass must not change
+    // what that backward pass reads (the mirror is copied, not written under it).
+    let xt = x.clone().traced(Gradients::leaky());
+    let y = conv2d(xt, &w, Some(&b), 1, Padding::Same).unwrap();
+    let mut grads: Gradients<f32, Cuda> = Gradients::leaky();
+    let gws: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w).unwrap();
+    let big = vec![1.0f32; o * c * k * k];
+    gws.device().htod_sync_copy_into(&big, gws).unwrap();
+    opt.update(0, &mut w, &mut grads, adam_rule(4), None)
+        .unwrap();
+    opt.update(1, &mut b, &mut grads, adam_rule(4), None)
+        .unwrap();
+    opt.finish().unwrap();
+    assert_ne!(w.as_vec(), fresh_w.as_vec(), "the update moved the weights");
+    let gx = y.sum().backward();
+    let want_gx = {
+        let xt = x.clone().traced(Gradients::leaky());
+        let y = conv2d(xt, &fresh_w, Some(&fresh_b), 1, Padding::Same).unwrap();
+        y.sum().backward().get(&x).as_vec()
+    };
+    assert_eq!(
+        gx.get(&x).as_vec(),
+        want_gx,
+        "backward with the weights of its forward"
+    );
+    // After forgetting: read through dfdx, same values as the mirrors gave.
+    let through_mirrors = conv(&w, &b);
+    opt.forget_mirrors();
+    assert_eq!(conv(&w, &b), through_mirrors, "after forget_mirrors");
+    // A non-finite gradient gives a NaN norm.
+    let mut grads: Gradients<f32, Cuda> = Gradients::leaky();
+    let gbs: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&b).unwrap();
+    let mut bad = vec![0.5f32; o];
+    bad[2] = f32::INFINITY;
+    gbs.device().htod_sync_copy_into(&bad, gbs).unwrap();
+    opt.update(0, &mut w, &mut grads, adam_rule(5), None)
+        .unwrap();
+    opt.update(1, &mut b, &mut grads, adam_rule(5), None)
+        .unwrap();
+    assert!(opt.finish().unwrap().unwrap().as_vec()[0].is_nan());
+    println!("fused Adam: 3 updates bit-identical to the CPU arithmetic; mirrors read by conv2d");
+}
+
+#[test]
+fn fused_rmsprop_computes_the_cpu_optimizers_bits() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let n = 70_001;
+    let mut p_host = random(&mut rng, n);
+    let mut p: Tensor<(usize,), f32, Cuda> = gpu.tensor_from_vec(p_host.clone(), (n,));
+    let mut v_host = vec![0.0f32; n];
+    let (lr, alpha, eps) = (5e-5f32, 0.99f32, 1e-8f32);
+    let rule = Rule::RmsProp {
+        alpha,
+        one_alpha: 1.0 - alpha,
+        lr,
+        eps,
+    };
+    let mut opt = FusedOptimizer::new(false);
+    for _ in 0..3 {
+        let g = random(&mut rng, n);
+        let mut grads: Gradients<f32, Cuda> = Gradients::leaky();
+        let gs: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&p).unwrap();
+        gs.device().htod_sync_copy_into(&g, gs).unwrap();
+        opt.update(0, &mut p, &mut grads, rule, None).unwrap();
+        opt.finish().unwrap();
+        for i in 0..n {
+            v_host[i] = v_host[i] * alpha + g[i] * g[i] * (1.0 - alpha);
+            p_host[i] -= lr * g[i] / (v_host[i].sqrt() + eps);
+        }
+        assert_eq!(p.as_vec(), p_host);
+        assert_eq!(
+            opt.moments(0).unwrap().unwrap(),
+            (Vec::new(), v_host.clone())
+        );
+    }
 }

@@ -12,10 +12,17 @@ use num_traits::Float;
 
 use crate::config::OptimizerKind;
 use crate::TrainError;
+#[cfg(feature = "cuda")]
+use mouton_models::layers::fused_update;
 
 /// An optimizer and its state. On the CPU an update is one fused pass per parameter; on
-/// another device (CUDA) the state stays on the device and an update is a few element-wise
-/// device passes per parameter, nothing copied to the host.
+/// dfdx's CUDA device (`f32`), one fused kernel per parameter
+/// ([`mouton_models::layers::fused_update`], which also keeps the mirrors of the parameters
+/// that the layers read); on another device the state stays on the device and an update is a
+/// few element-wise device passes per parameter. Nothing is copied to the host.
+///
+/// On CUDA, parameters must change only through their optimizers while those live: after
+/// writing them another way (weight clipping), call [`Optimizer::forget_mirrors`].
 ///
 /// ```
 /// use dfdx::prelude::*;
@@ -49,6 +56,9 @@ pub struct Optimizer<E: Unit, D: Storage<E> = Cpu> {
     loaded: Option<HostState<E>>,
     /// Keep the state as device tensors (always true off the CPU).
     device_state: bool,
+    /// The state on dfdx's CUDA device (`f32`), updated by fused kernels.
+    #[cfg(feature = "cuda")]
+    fused: Option<mouton_models::layers::fused_update::FusedOptimizer>,
 }
 
 /// Per parameter: the first moments (empty for RMSprop), the second moments.
@@ -84,6 +94,9 @@ struct Step<'a, E: Dtype, D: Device<E>> {
     dev: Option<D>,
     buf: Vec<E>,
     grad: Vec<E>,
+    /// A failure of the fused CUDA path (the visitor's error type is the device's).
+    #[cfg(feature = "cuda")]
+    failure: Option<TrainError>,
 }
 
 impl<E: Dtype + Float, D: Device<E>> Step<'_, E, D> {
@@ -116,6 +129,43 @@ impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
         let on_host = !self.opt.device_state;
         let o = &mut *self.opt;
         let dev = p.device().clone();
+        self.dev.get_or_insert_with(|| dev.clone());
+        let c = |x: f64| E::from(x).unwrap_or_else(E::nan);
+        let (lr, b1, b2, eps) = (c(o.lr), c(o.beta1), c(o.beta2), c(o.eps));
+        let one = E::one();
+        let t = o.t as i32;
+        // Adam's step size and bias correction, in the parameters' precision.
+        let (step, bc2_sqrt) = (lr / (one - b1.powi(t)), (one - b2.powi(t)).sqrt());
+        #[cfg(feature = "cuda")]
+        if !on_host {
+            let f = |x: E| x.to_f32().unwrap_or(f32::NAN);
+            let rule = if o.kind == OptimizerKind::Adam {
+                fused_update::Rule::Adam {
+                    b1: f(b1),
+                    one_b1: f(one - b1),
+                    b2: f(b2),
+                    one_b2: f(one - b2),
+                    step: f(step),
+                    bc2_sqrt: f(bc2_sqrt),
+                    eps: f(eps),
+                }
+            } else {
+                fused_update::Rule::RmsProp {
+                    alpha: f(b2),
+                    one_alpha: f(one - b2),
+                    lr: f(lr),
+                    eps: f(eps),
+                }
+            };
+            match fused_visit(o, k, p, self.grads, rule) {
+                Ok(true) => return Ok(None),
+                Ok(false) => {}
+                Err(e) => {
+                    self.failure.get_or_insert(e);
+                    return Ok(None);
+                }
+            }
+        }
         if o.v.len() <= k {
             let (m0, v0) = match &mut o.loaded {
                 Some((m, v)) if k < v.len() => {
@@ -135,13 +185,6 @@ impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
                 o.m.push(slot(m0.unwrap_or_else(|| vec![E::zero(); n]))?);
             }
         }
-        self.dev.get_or_insert_with(|| dev.clone());
-        let c = |x: f64| E::from(x).unwrap_or_else(E::nan);
-        let (lr, b1, b2, eps) = (c(o.lr), c(o.beta1), c(o.beta2), c(o.eps));
-        let one = E::one();
-        let t = o.t as i32;
-        // Adam's step size and bias correction, in the parameters' precision.
-        let (step, bc2_sqrt) = (lr / (one - b1.powi(t)), (one - b2.powi(t)).sqrt());
         let v = &mut o.v[k];
         let m = o.m.get_mut(k);
         if let Moments::Host(v) = v {
@@ -209,6 +252,45 @@ impl<E: Dtype + Float, D: Device<E>> TensorVisitor<E, D> for Step<'_, E, D> {
     }
 }
 
+/// Updates parameter `k` with the fused CUDA kernel when `p` lives on dfdx's CUDA device as
+/// `f32` (`Ok(false)` otherwise: the caller takes the generic device path).
+#[cfg(feature = "cuda")]
+fn fused_visit<S: Shape, E: Dtype + Float, D: Device<E>>(
+    o: &mut Optimizer<E, D>,
+    k: usize,
+    p: &mut Tensor<S, E, D>,
+    grads: &mut Gradients<E, D>,
+    rule: fused_update::Rule,
+) -> Result<bool, TrainError> {
+    use std::any::Any;
+    let p: &mut dyn Any = p;
+    let grads: &mut dyn Any = grads;
+    let (Some(p), Some(grads)) = (
+        p.downcast_mut::<Tensor<S, f32, Cuda>>(),
+        grads.downcast_mut::<Gradients<f32, Cuda>>(),
+    ) else {
+        return Ok(false);
+    };
+    let fused = o
+        .fused
+        .get_or_insert_with(|| fused_update::FusedOptimizer::new(o.kind == OptimizerKind::Adam));
+    // A checkpoint's moments, taken when the parameter is first updated.
+    let initial = match &mut o.loaded {
+        Some((m, v)) if k < v.len() && k == fused.len() => {
+            let f32s = |x: Vec<E>| -> Vec<f32> {
+                x.into_iter()
+                    .map(|e| e.to_f32().unwrap_or(f32::NAN))
+                    .collect()
+            };
+            let m = m.get_mut(k).map(std::mem::take).unwrap_or_default();
+            Some((f32s(m), f32s(std::mem::take(&mut v[k]))))
+        }
+        _ => None,
+    };
+    fused.update(k, p, grads, rule, initial)?;
+    Ok(true)
+}
+
 struct Names<'a>(&'a mut Vec<(String, Vec<usize>)>);
 
 impl<E: Dtype, D: Device<E>> TensorVisitor<E, D> for Names<'_> {
@@ -256,6 +338,8 @@ impl<E: Dtype + Float, D: Device<E>> Optimizer<E, D> {
             v: Vec::new(),
             loaded: None,
             device_state: std::any::TypeId::of::<D>() != std::any::TypeId::of::<Cpu>(),
+            #[cfg(feature = "cuda")]
+            fused: None,
         }
     }
 
@@ -269,6 +353,16 @@ impl<E: Dtype + Float, D: Device<E>> Optimizer<E, D> {
     /// Updates done so far.
     pub fn updates(&self) -> u64 {
         self.t
+    }
+
+    /// Tells the optimizer that its parameters were written another way (weight clipping,
+    /// loaded weights): on CUDA, the layers stop reading its mirrors of them and the next
+    /// update takes their values afresh. Nothing to do on other devices.
+    pub fn forget_mirrors(&mut self) {
+        #[cfg(feature = "cuda")]
+        if let Some(f) = &mut self.fused {
+            f.forget_mirrors();
+        }
     }
 
     /// One update of every trainable parameter of `module` from `grads` (a parameter with
@@ -305,13 +399,37 @@ impl<E: Dtype + Float, D: Device<E>> Optimizer<E, D> {
             dev: None,
             buf: Vec::new(),
             grad: Vec::new(),
+            #[cfg(feature = "cuda")]
+            failure: None,
         };
         M::iter_tensors(&mut RecursiveWalker {
             m: module,
             f: &mut s,
         })
         .map_err(|e| TrainError::Device(format!("{e:?}")))?;
+        #[cfg(feature = "cuda")]
+        if let Some(e) = s.failure.take() {
+            return Err(e);
+        }
+        #[allow(unused_mut)]
         let (mut acc, host_sq, dev) = (s.acc, s.host_sq, s.dev);
+        #[cfg(feature = "cuda")]
+        if let Some(sum) = self
+            .fused
+            .as_mut()
+            .map(|f| f.finish())
+            .transpose()?
+            .flatten()
+        {
+            let sum: Box<dyn std::any::Any> = Box::new(sum);
+            let sum = sum
+                .downcast::<Tensor<(), E, D>>()
+                .map_err(|_| TrainError::Device("fused update on another device".into()))?;
+            acc = Some(match acc {
+                Some(a) => a + *sum,
+                None => *sum,
+            });
+        }
         if let Some(dev) = dev.filter(|_| host_sq != 0.0) {
             let h = dev.tensor(E::from(host_sq).unwrap_or_else(E::nan));
             acc = Some(match acc {
@@ -341,10 +459,7 @@ impl<E: WeightDtype + Float, D: Device<E>> Optimizer<E, D> {
             let (m, v) = match &self.loaded {
                 // Loaded but not updated since: the state is still on the host.
                 Some((m, v)) => (m.get(k).cloned(), v.get(k).cloned()),
-                None => (
-                    self.m.get(k).map(Moments::to_host),
-                    self.v.get(k).map(Moments::to_host),
-                ),
+                None => self.host_moments(k)?,
             };
             if let Some(v) = v {
                 w.add(&format!("{prefix}v.{name}"), shape.clone(), &v);
@@ -354,6 +469,27 @@ impl<E: WeightDtype + Float, D: Device<E>> Optimizer<E, D> {
             }
         }
         Ok(())
+    }
+
+    /// Parameter `k`'s moments on the host: `m` (none for RMSprop) and `v`.
+    #[allow(clippy::type_complexity)]
+    fn host_moments(&self, k: usize) -> Result<(Option<Vec<E>>, Option<Vec<E>>), TrainError> {
+        #[cfg(feature = "cuda")]
+        if let Some(f) = &self.fused {
+            let es = |x: Vec<f32>| -> Vec<E> {
+                x.into_iter()
+                    .map(|v| E::from(v).unwrap_or_else(E::nan))
+                    .collect()
+            };
+            return Ok(match f.moments(k)? {
+                Some((m, v)) => ((!m.is_empty()).then(|| es(m)), Some(es(v))),
+                None => (None, None),
+            });
+        }
+        Ok((
+            self.m.get(k).map(Moments::to_host),
+            self.v.get(k).map(Moments::to_host),
+        ))
     }
 
     /// Restores the state saved by [`Optimizer::save`] for `module`.
@@ -377,6 +513,10 @@ impl<E: WeightDtype + Float, D: Device<E>> Optimizer<E, D> {
         self.m.clear();
         self.v.clear();
         self.loaded = None;
+        #[cfg(feature = "cuda")]
+        {
+            self.fused = None;
+        }
         if t == 0 {
             return Ok(());
         }

@@ -254,6 +254,8 @@ where
     let norm_sq = Scalar::of(opt_d.step_on_device(d, &mut grads)?);
     if cfg.loss == LossKind::Wgan {
         clip_weights(d, cfg.clip)?;
+        // Written outside the optimizer: its CUDA mirrors of them are stale.
+        opt_d.forget_mirrors();
     }
     // For WGAN-GP, d_real carries the Wasserstein estimate and d_fake is 0 (see StepRecord).
     Ok(CriticUpdate {

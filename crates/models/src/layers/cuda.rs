@@ -22,6 +22,8 @@ use cudarc::driver::{
 use dfdx::prelude::*;
 
 use super::{check_batch_norm, check_params, Nchw};
+
+pub mod fused_update;
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{Conv2dGeometry, GeometryError, Padding};
 
@@ -429,17 +431,26 @@ where
     unsafe { f.launch(cfg, params) }
 }
 
-/// `x`'s values (row-major) in a gradient buffer we can borrow: dfdx's storage is private, but
-/// the gradient of `p * x` with respect to `p`, seeded with ones, is `x`. Costs a zero fill,
-/// the product and its backward pass (which also computes the unused gradient of `x`).
+/// `x`'s values (row-major): a parameter's mirror when an optimizer keeps one
+/// ([`fused_update`]), else a gradient buffer we can borrow: dfdx's storage is private, but
+/// the gradient of `p * x` with respect to `p`, seeded with ones, is `x`. That costs a zero
+/// fill, the product and its backward pass (which also computes the unused gradient of `x`).
 pub(crate) fn read<S: Shape, T>(x: &Tensor<S, f32, Cuda, T>) -> Result<Read, GeometryError> {
     let dev = x.device();
     let len = x.shape().num_elements();
-    let p: Tensor<(usize,), f32, Cuda> = dev.try_zeros_like(&(len,)).map_err(dev_err)?;
     let flat = x
         .retaped::<NoneTape>()
         .try_reshape_like(&(len,))
         .map_err(dev_err)?;
+    // dfdx reshapes a row-major tensor in place, keeping its id; a permuted or broadcast
+    // view (which shares its source's id) is copied to a new one, and never matches.
+    let id = fused_update::id_of(x);
+    if id.is_some() && id == fused_update::id_of(&flat) {
+        if let Some(values) = id.and_then(|id| fused_update::mirror_of(id, len)) {
+            return Ok(Read::Mirror(values));
+        }
+    }
+    let p: Tensor<(usize,), f32, Cuda> = dev.try_zeros_like(&(len,)).map_err(dev_err)?;
     let (prod, mut tape) = p
         .clone()
         .leaky_traced()
@@ -457,20 +468,32 @@ pub(crate) fn read<S: Shape, T>(x: &Tensor<S, f32, Cuda, T>) -> Result<Read, Geo
     });
     let root = dev.try_zeros::<Rank0>().map_err(dev_err)?.put_tape(tape);
     let grads = root.try_backward().map_err(dev_err)?;
-    Ok(Read { grads, p })
+    Ok(Read::Grads { grads, p })
 }
 
-/// The values [`read`] took, held in the gradients that computed them.
-pub(crate) struct Read {
-    grads: Gradients<f32, Cuda>,
-    /// The factor whose gradient holds the values (a tensor: dfdx's ghost type is private).
-    p: Tensor<(usize,), f32, Cuda>,
+/// The values [`read`] took.
+pub(crate) enum Read {
+    /// Held in the gradients that computed them.
+    Grads {
+        grads: Gradients<f32, Cuda>,
+        /// The factor whose gradient holds the values (a tensor: dfdx's ghost type is
+        /// private).
+        p: Tensor<(usize,), f32, Cuda>,
+    },
+    /// A parameter's mirror, as of the read (an update copies it first if it is still
+    /// held here).
+    Mirror(Arc<CudaSlice<f32>>),
 }
 
 impl Read {
     pub(crate) fn slice(&mut self) -> Result<&CudaSlice<f32>, GeometryError> {
-        let s: &mut CudaSlice<f32> = self.grads.get_or_alloc_mut(&self.p).map_err(dev_err)?;
-        Ok(s)
+        match self {
+            Read::Grads { grads, p } => {
+                let s: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&*p).map_err(dev_err)?;
+                Ok(s)
+            }
+            Read::Mirror(values) => Ok(values),
+        }
     }
 }
 
