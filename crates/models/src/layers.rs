@@ -47,6 +47,27 @@ pub trait Layers<E: Dtype + Real>: Device<E> + TensorToArray<(), E, Array = E> {
         SW: Shape<Concrete = [usize; 4]>,
         SB: Shape<Concrete = [usize; 1]>;
 
+    /// See [`conv2d_act`]. By default [`conv2d`] then [`activation`]; CUDA fuses the
+    /// activation into the convolution.
+    fn conv2d_act<T, SW, SB>(
+        x: Nchw<E, T, Self>,
+        weights: &Tensor<SW, E, Self>,
+        bias: Option<&Tensor<SB, E, Self>>,
+        stride: usize,
+        padding: Padding,
+        act: crate::ops::activation::Activation,
+    ) -> Result<Nchw<E, T, Self>, GeometryError>
+    where
+        T: Tape<E, Self>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>,
+    {
+        Ok(Self::activation(
+            Self::conv2d(x, weights, bias, stride, padding)?,
+            act,
+        ))
+    }
+
     /// See [`conv_transpose2d`].
     fn conv_transpose2d<T, SW, SB>(
         x: Nchw<E, T, Self>,
@@ -231,6 +252,39 @@ where
     SB: Shape<Concrete = [usize; 1]>,
 {
     D::conv2d(x, weights, bias, stride, padding)
+}
+
+/// `activation(conv2d(x, weights, bias, stride, padding), act)`: the same values and
+/// gradients, in one pass over the output on CUDA (the activation's derivative taken from
+/// the output, the next layer reading that output without a copy).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::{conv2d_act, no_bias};
+/// use mouton_models::ops::activation::Activation;
+/// use mouton_models::ops::conv2d::Padding;
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![1.0f32, -2.0], (1usize, 1usize, 1usize, 2usize));
+/// let w = dev.tensor_from_vec(vec![1.0f32], (1usize, 1usize, 1usize, 1usize));
+/// let y = conv2d_act(x, &w, no_bias(), 1, Padding::Same, Activation::LeakyRelu(0.2)).unwrap();
+/// assert_eq!(y.as_vec(), [1.0, -0.4]);
+/// ```
+pub fn conv2d_act<E, D, T, SW, SB>(
+    x: Nchw<E, T, D>,
+    weights: &Tensor<SW, E, D>,
+    bias: Option<&Tensor<SB, E, D>>,
+    stride: usize,
+    padding: Padding,
+    act: crate::ops::activation::Activation,
+) -> Result<Nchw<E, T, D>, GeometryError>
+where
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+    SW: Shape<Concrete = [usize; 4]>,
+    SB: Shape<Concrete = [usize; 1]>,
+{
+    D::conv2d_act(x, weights, bias, stride, padding, act)
 }
 
 /// Transposed convolution of `x` (N, Cin, H, W) with `weights` (Cin, Cout, KH, KW) (PyTorch's

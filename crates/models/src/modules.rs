@@ -12,7 +12,8 @@ use num_traits::Float;
 use rand_distr::uniform::SampleUniform;
 use rand_distr::Uniform;
 
-use crate::layers::{conv2d, Nchw};
+use crate::layers::{conv2d, conv2d_act, Nchw};
+use crate::ops::activation::Activation;
 use crate::ops::conv2d::{GeometryError, Padding};
 use crate::ops::Real;
 
@@ -119,6 +120,15 @@ where
     /// Applies the layer to (N, I, H, W), recording gradients on `x`'s tape.
     pub fn forward<T: Tape<E, D>>(&self, x: Nchw<E, T, D>) -> Result<Nchw<E, T, D>, GeometryError> {
         conv2d(x, &self.weight, Some(&self.bias), S, P::PADDING)
+    }
+
+    /// [`Conv2d::forward`] then `act` (fused on CUDA: see [`conv2d_act`]).
+    pub fn forward_act<T: Tape<E, D>>(
+        &self,
+        x: Nchw<E, T, D>,
+        act: Activation,
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
+        conv2d_act(x, &self.weight, Some(&self.bias), S, P::PADDING, act)
     }
 }
 

@@ -13,7 +13,7 @@ use rand_distr::uniform::SampleUniform;
 use crate::critic::{
     activation_slopes, dropout_mask, tangent_conv, Critic, Recorded, Scores, TangentRecord,
 };
-use crate::layers::{activation, mul_constant, upsample_nearest, Nchw};
+use crate::layers::{mul_constant, upsample_nearest, Nchw};
 use crate::modules::{Conv2d, Dense, Same};
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::GeometryError;
@@ -147,17 +147,19 @@ where
         let n = Self::check_input(*x.shape())?;
         let leaky = Activation::LeakyRelu(LEAKY_SLOPE);
         let mut slopes = Vec::with_capacity(3);
-        let mut leaky_layer = |x: Nchw<E, T, D>| {
+        // The slopes from the activation's output: with a positive slope, y > 0 exactly
+        // where its input is.
+        let mut record_slopes = |y: Nchw<E, T, D>| {
             if record {
-                slopes.push(activation_slopes(&x, leaky).ok_or(GeometryError::Invalid(
+                slopes.push(activation_slopes(&y, leaky).ok_or(GeometryError::Invalid(
                     "the critic's activations must be piecewise linear",
                 ))?);
             }
-            Ok::<_, GeometryError>(activation(x, leaky))
+            Ok::<_, GeometryError>(y)
         };
-        let x = leaky_layer(self.conv1.forward(x)?)?;
-        let x = leaky_layer(self.conv2.forward(x)?)?;
-        let x = leaky_layer(self.conv3.forward(x)?)?;
+        let x = record_slopes(self.conv1.forward_act(x, leaky)?)?;
+        let x = record_slopes(self.conv2.forward_act(x, leaky)?)?;
+        let x = record_slopes(self.conv3.forward_act(x, leaky)?)?;
         let flat = x.reshape_like(&(n, Const::<2048>));
         let (flat, mask) = match dropout {
             Some(rng) => {
@@ -335,14 +337,12 @@ where
             .dense
             .forward(z)
             .reshape_like(&(n, 64usize, 7usize, 7usize));
-        let x = activation(
-            self.conv1.forward(upsample_nearest(x, 2))?,
-            Activation::Relu,
-        );
-        let x = activation(
-            self.conv2.forward(upsample_nearest(x, 2))?,
-            Activation::Relu,
-        );
-        Ok(activation(self.conv3.forward(x)?, Activation::Sigmoid))
+        let x = self
+            .conv1
+            .forward_act(upsample_nearest(x, 2), Activation::Relu)?;
+        let x = self
+            .conv2
+            .forward_act(upsample_nearest(x, 2), Activation::Relu)?;
+        self.conv3.forward_act(x, Activation::Sigmoid)
     }
 }

@@ -9,8 +9,8 @@ use dfdx::prelude::*;
 use mouton_models::critic::{activation_slopes, Critic};
 use mouton_models::layers::fused_update::{FusedOptimizer, Rule};
 use mouton_models::layers::{
-    activation, batch_norm_nchw, batch_norm_nchw_eval, conv2d, conv_transpose2d, mul_constant,
-    open_cuda, upsample_nearest, Nchw,
+    activation, batch_norm_nchw, batch_norm_nchw_eval, conv2d, conv2d_act, conv_transpose2d,
+    mul_constant, open_cuda, upsample_nearest, Nchw,
 };
 use mouton_models::ops::activation::Activation;
 use mouton_models::ops::conv2d::Padding;
@@ -641,5 +641,108 @@ fn fused_rmsprop_computes_the_cpu_optimizers_bits() {
             opt.moments(0).unwrap().unwrap(),
             (Vec::new(), v_host.clone())
         );
+    }
+}
+
+/// Two fused convolution + activation layers with an upsampling between (the second and the
+/// upsampling read the kept outputs of the layer before), forward and the gradients of the
+/// input, weights and biases, against the CPU's separate convolutions and activations.
+#[test]
+fn fused_convolution_activations_and_kept_outputs_match_the_cpu() {
+    let Some(gpu) = gpu() else { return };
+    let cpu = Cpu::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(21);
+    let acts = [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::Sigmoid,
+        Activation::Tanh,
+        // Not fused (the derivative cannot be told from the output): conv, then dfdx's op.
+        Activation::LeakyRelu(-0.1),
+    ];
+    // (c, o1, o2): a GEMM then a direct layer, two GEMM layers.
+    for (c, o1, o2) in [(3usize, 16usize, 1usize), (4, 12, 10)] {
+        for (i, act) in acts.into_iter().enumerate() {
+            let (n, h, w, k) = (3usize, 7usize, 6usize, 3usize);
+            let biased = i % 2 == 0;
+            let xv = random(&mut rng, n * c * h * w);
+            let w1 = random(&mut rng, o1 * c * k * k);
+            let b1 = random(&mut rng, o1);
+            let w2 = random(&mut rng, o2 * o1 * k * k);
+            let b2 = random(&mut rng, o2);
+            let out = (n, o2, 2 * h, 2 * w);
+            let r = random(&mut rng, out.0 * out.1 * out.2 * out.3);
+            // CPU: separate convolutions and activations.
+            let x_c: Nchw<f32, NoneTape, Cpu> = cpu.tensor_from_vec(xv.clone(), (n, c, h, w));
+            let (w1_c, b1_c) = (
+                cpu.tensor_from_vec(w1.clone(), (o1, c, k, k)),
+                cpu.tensor_from_vec(b1.clone(), (o1,)),
+            );
+            let (w2_c, b2_c) = (
+                cpu.tensor_from_vec(w2.clone(), (o2, o1, k, k)),
+                cpu.tensor_from_vec(b2.clone(), (o2,)),
+            );
+            let y = conv2d(
+                x_c.leaky_trace(),
+                &w1_c,
+                biased.then_some(&b1_c),
+                1,
+                Padding::Same,
+            )
+            .unwrap();
+            let y = upsample_nearest(activation(y, act), 2);
+            let y = conv2d(y, &w2_c, biased.then_some(&b2_c), 1, Padding::Same).unwrap();
+            let y = activation(y, act);
+            let y_cpu = y.retaped::<NoneTape>().as_vec();
+            let g_cpu = (y * cpu.tensor_from_vec(r.clone(), out))
+                .sum::<(), _>()
+                .backward();
+            // CUDA: fused.
+            let x_g: Nchw<f32, NoneTape, Cuda> = gpu.tensor_from_vec(xv, (n, c, h, w));
+            let (w1_g, b1_g) = (
+                gpu.tensor_from_vec(w1, (o1, c, k, k)),
+                gpu.tensor_from_vec(b1, (o1,)),
+            );
+            let (w2_g, b2_g) = (
+                gpu.tensor_from_vec(w2, (o2, o1, k, k)),
+                gpu.tensor_from_vec(b2, (o2,)),
+            );
+            let bias = |b| biased.then_some(b);
+            let y =
+                conv2d_act(x_g.leaky_trace(), &w1_g, bias(&b1_g), 1, Padding::Same, act).unwrap();
+            let y = upsample_nearest(y, 2);
+            let y = conv2d_act(y, &w2_g, bias(&b2_g), 1, Padding::Same, act).unwrap();
+            let y_gpu = y.retaped::<NoneTape>().as_vec();
+            let g_gpu = (y * gpu.tensor_from_vec(r, out)).sum::<(), _>().backward();
+            let what = format!("conv {c}->{o1}->{o2} {act:?} bias {biased}");
+            check(&format!("{what} output"), &y_gpu, &y_cpu);
+            check(
+                &format!("{what} d/dx"),
+                &g_gpu.get(&x_g).as_vec(),
+                &g_cpu.get(&x_c).as_vec(),
+            );
+            for (name, gg, gc) in [
+                (
+                    "d/dw1",
+                    g_gpu.get(&w1_g).as_vec(),
+                    g_cpu.get(&w1_c).as_vec(),
+                ),
+                (
+                    "d/dw2",
+                    g_gpu.get(&w2_g).as_vec(),
+                    g_cpu.get(&w2_c).as_vec(),
+                ),
+            ] {
+                check(&format!("{what} {name}"), &gg, &gc);
+            }
+            if biased {
+                check(
+                    &format!("{what} d/db1"),
+                    &g_gpu.get(&b1_g).as_vec(),
+                    &g_cpu.get(&b1_c).as_vec(),
+                );
+            }
+        }
     }
 }

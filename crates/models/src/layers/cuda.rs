@@ -16,16 +16,17 @@
 use std::sync::{Arc, Mutex};
 
 use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
-use cudarc::driver::{
-    CudaDevice, CudaSlice, DeviceRepr, DeviceSlice, DriverError, LaunchAsync, LaunchConfig,
-};
+use cudarc::driver::{CudaDevice, CudaSlice, DeviceRepr, DriverError, LaunchAsync, LaunchConfig};
 use dfdx::prelude::*;
 
 use super::{check_batch_norm, check_params, Nchw};
 
 pub mod fused_update;
+mod outputs;
+
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{Conv2dGeometry, GeometryError, Padding};
+use outputs::DeviceVec;
 
 /// Opens GPU `ordinal` as a dfdx device seeded with `seed`, with a clear error (instead of
 /// cudarc's panic) when there is no usable driver or GPU.
@@ -51,7 +52,7 @@ pub fn open_cuda(ordinal: usize, seed: u64) -> Result<Cuda, GeometryError> {
 }
 
 const MODULE: &str = "mouton_layers";
-const FUNCS: [&str; 11] = [
+const FUNCS: [&str; 12] = [
     "im2col",
     "conv_direct",
     "conv_direct_dx_add",
@@ -60,7 +61,8 @@ const FUNCS: [&str; 11] = [
     "upsample_fwd",
     "upsample_bwd_add",
     "col2im_add",
-    "add_bias",
+    "bias_act",
+    "act_grad",
     "bias_grad_add",
     "sum_batches_add",
 ];
@@ -262,11 +264,49 @@ extern "C" __global__ void upsample_bwd_add(float* dx, const float* dy, int h, i
     }
 }
 
-// y[n][o][p] += b[o]
-extern "C" __global__ void add_bias(float* y, const float* b, int o, int p, long total) {
+// Activations as the CPU kernels compute them: 0 identity, 1 ReLU, 2 LeakyReLU (slope a),
+// 3 sigmoid, 4 tanh.
+__device__ __forceinline__ float act_f(float v, int act, float a) {
+    switch (act) {
+    case 1: return v > 0.0f ? v : 0.0f;
+    case 2: return v > 0.0f ? v : a * v;
+    case 3:
+        if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
+        else { float e = expf(v); return e * (1.0f / (1.0f + e)); }
+    case 4: return tanhf(v);
+    default: return v;
+    }
+}
+
+// act'(x) g from the output y = act(x): for ReLU and LeakyReLU (a >= 0), y > 0 exactly where
+// x > 0 (the derivative at 0 is PyTorch's: 0, a).
+__device__ __forceinline__ float act_d(float y, float g, int act, float a) {
+    switch (act) {
+    case 1: return y > 0.0f ? g : 0.0f;
+    case 2: return y > 0.0f ? g : a * g;
+    case 3: return y * (1.0f - y) * g;
+    case 4: return (1.0f - y * y) * g;
+    default: return g;
+    }
+}
+
+// y[n][o][p] = act(y[n][o][p] + b[o]) (no bias when has_b is 0)
+extern "C" __global__ void bias_act(float* y, const float* b, int has_b, int o, int p, long total,
+                                    int act, float a) {
     for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
          i += (long)gridDim.x * blockDim.x) {
-        y[i] += b[(i / p) % o];
+        float v = y[i];
+        if (has_b) v += b[(i / p) % o];
+        y[i] = act_f(v, act, a);
+    }
+}
+
+// g[i] = act'(x[i]) gy[i], from the output y
+extern "C" __global__ void act_grad(float* g, const float* gy, const float* y, long total, int act,
+                                    float a) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        g[i] = act_d(y[i], gy[i], act, a);
     }
 }
 
@@ -449,6 +489,9 @@ pub(crate) fn read<S: Shape, T>(x: &Tensor<S, f32, Cuda, T>) -> Result<Read, Geo
         if let Some(values) = id.and_then(|id| fused_update::mirror_of(id, len)) {
             return Ok(Read::Mirror(values));
         }
+        if let Some(values) = id.and_then(|id| outputs::recall(id, len)) {
+            return Ok(Read::Kept(values));
+        }
     }
     let p: Tensor<(usize,), f32, Cuda> = dev.try_zeros_like(&(len,)).map_err(dev_err)?;
     let (prod, mut tape) = p
@@ -483,6 +526,8 @@ pub(crate) enum Read {
     /// A parameter's mirror, as of the read (an update copies it first if it is still
     /// held here).
     Mirror(Arc<CudaSlice<f32>>),
+    /// A layer's output, kept ([`outputs`]).
+    Kept(Arc<DeviceVec>),
 }
 
 impl Read {
@@ -493,16 +538,9 @@ impl Read {
                 Ok(s)
             }
             Read::Mirror(values) => Ok(values),
+            Read::Kept(values) => Ok(values),
         }
     }
-}
-
-fn copy(src: &CudaSlice<f32>) -> Result<CudaSlice<f32>, DriverError> {
-    let cu = src.device();
-    // SAFETY: fully overwritten by the copy below.
-    let mut out = unsafe { cu.alloc::<f32>(src.len()) }?;
-    cu.dtod_copy(src, &mut out)?;
-    Ok(out)
 }
 
 /// A tensor of `shape` whose values `fill` writes into a zeroed buffer (through a gradient
@@ -518,6 +556,43 @@ pub(crate) fn write<S: Shape>(
     let buf: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&ghost).map_err(dev_err)?;
     fill(buf)?;
     Ok(grads.get(&ghost))
+}
+
+/// A tensor written by our kernels, and the buffer they wrote.
+type Kept<S> = (Tensor<S, f32, Cuda>, Arc<DeviceVec>);
+
+/// [`write`], keeping the buffer the values were written to: for our backward kernels, and
+/// for the next layer's read ([`outputs`]).
+pub(crate) fn write_kept<S: Shape>(
+    dev: &Cuda,
+    shape: S,
+    fill: impl FnOnce(&mut CudaSlice<f32>) -> Result<(), GeometryError>,
+) -> Result<Kept<S>, GeometryError> {
+    let len = shape.num_elements();
+    let key: Tensor<(usize,), f32, Cuda> = dev.try_zeros_like(&(len,)).map_err(dev_err)?;
+    let mut grads: Gradients<f32, Cuda> = Gradients::leaky();
+    fill(grads.get_or_alloc_mut(&key).map_err(dev_err)?)?;
+    // A row-major reshape: the same tensor (and id), no copy.
+    let t = grads.get(&key).try_reshape_like(&shape).map_err(dev_err)?;
+    // Gradients has no way to give a buffer up but to swap it for another.
+    let placeholder = dev.try_alloc_len(1).map_err(dev_err)?;
+    let kept = std::mem::replace(grads.get_or_alloc_mut(&key).map_err(dev_err)?, placeholder);
+    let kept = Arc::new(kept);
+    outputs::remember(&t, kept.clone());
+    Ok((t, kept))
+}
+
+/// The activation as the kernels take it (kind, LeakyReLU slope); `None` when they cannot
+/// fuse it (a negative slope: the derivative could not be told from the output).
+fn fused_act(act: Activation) -> Option<(i32, f32)> {
+    match act {
+        Activation::Identity => Some((0, 0.0)),
+        Activation::Relu => Some((1, 0.0)),
+        Activation::LeakyRelu(a) if a >= 0.0 => Some((2, a as f32)),
+        Activation::LeakyRelu(_) => None,
+        Activation::Sigmoid => Some((3, 0.0)),
+        Activation::Tanh => Some((4, 0.0)),
+    }
 }
 
 /// Convolutions with at most this many output channels use the direct kernels...
@@ -610,6 +685,7 @@ pub(crate) fn conv2d<T, SW, SB>(
     bias: Option<&Tensor<SB, f32, Cuda>>,
     stride: usize,
     padding: Padding,
+    act: Activation,
 ) -> Result<Nchw<f32, T, Cuda>, GeometryError>
 where
     T: Tape<f32, Cuda>,
@@ -620,6 +696,12 @@ where
     let [o, wc, kh, kw] = weights.shape().concrete();
     check_params(c, wc, o, bias)?;
     let geometry = Conv2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding)?;
+    let Some((act_kind, slope)) = fused_act(act) else {
+        return Ok(activation(
+            conv2d(x, weights, bias, stride, padding, Activation::Identity)?,
+            act,
+        ));
+    };
     let g = Geo::of(&geometry)?;
     let (kk, p) = (g.k(), g.p());
     if n > 65_535 || geometry.oh > 65_535 {
@@ -642,7 +724,8 @@ where
         Some(im2col(&cu, xs, g).map_err(dev_err)?)
     };
     let blas = blas_for(&cu)?;
-    let y = write(x.device(), (n, o, geometry.oh, geometry.ow), |out| {
+    let dev = x.device().clone();
+    let (y, y_kept) = write_kept(&dev, (n, o, geometry.oh, geometry.ow), |out| {
         let ws = wr.slice()?;
         if direct {
             // The output channel's weights in shared memory when they fit in 32 KiB.
@@ -656,8 +739,23 @@ where
                 Some(b) => (b.slice()?, 1i32),
                 None => (ws, 0),
             };
-            let params = (out, xs, ws, bs, has_b, i32::from(wsm), g);
-            return launch(&cu, "conv_direct", cfg, params).map_err(dev_err);
+            let params = (&mut *out, xs, ws, bs, has_b, i32::from(wsm), g);
+            launch(&cu, "conv_direct", cfg, params).map_err(dev_err)?;
+            if act_kind != 0 {
+                let total = n * o * p;
+                let params = (
+                    out,
+                    ws,
+                    0i32,
+                    o as i32,
+                    p as i32,
+                    total as i64,
+                    act_kind,
+                    slope,
+                );
+                launch(&cu, "bias_act", grid(total), params).map_err(dev_err)?;
+            }
+            return Ok(());
         }
         let cols = cols.as_ref().ok_or(GeometryError::Invalid("no columns"))?;
         // Y_i (O x P) = W (O x K) cols_i (K x P)
@@ -669,23 +767,33 @@ where
             (&mut *out, o * p),
             n,
         )?;
-        if let Some(b) = &mut br {
+        if br.is_some() || act_kind != 0 {
             let total = n * o * p;
-            launch(
-                &cu,
-                "add_bias",
-                grid(total),
-                (out, b.slice()?, o as i32, p as i32, total as i64),
-            )
-            .map_err(dev_err)?;
+            let (bs, has_b) = match &mut br {
+                Some(b) => (b.slice()?, 1i32),
+                None => (ws, 0),
+            };
+            let params = (
+                out,
+                bs,
+                has_b,
+                o as i32,
+                p as i32,
+                total as i64,
+                act_kind,
+                slope,
+            );
+            launch(&cu, "bias_act", grid(total), params).map_err(dev_err)?;
         }
         Ok(())
     })?;
     if !T::OWNS_TAPE {
         return Ok(y.put_tape(tape));
     }
-    // The direct kernels' backward reads x; the GEMM path's reads the columns.
+    // The direct kernels' backward reads x; the GEMM path's reads the columns; the
+    // activation's, the output.
     let keep_x = if direct { Some(xr) } else { None };
+    let y_kept = (act_kind != 0).then_some(y_kept);
     let (x_g, w_g, b_g, y_g) = (
         x.ghost(),
         weights.ghost(),
@@ -694,22 +802,39 @@ where
     );
     tape.add_backward_op(move |grads| {
         let fail = |_| CudaError::Driver(backward_failure());
-        let gy = copy(grads.get_or_alloc_mut(&y_g)?)?;
-        let cu = gy.device();
+        // y's gradient, taken out (a placeholder in its place) while the others are written.
+        let placeholder = dev.try_alloc_len(1)?;
+        let gy_out = std::mem::replace(grads.get_or_alloc_mut(&y_g)?, placeholder);
+        let cu = gy_out.device();
+        // Through the activation: act'(x) gy, from the output.
+        let gy_act = if act_kind != 0 {
+            let total = n * o * p;
+            // SAFETY: the kernel writes every element.
+            let mut g = unsafe { cu.alloc::<f32>(total) }?;
+            let y = y_kept
+                .as_ref()
+                .ok_or(CudaError::Driver(backward_failure()))?;
+            let params = (&mut g, &*gy_out, &**y, total as i64, act_kind, slope);
+            launch(&cu, "act_grad", grid(total), params)?;
+            Some(g)
+        } else {
+            None
+        };
+        let gy: &CudaSlice<f32> = gy_act.as_ref().unwrap_or(&gy_out);
         let mut wr = wr;
         let ws = wr.slice().map_err(fail)?;
         if let Some(mut xr) = keep_x {
             let xs = xr.slice().map_err(fail)?;
             let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
             let cfg = per_image(c * h * w, n);
-            launch(&cu, "conv_direct_dx_add", cfg, (gx, &gy, ws, g))?;
+            launch(&cu, "conv_direct_dx_add", cfg, (gx, gy, ws, g))?;
             let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
             let cfg = LaunchConfig {
                 grid_dim: ((o * c) as u32, 1, 1),
                 block_dim: (256, 1, 1),
                 shared_mem_bytes: (kh * kw * 256 * 4) as u32,
             };
-            launch(&cu, "conv_direct_dw_add", cfg, (gw, &gy, xs, g))?;
+            launch(&cu, "conv_direct_dw_add", cfg, (gw, gy, xs, g))?;
         } else {
             let cols = cols.ok_or(CudaError::Driver(backward_failure()))?;
             let blas = blas_for(&cu).map_err(fail)?;
@@ -721,7 +846,7 @@ where
                     &blas,
                     (kk, p, o),
                     (ws, true, 0),
-                    (&gy, false, o * p),
+                    (gy, false, o * p),
                     (&mut dcols, kk * p),
                     n,
                 )
@@ -731,11 +856,12 @@ where
             }
             // dW += sum_i dY_i (O x P) cols_i^T (P x K)
             let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
-            weight_grad_add(&blas, gw, &gy, &cols, (o, kk, p), n)?;
+            weight_grad_add(&blas, gw, gy, &cols, (o, kk, p), n)?;
         }
         if let Some(b_g) = b_g {
-            bias_grad_add(grads.get_or_alloc_mut(&b_g)?, &gy, (n, o, p))?;
+            bias_grad_add(grads.get_or_alloc_mut(&b_g)?, gy, (n, o, p))?;
         }
+        *grads.get_or_alloc_mut(&y_g)? = gy_out;
         Ok(())
     });
     Ok(y.put_tape(tape))
@@ -854,8 +980,9 @@ where
         )
         .map_err(dev_err)?;
         if let Some(b) = &mut br {
-            let params = (out, b.slice()?, o as i32, (oh * ow) as i32, total as i64);
-            launch(&cu, "add_bias", grid(total), params).map_err(dev_err)?;
+            let (o, p) = (o as i32, (oh * ow) as i32);
+            let params = (out, b.slice()?, 1i32, o, p, total as i64, 0i32, 0.0f32);
+            launch(&cu, "bias_act", grid(total), params).map_err(dev_err)?;
         }
         Ok(())
     })?;
@@ -868,9 +995,12 @@ where
         bias.map(|b| b.ghost()),
         y.ghost(),
     );
+    let dev = x.device().clone();
     tape.add_backward_op(move |grads| {
         let fail = |_| CudaError::Driver(backward_failure());
-        let gy = copy(grads.get_or_alloc_mut(&y_g)?)?;
+        // y's gradient, taken out (a placeholder in its place) while the others are written.
+        let placeholder = dev.try_alloc_len(1)?;
+        let gy = std::mem::replace(grads.get_or_alloc_mut(&y_g)?, placeholder);
         let cu = gy.device();
         let blas = blas_for(&cu).map_err(fail)?;
         let (mut xr, mut wr) = (xr, wr);
@@ -902,6 +1032,7 @@ where
         if let Some(b_g) = b_g {
             bias_grad_add(grads.get_or_alloc_mut(&b_g)?, &gy, (n, o, oh * ow))?;
         }
+        *grads.get_or_alloc_mut(&y_g)? = gy;
         Ok(())
     });
     Ok(y.put_tape(tape))
@@ -1014,7 +1145,8 @@ pub(crate) fn upsample_nearest<T: Tape<f32, Cuda>>(
     let cu = xs.device();
     load(&cu)?;
     let total = n * c * h * w * f * f;
-    let y = write(x.device(), (n, c, h * f, w * f), |out| {
+    let dev = x.device().clone();
+    let (y, _) = write_kept(&dev, (n, c, h * f, w * f), |out| {
         launch(
             &cu,
             "upsample_fwd",
@@ -1028,7 +1160,9 @@ pub(crate) fn upsample_nearest<T: Tape<f32, Cuda>>(
     }
     let (x_g, y_g) = (x.ghost(), y.ghost());
     tape.add_backward_op(move |grads| {
-        let gy = copy(grads.get_or_alloc_mut(&y_g)?)?;
+        // y's gradient, taken out (a placeholder in its place) while x's is written.
+        let placeholder = dev.try_alloc_len(1)?;
+        let gy = std::mem::replace(grads.get_or_alloc_mut(&y_g)?, placeholder);
         let cu = gy.device();
         let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
         let len = n * c * h * w;
@@ -1038,6 +1172,7 @@ pub(crate) fn upsample_nearest<T: Tape<f32, Cuda>>(
             grid(len),
             (gx, &gy, hi, wi, fi, len as i64),
         )?;
+        *grads.get_or_alloc_mut(&y_g)? = gy;
         Ok(())
     });
     Ok(y.put_tape(tape))
@@ -1077,7 +1212,23 @@ impl super::Layers<f32> for Cuda {
         SW: Shape<Concrete = [usize; 4]>,
         SB: Shape<Concrete = [usize; 1]>,
     {
-        conv2d(x, weights, bias, stride, padding)
+        conv2d(x, weights, bias, stride, padding, Activation::Identity)
+    }
+
+    fn conv2d_act<T, SW, SB>(
+        x: Nchw<f32, T, Cuda>,
+        weights: &Tensor<SW, f32, Cuda>,
+        bias: Option<&Tensor<SB, f32, Cuda>>,
+        stride: usize,
+        padding: Padding,
+        act: Activation,
+    ) -> Result<Nchw<f32, T, Cuda>, GeometryError>
+    where
+        T: Tape<f32, Cuda>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>,
+    {
+        conv2d(x, weights, bias, stride, padding, act)
     }
 
     fn conv_transpose2d<T, SW, SB>(
