@@ -52,7 +52,8 @@ fn conv2d_forward_and_all_gradients_match_the_cpu() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     // (n, c, h, w, o, k, stride, padding): SHEEP1's layers, smaller batches, and odd cases;
     // up to 8 output channels run the direct kernels (weights in shared memory up to 8,192 per
-    // output channel; at most 48 taps), more the im2col + GEMM path.
+    // output channel; at most 48 taps; images in chunks of up to 8 for the weight gradient of
+    // under 1,024 (o, c) pairs), more the im2col + GEMM path.
     let cases = [
         (4, 1, 28, 28, 64, 4, 2, Padding::Same),
         (3, 64, 14, 14, 128, 4, 2, Padding::Same),
@@ -65,6 +66,8 @@ fn conv2d_forward_and_all_gradients_match_the_cpu() {
         (2, 3, 10, 70, 12, 4, 2, Padding::Same),
         (2, 400, 6, 6, 1, 5, 1, Padding::Same),
         (2, 2, 12, 12, 3, 7, 1, Padding::Same),
+        // Enough images for the direct weight gradient to split them into chunks.
+        (20, 3, 9, 9, 2, 3, 1, Padding::Same),
         (3, 4, 11, 9, 2, 4, 3, Padding::Valid),
         (
             2,

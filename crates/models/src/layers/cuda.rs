@@ -52,7 +52,7 @@ pub fn open_cuda(ordinal: usize, seed: u64) -> Result<Cuda, GeometryError> {
 }
 
 const MODULE: &str = "mouton_layers";
-const FUNCS: [&str; 12] = [
+const FUNCS: [&str; 15] = [
     "im2col",
     "conv_direct",
     "conv_direct_dx_add",
@@ -63,6 +63,9 @@ const FUNCS: [&str; 12] = [
     "col2im_add",
     "bias_act",
     "act_grad",
+    "mul_elems",
+    "mul_elems_bwd_add",
+    "positive_slopes",
     "bias_grad_add",
     "sum_batches_add",
 ];
@@ -203,12 +206,16 @@ extern "C" __global__ void conv_direct_dx_add(float* dx, const float* dy, const 
 // dw[o][c][ky][kx] += sum over images and output pixels of dy x (few o): one block of 256 per
 // (o, c); each thread accumulates every tap in its column of shared memory (kh kw x 256
 // floats), then thread t sums tap t's 256 partials in order.
-extern "C" __global__ void conv_direct_dw_add(float* dw, const float* dy, const float* x, Geo g) {
+// Images in chunks of `per` (chunk blockIdx.y): with one chunk, the sums are added to dw;
+// with several, chunk k writes its sums to dw + k * (o c kh kw), for the caller to add in order.
+extern "C" __global__ void conv_direct_dw_add(float* dw, const float* dy, const float* x, Geo g,
+                                              int per) {
     extern __shared__ float acc[];
     int c = blockIdx.x % g.c, o = blockIdx.x / g.c;
     int taps = g.kh * g.kw, tid = threadIdx.x, P = g.oh * g.ow;
+    int n0 = blockIdx.y * per, n1 = min(g.n, n0 + per);
     for (int t = 0; t < taps; t++) acc[t * 256 + tid] = 0.0f;
-    for (int n = 0; n < g.n; n++) {
+    for (int n = n0; n < n1; n++) {
         const float* dn = dy + ((long)n * g.o + o) * P;
         const float* xc = x + ((long)n * g.c + c) * g.h * g.w;
         for (int p = tid; p < P; p += 256) {
@@ -229,7 +236,9 @@ extern "C" __global__ void conv_direct_dw_add(float* dw, const float* dy, const 
     for (int t = tid; t < taps; t += 256) {
         float sum = 0.0f;
         for (int j = 0; j < 256; j++) sum += acc[t * 256 + j];
-        dw[((long)o * g.c + c) * taps + t] += sum;
+        long at = ((long)o * g.c + c) * taps + t;
+        if (gridDim.y == 1) dw[at] += sum;
+        else dw[blockIdx.y * (long)g.o * g.c * taps + at] = sum;
     }
 }
 
@@ -290,6 +299,30 @@ __device__ __forceinline__ float act_d(float y, float g, int act, float a) {
     }
 }
 
+// y = x c, element-wise
+extern "C" __global__ void mul_elems(float* y, const float* x, const float* c, long total) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        y[i] = x[i] * c[i];
+    }
+}
+
+// gx += gy c, element-wise
+extern "C" __global__ void mul_elems_bwd_add(float* gx, const float* gy, const float* c, long total) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        gx[i] += gy[i] * c[i];
+    }
+}
+
+// s = 1 where x > 0, else leak
+extern "C" __global__ void positive_slopes(float* s, const float* x, float leak, long total) {
+    for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < total;
+         i += (long)gridDim.x * blockDim.x) {
+        s[i] = x[i] > 0.0f ? 1.0f : leak;
+    }
+}
+
 // y[n][o][p] = act(y[n][o][p] + b[o]) (no bias when has_b is 0)
 extern "C" __global__ void bias_act(float* y, const float* b, int has_b, int o, int p, long total,
                                     int act, float a) {
@@ -310,14 +343,23 @@ extern "C" __global__ void act_grad(float* g, const float* gy, const float* y, l
     }
 }
 
-// db[ch] += sum over images and pixels of dy[n][ch][p]; one block of 256 per channel.
+// db[ch] += sum over images and pixels of dy[n][ch][p]; one block of 256 per channel, in a
+// fixed order. Large planes row by row; small ones (where most threads would idle) as one
+// run of n p values, with 32-bit divisions (64-bit ones cost more than the sum).
 extern "C" __global__ void bias_grad_add(float* db, const float* dy, int n, int o, int p) {
     __shared__ float s[256];
     int ch = blockIdx.x;
     float acc = 0.0f;
-    for (long j = threadIdx.x; j < (long)n * p; j += blockDim.x) {
-        long img = j / p, q = j % p;
-        acc += dy[(img * o + ch) * p + q];
+    if (p >= 128) {
+        for (int img = 0; img < n; img++) {
+            const float* d = dy + ((long)img * o + ch) * p;
+            for (int q = threadIdx.x; q < p; q += blockDim.x) acc += d[q];
+        }
+    } else {
+        for (int j = threadIdx.x; j < n * p; j += blockDim.x) {
+            int img = j / p, q = j - img * p;
+            acc += dy[((long)img * o + ch) * p + q];
+        }
     }
     s[threadIdx.x] = acc;
     __syncthreads();
@@ -829,12 +871,35 @@ where
             let cfg = per_image(c * h * w, n);
             launch(&cu, "conv_direct_dx_add", cfg, (gx, gy, ws, g))?;
             let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
+            // Chunks of images, so that a layer with few (o, c) pairs fills the GPU; their
+            // sums added in order.
+            let chunks = if o * c >= 1024 {
+                1
+            } else {
+                n.div_ceil(8).min(16)
+            };
+            let per = n.div_ceil(chunks);
+            let chunks = n.div_ceil(per);
             let cfg = LaunchConfig {
-                grid_dim: ((o * c) as u32, 1, 1),
+                grid_dim: ((o * c) as u32, chunks as u32, 1),
                 block_dim: (256, 1, 1),
                 shared_mem_bytes: (kh * kw * 256 * 4) as u32,
             };
-            launch(&cu, "conv_direct_dw_add", cfg, (gw, gy, xs, g))?;
+            if chunks == 1 {
+                launch(&cu, "conv_direct_dw_add", cfg, (gw, gy, xs, g, per as i32))?;
+            } else {
+                let len = o * c * kh * kw;
+                // SAFETY: every chunk writes its whole part.
+                let mut parts = unsafe { cu.alloc::<f32>(chunks * len) }?;
+                launch(
+                    &cu,
+                    "conv_direct_dw_add",
+                    cfg,
+                    (&mut parts, gy, xs, g, per as i32),
+                )?;
+                let params = (gw, &parts, chunks as i32, len as i64);
+                launch(&cu, "sum_batches_add", grid(len), params)?;
+            }
         } else {
             let cols = cols.ok_or(CudaError::Driver(backward_failure()))?;
             let blas = blas_for(&cu).map_err(fail)?;
@@ -1178,6 +1243,18 @@ pub(crate) fn upsample_nearest<T: Tape<f32, Cuda>>(
     Ok(y.put_tape(tape))
 }
 
+/// Whether `t` is laid out row-major (not a permuted or broadcast view): dfdx reshapes such
+/// a tensor in place, keeping its id.
+fn row_major<S: Shape, T>(t: &Tensor<S, f32, Cuda, T>) -> bool {
+    let len = t.shape().num_elements();
+    let flat = t.retaped::<NoneTape>().try_reshape_like(&(len,));
+    let id = fused_update::id_of(t);
+    id.is_some() && flat.ok().and_then(|f| fused_update::id_of(&f)) == id
+}
+
+/// `x c` element-wise, `c` a constant (no gradient): our kernels, so that the next layer
+/// reads the product without the gradient trick; dfdx's product for a view that is not
+/// row-major (its gradient buffer has another layout).
 pub(crate) fn mul_constant<S: Shape, T: Tape<f32, Cuda>>(
     x: Tensor<S, f32, Cuda, T>,
     c: &Tensor<S, f32, Cuda>,
@@ -1187,16 +1264,73 @@ pub(crate) fn mul_constant<S: Shape, T: Tape<f32, Cuda>>(
             "the factors' shape differs from the input's",
         ));
     }
-    Ok(x * c.clone())
+    if !row_major(&x) {
+        return Ok(x * c.clone());
+    }
+    let len = x.shape().num_elements();
+    let (x, mut tape) = x.split_tape();
+    let mut xr = read(&x)?;
+    let mut cr = read(c)?;
+    let xs = xr.slice()?;
+    let cu = xs.device();
+    load(&cu)?;
+    let dev = x.device().clone();
+    let (y, _) = write_kept(&dev, *x.shape(), |out| {
+        let cs = cr.slice()?;
+        launch(&cu, "mul_elems", grid(len), (out, xs, cs, len as i64)).map_err(dev_err)
+    })?;
+    if !T::OWNS_TAPE {
+        return Ok(y.put_tape(tape));
+    }
+    let (x_g, y_g) = (x.ghost(), y.ghost());
+    tape.add_backward_op(move |grads| {
+        // y's gradient, taken out (a placeholder in its place) while x's is written.
+        let placeholder = dev.try_alloc_len(1)?;
+        let gy = std::mem::replace(grads.get_or_alloc_mut(&y_g)?, placeholder);
+        let cu = gy.device();
+        let mut cr = cr;
+        let cs = cr
+            .slice()
+            .map_err(|_| CudaError::Driver(backward_failure()))?;
+        let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
+        launch(
+            &cu,
+            "mul_elems_bwd_add",
+            grid(len),
+            (gx, &gy, cs, len as i64),
+        )?;
+        *grads.get_or_alloc_mut(&y_g)? = gy;
+        Ok(())
+    });
+    Ok(y.put_tape(tape))
 }
 
+/// 1 where `x` > 0, else `leak`: one kernel of ours (kept for the tangent pass's reads);
+/// dfdx's operations if that fails.
 pub(crate) fn positive_slopes<T>(x: &Nchw<f32, T, Cuda>, leak: f32) -> Nchw<f32, NoneTape, Cuda> {
-    let dev = x.device();
-    let shape = *x.shape();
-    // Not `ones_like`: on CUDA, dfdx fills it on the host and copies it over.
-    let ones: Nchw<f32, NoneTape, Cuda> = dev.zeros_like(&shape) + 1.0;
-    let leaks = ones.clone() * leak;
-    x.retaped::<NoneTape>().gt(0.0).choose(ones, leaks)
+    let ours = || -> Result<Nchw<f32, NoneTape, Cuda>, GeometryError> {
+        let len = x.shape().num_elements();
+        let mut xr = read(x)?;
+        let xs = xr.slice()?;
+        let cu = xs.device();
+        load(&cu)?;
+        let (s, _) = write_kept(x.device(), *x.shape(), |out| {
+            let params = (out, xs, leak, len as i64);
+            launch(&cu, "positive_slopes", grid(len), params).map_err(dev_err)
+        })?;
+        Ok(s)
+    };
+    match ours() {
+        Ok(s) => s,
+        Err(_) => {
+            let dev = x.device();
+            let shape = *x.shape();
+            // Not `ones_like`: on CUDA, dfdx fills it on the host and copies it over.
+            let ones: Nchw<f32, NoneTape, Cuda> = dev.zeros_like(&shape) + 1.0;
+            let leaks = ones.clone() * leak;
+            x.retaped::<NoneTape>().gt(0.0).choose(ones, leaks)
+        }
+    }
 }
 
 impl super::Layers<f32> for Cuda {

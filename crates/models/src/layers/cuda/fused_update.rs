@@ -511,6 +511,7 @@ impl FusedOptimizer {
     /// `finish` (NaN when a new value is not finite), still on the device; `None` when there
     /// were none.
     pub fn finish(&mut self) -> Result<Option<Tensor<(), f32, Cuda>>, GeometryError> {
+        super::outputs::clear();
         let count = std::mem::take(&mut self.used);
         let (Some(dev), Some(partial)) = (&self.dev, &self.partial) else {
             return Ok(None);

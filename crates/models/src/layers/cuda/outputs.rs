@@ -3,8 +3,9 @@
 //!
 //! Found by the output tensor's id. dfdx gives a tensor that an operation rewrote a new id,
 //! so a kept buffer holds its tensor's values unless that tensor was written in place (dfdx's
-//! `&mut` methods such as `axpy`), which mouton never does to a layer's output; the few
-//! outputs kept are those a next layer is about to read.
+//! `&mut` methods such as `axpy`), which mouton never does to a layer's output. Outputs are
+//! kept until an optimizer update ends (the next forward pass makes new ones), within a
+//! count and a memory bound (the oldest go first).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,8 +21,8 @@ use super::fused_update::id_of;
 pub(crate) type DeviceVec = <Cuda as Storage<f32>>::Vec;
 
 /// Outputs kept at most...
-const KEEP: usize = 4;
-/// ... and bytes at most (the oldest go first).
+const KEEP: usize = 64;
+/// ... and bytes at most.
 const KEEP_BYTES: usize = 1 << 30;
 
 static RECENT: Mutex<VecDeque<(UniqueId, Arc<DeviceVec>)>> = Mutex::new(VecDeque::new());
@@ -37,6 +38,13 @@ pub(crate) fn remember<S: Shape, T>(t: &Tensor<S, f32, Cuda, T>, buf: Arc<Device
     };
     while recent.len() > KEEP || (recent.len() > 1 && bytes(&recent) > KEEP_BYTES) {
         recent.pop_front();
+    }
+}
+
+/// Forgets every kept output (an optimizer update ended: the next pass makes new ones).
+pub(crate) fn clear() {
+    if let Ok(mut recent) = RECENT.lock() {
+        recent.clear();
     }
 }
 
