@@ -3,15 +3,18 @@
 //! Convolutions: im2col / col2im kernels of our own (NVRTC-compiled at first use) around cuBLAS
 //! strided-batched SGEMMs (FP32, or TF32 on request: [`set_tf32_gemms`]), one GEMM per image;
 //! convolutions with few output channels (a generator's image layer) use direct kernels
-//! instead, without the K x P column matrices. Our kernels reduce in a fixed order (dfdx's own
-//! CUDA reductions use atomics, so a whole training run repeats only to rounding).
-//! Upsampling is ours; activations and constant products are dfdx's own CUDA ops.
+//! instead, without the K x P column matrices. A convolution can apply its activation in the
+//! same pass ([`super::conv2d_act`]; the derivative is taken from the output). Our kernels
+//! reduce in a fixed order, so a training run on one GPU repeats bit for bit where dfdx's own
+//! atomic reductions are not used. Upsampling, products with constants and LeakyReLU slopes
+//! are ours; batch norm and the remaining activations are dfdx's own CUDA ops.
 //!
 //! dfdx 0.13 keeps a tensor's storage private (its `Tensorlike` trait is crate-private), so
-//! tensors cross into our kernels through its public gradient API: the gradient of `p * x`
-//! with respect to `p`, seeded with ones, holds `x` ([`read`]), and a fresh gradient buffer
-//! becomes a tensor through `Gradients::get` ([`write`]). Each costs a few element-wise passes
-//! and allocations per tensor, which the benchmark figures include.
+//! tensors cross into our kernels three ways, cheapest first: a parameter's mirror kept by the
+//! fused optimizer ([`fused_update`]); the kept output of one of our layers ([`outputs`]);
+//! else the gradient trick ([`read`]): the gradient of `p * x` with respect to `p`, seeded with
+//! ones, holds `x` (a few element-wise passes and allocations). A fresh gradient buffer becomes
+//! a tensor through `Gradients::get` ([`write`]).
 
 use std::sync::{Arc, Mutex};
 

@@ -1,7 +1,7 @@
 //! Fused optimizer updates on dfdx's CUDA device, and the parameter mirrors they keep.
 //!
 //! Without them, a training step read every weight through the gradient trick
-//! ([`super::read`], eight small dfdx operations) once per forward pass, and updated each
+//! (eight small dfdx operations) once per forward pass, and updated each
 //! parameter with about a dozen element-wise dfdx operations. Here one kernel per parameter
 //! does the whole Adam or RMSprop update, in the CPU optimizer's order and without fused
 //! multiply-adds (so both compute the same bits from the same gradients), and keeps the new
