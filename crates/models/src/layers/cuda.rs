@@ -463,13 +463,25 @@ fn grid(n: usize) -> LaunchConfig {
 
 /// Compiles and loads the kernels once per device.
 fn load(cu: &Arc<CudaDevice>) -> Result<(), GeometryError> {
+    load_module(cu, MODULE, KERNELS, &FUNCS, Default::default())
+}
+
+/// Compiles `src` with NVRTC (`opts`) and loads it as `module` once per device.
+fn load_module(
+    cu: &Arc<CudaDevice>,
+    module: &str,
+    src: &str,
+    funcs: &[&'static str],
+    opts: cudarc::nvrtc::CompileOptions,
+) -> Result<(), GeometryError> {
     static LOADING: Mutex<()> = Mutex::new(());
     let _guard = LOADING
         .lock()
         .map_err(|_| GeometryError::Device("poisoned".into()))?;
-    if !cu.has_func(MODULE, FUNCS[0]) {
-        let ptx = cudarc::nvrtc::compile_ptx(KERNELS).map_err(dev_err)?;
-        cu.load_ptx(ptx, MODULE, &FUNCS).map_err(dev_err)?;
+    let first = funcs.first().ok_or(GeometryError::Invalid("no kernels"))?;
+    if !cu.has_func(module, first) {
+        let ptx = cudarc::nvrtc::compile_ptx_with_opts(src, opts).map_err(dev_err)?;
+        cu.load_ptx(ptx, module, funcs).map_err(dev_err)?;
     }
     Ok(())
 }
@@ -509,10 +521,25 @@ fn launch<Params>(
 where
     cudarc::driver::CudaFunction: LaunchAsync<Params>,
 {
-    let f = cu.get_func(MODULE, name).ok_or(DriverError(
+    launch_in(cu, MODULE, name, cfg, params)
+}
+
+/// Launches kernel `name` of `module` (loaded by [`load_module`]).
+fn launch_in<Params>(
+    cu: &Arc<CudaDevice>,
+    module: &str,
+    name: &str,
+    cfg: LaunchConfig,
+    params: Params,
+) -> Result<(), DriverError>
+where
+    cudarc::driver::CudaFunction: LaunchAsync<Params>,
+{
+    let f = cu.get_func(module, name).ok_or(DriverError(
         cudarc::driver::sys::CUresult::CUDA_ERROR_NOT_FOUND,
     ))?;
-    // SAFETY: each call site passes the buffers and sizes its kernel reads, sized by `Geo`.
+    // SAFETY: each call site passes the buffers and sizes its kernel reads, sized by `Geo`
+    // or by the buffers it launches over.
     unsafe { f.launch(cfg, params) }
 }
 

@@ -215,21 +215,13 @@ pub(crate) fn mirror_of(id: UniqueId, len: usize) -> Option<Arc<CudaSlice<f32>>>
 
 /// Compiles and loads the kernels once per device.
 fn load(cu: &Arc<CudaDevice>) -> Result<(), GeometryError> {
-    static LOADING: Mutex<()> = Mutex::new(());
-    let _guard = LOADING
-        .lock()
-        .map_err(|_| GeometryError::Device("poisoned".into()))?;
-    if !cu.has_func(MODULE, FUNCS[0]) {
-        let opts = CompileOptions {
-            fmad: Some(false),
-            prec_div: Some(true),
-            prec_sqrt: Some(true),
-            ..Default::default()
-        };
-        let ptx = cudarc::nvrtc::compile_ptx_with_opts(KERNELS, opts).map_err(dev_err)?;
-        cu.load_ptx(ptx, MODULE, &FUNCS).map_err(dev_err)?;
-    }
-    Ok(())
+    let opts = CompileOptions {
+        fmad: Some(false),
+        prec_div: Some(true),
+        prec_sqrt: Some(true),
+        ..Default::default()
+    };
+    super::load_module(cu, MODULE, KERNELS, &FUNCS, opts)
 }
 
 fn launch<Params>(
@@ -241,12 +233,7 @@ fn launch<Params>(
 where
     cudarc::driver::CudaFunction: cudarc::driver::LaunchAsync<Params>,
 {
-    use cudarc::driver::LaunchAsync;
-    let f = cu
-        .get_func(MODULE, name)
-        .ok_or_else(|| GeometryError::Device(format!("kernel {name} is not loaded")))?;
-    // SAFETY: each call site passes buffers of the length it launches over.
-    unsafe { f.launch(cfg, params) }.map_err(dev_err)
+    super::launch_in(cu, MODULE, name, cfg, params).map_err(dev_err)
 }
 
 /// Blocks for a parameter of `n` values: about 2,048 values per block, at most 64 blocks.
