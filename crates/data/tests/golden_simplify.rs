@@ -48,7 +48,5 @@ fn simplification_reproduces_googles_files() {
     );
     assert_eq!((total, sheep_total), (256, 23));
     assert!(same >= 240, "only {same}/256 identical");
-    // The goal is 23/23 sheep; this recipe reaches 22 (sheep 4537236714422272 keeps two
-    // neighbouring samples, 1 px off, in one stroke). Held here as a floor, not the goal.
-    assert!(sheep_same >= 22, "only {sheep_same}/23 sheep identical");
+    assert_eq!(sheep_same, 23, "only {sheep_same}/23 sheep identical");
 }
