@@ -144,9 +144,10 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--exe", help="another bench_steps binary (an older build, for A/B runs)")
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    exe = os.path.join(root, "target", "release", "examples", "bench_steps")
+    exe = args.exe or os.path.join(root, "target", "release", "examples", "bench_steps")
     env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     res = subprocess.run([exe, str(args.repeats)], capture_output=True, text=True, env=env,
                          check=True)

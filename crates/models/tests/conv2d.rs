@@ -3,7 +3,10 @@
 mod common;
 use common::values;
 
-use mouton_models::ops::conv2d::{conv2d_backward, conv2d_forward, Conv2dGeometry, Padding};
+use mouton_models::ops::conv2d::{
+    conv2d_backward, conv2d_backward_weights_kept, conv2d_forward, conv2d_forward_keep,
+    Conv2dGeometry, Padding,
+};
 use proptest::prelude::*;
 
 /// out[n, o, oy, ox] = b[o] + sum_{c, ky, kx} w[o, c, ky, kx] x[n, c, oy s + ky - pt, ox s + kx - pl]
@@ -177,6 +180,37 @@ fn result_does_not_depend_on_the_thread_count() {
         Conv2dGeometry::new(13, 20, 9, 9, 2, (3, 3), 1, Padding::Same).unwrap(),
     ] {
         thread_count_independent(g);
+    }
+}
+
+#[test]
+fn kept_column_weight_gradient_does_not_depend_on_the_thread_count() {
+    // Patch 40 x 4 x 4 = 640 rows of dW^T: two fixed blocks; 5 x 5 outputs: groups of 11 images.
+    let g = Conv2dGeometry::new(25, 40, 10, 10, 6, (4, 4), 2, Padding::Same).unwrap();
+    let (nx, nw, no) = g.sizes();
+    let x: Vec<f32> = values(nx, 8).iter().map(|&v| v as f32).collect();
+    let w: Vec<f32> = values(nw, 9).iter().map(|&v| v as f32).collect();
+    let r: Vec<f32> = values(no, 10).iter().map(|&v| v as f32).collect();
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            let mut out = vec![0.0f32; no];
+            let kept = conv2d_forward_keep(&g, &x, &w, None, &mut out).expect("small");
+            let mut gw = vec![0.5f32; nw];
+            conv2d_backward_weights_kept(&kept, &r, &mut gw);
+            gw
+        })
+    };
+    let one = run(1);
+    assert_eq!(one, run(3), "bit-identical across thread counts");
+    // The same gradient as rebuilding the columns, up to the order of the sums.
+    let mut rebuilt = vec![0.5f32; nw];
+    conv2d_backward(&g, &x, &w, &r, None, Some(&mut rebuilt), None);
+    for (a, b) in one.iter().zip(&rebuilt) {
+        assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
     }
 }
 

@@ -6,6 +6,7 @@ pub mod batch_norm;
 pub mod conv2d;
 pub mod conv_transpose2d;
 mod matmul;
+mod scratch;
 pub mod upsample;
 
 pub use matmul::Real;
