@@ -187,25 +187,21 @@ fn result_does_not_depend_on_the_thread_count() {
 fn kept_column_weight_gradient_does_not_depend_on_the_thread_count() {
     // Patch 40 x 4 x 4 = 640 rows of dW^T: two fixed blocks; 5 x 5 outputs: groups of 11 images.
     let g = Conv2dGeometry::new(25, 40, 10, 10, 6, (4, 4), 2, Padding::Same).unwrap();
-    let (nx, nw, no) = g.sizes();
-    let x: Vec<f32> = values(nx, 8).iter().map(|&v| v as f32).collect();
-    let w: Vec<f32> = values(nw, 9).iter().map(|&v| v as f32).collect();
-    let r: Vec<f32> = values(no, 10).iter().map(|&v| v as f32).collect();
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let mut out = vec![0.0f32; no];
-            let kept = conv2d_forward_keep(&g, &x, &w, None, &mut out).expect("small");
-            let mut gw = vec![0.5f32; nw];
-            conv2d_backward_weights_kept(&kept, &r, &mut gw);
-            gw
-        })
+    let (x, w, r) = inputs(&g, 8);
+    let (nw, no) = (w.len(), r.len());
+    let kept_gradient = || {
+        let mut out = vec![0.0f32; no];
+        let kept = conv2d_forward_keep(&g, &x, &w, None, &mut out).expect("small");
+        let mut gw = vec![0.5f32; nw];
+        conv2d_backward_weights_kept(&kept, &r, &mut gw);
+        gw
     };
-    let one = run(1);
-    assert_eq!(one, run(3), "bit-identical across thread counts");
+    let one = on_threads(1, kept_gradient);
+    assert_eq!(
+        one,
+        on_threads(3, kept_gradient),
+        "bit-identical across thread counts"
+    );
     // The same gradient as rebuilding the columns, up to the order of the sums.
     let mut rebuilt = vec![0.5f32; nw];
     conv2d_backward(&g, &x, &w, &r, None, Some(&mut rebuilt), None);
@@ -214,21 +210,32 @@ fn kept_column_weight_gradient_does_not_depend_on_the_thread_count() {
     }
 }
 
-fn thread_count_independent(g: Conv2dGeometry) {
+/// Input, weights and output gradient of `g` in f32, from seeds `seed..seed + 3`.
+fn inputs(g: &Conv2dGeometry, seed: u64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (nx, nw, no) = g.sizes();
-    let x: Vec<f32> = values(nx, 5).iter().map(|&v| v as f32).collect();
-    let w: Vec<f32> = values(nw, 6).iter().map(|&v| v as f32).collect();
-    let r: Vec<f32> = values(no, 7).iter().map(|&v| v as f32).collect();
-    let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            let mut gw = vec![0.0f32; nw];
-            conv2d_backward(&g, &x, &w, &r, None, Some(&mut gw), None);
-            gw
-        })
+    let f32s = |n, s| values(n, s).iter().map(|&v| v as f32).collect::<Vec<f32>>();
+    (f32s(nx, seed), f32s(nw, seed + 1), f32s(no, seed + 2))
+}
+
+/// `f` run on a rayon pool of `threads` threads.
+fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+fn thread_count_independent(g: Conv2dGeometry) {
+    let (x, w, r) = inputs(&g, 5);
+    let gradient = || {
+        let mut gw = vec![0.0f32; w.len()];
+        conv2d_backward(&g, &x, &w, &r, None, Some(&mut gw), None);
+        gw
     };
-    assert_eq!(run(1), run(3), "bit-identical across thread counts");
+    assert_eq!(
+        on_threads(1, gradient),
+        on_threads(3, gradient),
+        "bit-identical across thread counts"
+    );
 }
