@@ -41,6 +41,19 @@ fn check(what: &str, cuda: &[f32], cpu: &[f32]) {
     assert!(r <= TOL, "{what}: relative error {r} > {TOL}");
 }
 
+/// [`check`] on the gradients the two devices' tapes hold for one tensor.
+fn check_grad<S: Shape>(
+    what: &str,
+    (grads_gpu, t_gpu): (&Gradients<f32, Cuda>, &Tensor<S, f32, Cuda>),
+    (grads_cpu, t_cpu): (&Gradients<f32, Cpu>, &Tensor<S, f32, Cpu>),
+) {
+    check(
+        what,
+        &grads_gpu.get(t_gpu).as_vec(),
+        &grads_cpu.get(t_cpu).as_vec(),
+    );
+}
+
 fn random(rng: &mut impl Rng, n: usize) -> Vec<f32> {
     (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
 }
@@ -125,27 +138,10 @@ fn conv2d_forward_and_all_gradients_match_the_cpu() {
         let g_gpu = (y_gpu * r_gpu).sum::<(), _>().backward();
         let what = format!("conv2d {n}x{c}x{h}x{w} -> {o}, k{k} s{s} {pad:?}, bias {biased}");
         check(&format!("{what} output"), &y_gpu_v, &y_cpu_v);
-        let mut grads = vec![
-            (
-                "d/dx",
-                g_gpu.get(&x_gpu).as_vec(),
-                g_cpu.get(&x_cpu).as_vec(),
-            ),
-            (
-                "d/dw",
-                g_gpu.get(&w_gpu).as_vec(),
-                g_cpu.get(&w_cpu).as_vec(),
-            ),
-        ];
+        check_grad(&format!("{what} d/dx"), (&g_gpu, &x_gpu), (&g_cpu, &x_cpu));
+        check_grad(&format!("{what} d/dw"), (&g_gpu, &w_gpu), (&g_cpu, &w_cpu));
         if biased {
-            grads.push((
-                "d/db",
-                g_gpu.get(&b_gpu).as_vec(),
-                g_cpu.get(&b_cpu).as_vec(),
-            ));
-        }
-        for (name, cuda, cpu) in grads {
-            check(&format!("{what} {name}"), &cuda, &cpu);
+            check_grad(&format!("{what} d/db"), (&g_gpu, &b_gpu), (&g_cpu, &b_cpu));
         }
     }
 }
@@ -192,27 +188,10 @@ fn conv_transpose2d_forward_and_all_gradients_match_the_cpu() {
             "conv_transpose2d {n}x{c}x{h}x{w} -> {o}, k{k} s{s} p{pad} op{opad}, bias {biased}"
         );
         check(&format!("{what} output"), &y_gpu_v, &y_cpu_v);
-        let mut grads = vec![
-            (
-                "d/dx",
-                g_gpu.get(&x_gpu).as_vec(),
-                g_cpu.get(&x_cpu).as_vec(),
-            ),
-            (
-                "d/dw",
-                g_gpu.get(&w_gpu).as_vec(),
-                g_cpu.get(&w_cpu).as_vec(),
-            ),
-        ];
+        check_grad(&format!("{what} d/dx"), (&g_gpu, &x_gpu), (&g_cpu, &x_cpu));
+        check_grad(&format!("{what} d/dw"), (&g_gpu, &w_gpu), (&g_cpu, &w_cpu));
         if biased {
-            grads.push((
-                "d/db",
-                g_gpu.get(&b_gpu).as_vec(),
-                g_cpu.get(&b_cpu).as_vec(),
-            ));
-        }
-        for (name, cuda, cpu) in grads {
-            check(&format!("{what} {name}"), &cuda, &cpu);
+            check_grad(&format!("{what} d/db"), (&g_gpu, &b_gpu), (&g_cpu, &b_cpu));
         }
     }
 }
@@ -354,11 +333,7 @@ fn activations_upsampling_products_and_slopes_match_the_cpu() {
         );
         let g_cpu = (y_cpu * 1.5).sum::<(), _>().backward();
         let g_gpu = (y_gpu * 1.5).sum::<(), _>().backward();
-        check(
-            &format!("{act:?} d/dx"),
-            &g_gpu.get(&x_gpu).as_vec(),
-            &g_cpu.get(&x_cpu).as_vec(),
-        );
+        check_grad(&format!("{act:?} d/dx"), (&g_gpu, &x_gpu), (&g_cpu, &x_cpu));
     }
     let x_cpu = cpu.tensor_from_vec(xv.clone(), shape);
     let x_gpu = gpu.tensor_from_vec(xv.clone(), shape);
@@ -377,11 +352,7 @@ fn activations_upsampling_products_and_slopes_match_the_cpu() {
     let g_gpu = (up_gpu * gpu.tensor_from_vec(r, us))
         .sum::<(), _>()
         .backward();
-    check(
-        "upsample x2 d/dx",
-        &g_gpu.get(&x_gpu).as_vec(),
-        &g_cpu.get(&x_cpu).as_vec(),
-    );
+    check_grad("upsample x2 d/dx", (&g_gpu, &x_gpu), (&g_cpu, &x_cpu));
     let cv = random(&mut rng, shape.num_elements());
     let m_cpu = mul_constant(x_cpu.leaky_trace(), &cpu.tensor_from_vec(cv.clone(), shape)).unwrap();
     let m_gpu = mul_constant(x_gpu.leaky_trace(), &gpu.tensor_from_vec(cv, shape)).unwrap();
@@ -392,11 +363,7 @@ fn activations_upsampling_products_and_slopes_match_the_cpu() {
     );
     let g_cpu = m_cpu.sum::<(), _>().backward();
     let g_gpu = m_gpu.sum::<(), _>().backward();
-    check(
-        "mul_constant d/dx",
-        &g_gpu.get(&x_gpu).as_vec(),
-        &g_cpu.get(&x_cpu).as_vec(),
-    );
+    check_grad("mul_constant d/dx", (&g_gpu, &x_gpu), (&g_cpu, &x_cpu));
     let s_cpu = activation_slopes(&x_cpu, Activation::LeakyRelu(0.2)).unwrap();
     let s_gpu = activation_slopes(&x_gpu, Activation::LeakyRelu(0.2)).unwrap();
     check("LeakyReLU slopes", &s_gpu.as_vec(), &s_cpu.as_vec());
@@ -436,20 +403,20 @@ fn sheep1_networks_and_the_tangent_pass_match_the_cpu() {
     );
     let gr_cpu = s_cpu.sum::<(), _>().backward();
     let gr_gpu = s_gpu.sum::<(), _>().backward();
-    check(
+    check_grad(
         "d/d(sheep1-g conv2 weights)",
-        &gr_gpu.get(&g_gpu.conv2.weight).as_vec(),
-        &gr_cpu.get(&g_cpu.conv2.weight).as_vec(),
+        (&gr_gpu, &g_gpu.conv2.weight),
+        (&gr_cpu, &g_cpu.conv2.weight),
     );
-    check(
+    check_grad(
         "d/d(sheep1-g dense weights)",
-        &gr_gpu.get(&g_gpu.dense.weight).as_vec(),
-        &gr_cpu.get(&g_cpu.dense.weight).as_vec(),
+        (&gr_gpu, &g_gpu.dense.weight),
+        (&gr_cpu, &g_cpu.dense.weight),
     );
-    check(
+    check_grad(
         "d/d(sheep1-d conv1 weights)",
-        &gr_gpu.get(&d_gpu.conv1.weight).as_vec(),
-        &gr_cpu.get(&d_cpu.conv1.weight).as_vec(),
+        (&gr_gpu, &d_gpu.conv1.weight),
+        (&gr_cpu, &d_cpu.conv1.weight),
     );
     // The tangent pass at random images along random directions.
     let xv = random(&mut rng, n * 784);
@@ -720,31 +687,11 @@ fn fused_convolution_activations_and_kept_outputs_match_the_cpu() {
             let g_gpu = (y * gpu.tensor_from_vec(r, out)).sum::<(), _>().backward();
             let what = format!("conv {c}->{o1}->{o2} {act:?} bias {biased}");
             check(&format!("{what} output"), &y_gpu, &y_cpu);
-            check(
-                &format!("{what} d/dx"),
-                &g_gpu.get(&x_g).as_vec(),
-                &g_cpu.get(&x_c).as_vec(),
-            );
-            for (name, gg, gc) in [
-                (
-                    "d/dw1",
-                    g_gpu.get(&w1_g).as_vec(),
-                    g_cpu.get(&w1_c).as_vec(),
-                ),
-                (
-                    "d/dw2",
-                    g_gpu.get(&w2_g).as_vec(),
-                    g_cpu.get(&w2_c).as_vec(),
-                ),
-            ] {
-                check(&format!("{what} {name}"), &gg, &gc);
-            }
+            check_grad(&format!("{what} d/dx"), (&g_gpu, &x_g), (&g_cpu, &x_c));
+            check_grad(&format!("{what} d/dw1"), (&g_gpu, &w1_g), (&g_cpu, &w1_c));
+            check_grad(&format!("{what} d/dw2"), (&g_gpu, &w2_g), (&g_cpu, &w2_c));
             if biased {
-                check(
-                    &format!("{what} d/db1"),
-                    &g_gpu.get(&b1_g).as_vec(),
-                    &g_cpu.get(&b1_c).as_vec(),
-                );
+                check_grad(&format!("{what} d/db1"), (&g_gpu, &b1_g), (&g_cpu, &b1_c));
             }
         }
     }
