@@ -6,9 +6,10 @@
 
 use dfdx::prelude::*;
 
+use crate::ops::activation::{activation_backward_from_output, Activation};
 use crate::ops::conv2d::{
     conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weights,
-    conv2d_backward_weights_kept, conv2d_forward, conv2d_forward_keep, Conv2dGeometry,
+    conv2d_backward_weights_kept, conv2d_forward_act, conv2d_forward_keep, Conv2dGeometry,
     GeometryError, Padding,
 };
 use crate::ops::Real;
@@ -55,7 +56,7 @@ pub trait Layers<E: Dtype + Real>: Device<E> + TensorToArray<(), E, Array = E> {
         bias: Option<&Tensor<SB, E, Self>>,
         stride: usize,
         padding: Padding,
-        act: crate::ops::activation::Activation,
+        act: Activation,
     ) -> Result<Nchw<E, T, Self>, GeometryError>
     where
         T: Tape<E, Self>,
@@ -85,7 +86,7 @@ pub trait Layers<E: Dtype + Real>: Device<E> + TensorToArray<(), E, Array = E> {
     /// See [`activation`].
     fn activation<S: Shape, T: Tape<E, Self>>(
         x: Tensor<S, E, Self, T>,
-        act: crate::ops::activation::Activation,
+        act: Activation,
     ) -> Tensor<S, E, Self, T>;
 
     /// See [`upsample_nearest`].
@@ -144,7 +145,28 @@ where
         SW: Shape<Concrete = [usize; 4]>,
         SB: Shape<Concrete = [usize; 1]>,
     {
-        cpu_conv2d(x, weights, bias, stride, padding)
+        cpu_conv2d(x, weights, bias, stride, padding, Activation::Identity)
+    }
+
+    fn conv2d_act<T, SW, SB>(
+        x: Nchw<E, T>,
+        weights: &Tensor<SW, E, Cpu>,
+        bias: Option<&Tensor<SB, E, Cpu>>,
+        stride: usize,
+        padding: Padding,
+        act: Activation,
+    ) -> Result<Nchw<E, T>, GeometryError>
+    where
+        T: Tape<E, Cpu>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>,
+    {
+        if act.derivative_from_output() {
+            cpu_conv2d(x, weights, bias, stride, padding, act)
+        } else {
+            let y = cpu_conv2d(x, weights, bias, stride, padding, Activation::Identity)?;
+            Ok(cpu_activation(y, act))
+        }
     }
 
     fn conv_transpose2d<T, SW, SB>(
@@ -165,7 +187,7 @@ where
 
     fn activation<S: Shape, T: Tape<E, Cpu>>(
         x: Tensor<S, E, Cpu, T>,
-        act: crate::ops::activation::Activation,
+        act: Activation,
     ) -> Tensor<S, E, Cpu, T> {
         cpu_activation(x, act)
     }
@@ -275,7 +297,7 @@ pub fn conv2d_act<E, D, T, SW, SB>(
     bias: Option<&Tensor<SB, E, D>>,
     stride: usize,
     padding: Padding,
-    act: crate::ops::activation::Activation,
+    act: Activation,
 ) -> Result<Nchw<E, T, D>, GeometryError>
 where
     E: Dtype + Real,
@@ -334,10 +356,7 @@ where
 /// let g = y.sum::<(), _>().backward();
 /// assert_eq!(g.get(&x).array(), [0.2, 1.0]);
 /// ```
-pub fn activation<S, E, D, T>(
-    x: Tensor<S, E, D, T>,
-    act: crate::ops::activation::Activation,
-) -> Tensor<S, E, D, T>
+pub fn activation<S, E, D, T>(x: Tensor<S, E, D, T>, act: Activation) -> Tensor<S, E, D, T>
 where
     S: Shape,
     E: Dtype + Real,
@@ -491,12 +510,16 @@ fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     v
 }
 
+/// A convolution and an activation whose derivative can be told from its output, in one
+/// differentiable op: the activation is applied as the output is written, and the backward
+/// pass turns dL/dy into dL/d(pre-activation) from the kept output, with no tensor in between.
 fn cpu_conv2d<E, T, SW, SB>(
     x: Nchw<E, T>,
     weights: &Tensor<SW, E, Cpu>,
     bias: Option<&Tensor<SB, E, Cpu>>,
     stride: usize,
     padding: Padding,
+    act: Activation,
 ) -> Result<Nchw<E, T>, GeometryError>
 where
     E: Dtype + Real,
@@ -514,12 +537,13 @@ where
     let mut out = vec![E::default(); g.sizes().2];
     // The weight gradient needs either the input or, cheaper, the forward's column matrices.
     let kept = if T::OWNS_TAPE {
-        conv2d_forward_keep(&g, &xv, &wv, bv.as_deref(), &mut out)
+        conv2d_forward_keep(&g, &xv, &wv, bv.as_deref(), act, &mut out)
     } else {
-        conv2d_forward(&g, &xv, &wv, bv.as_deref(), &mut out);
+        conv2d_forward_act(&g, &xv, &wv, bv.as_deref(), act, &mut out);
         None
     };
     let xv = if kept.is_some() { Vec::new() } else { xv };
+    let kept_y = (T::OWNS_TAPE && act != Activation::Identity).then(|| out.clone());
     let y = x.device().tensor_from_vec(out, (n, o, g.oh, g.ow));
     let (x_g, w_g, b_g, y_g) = (
         x.ghost(),
@@ -528,7 +552,16 @@ where
         y.ghost(),
     );
     tape.add_backward_op(move |grads| {
-        let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
+        let gy = grads.get_or_alloc_mut(&y_g)?;
+        // dL/d(pre-activation), which the convolution's gradients take.
+        let gy: Vec<E> = match &kept_y {
+            Some(yv) => {
+                let mut gz = vec![E::default(); gy.len()];
+                activation_backward_from_output(act, yv, gy, &mut gz);
+                gz
+            }
+            None => gy.to_vec(),
+        };
         conv2d_backward_input(&g, &wv, &gy, grads.get_or_alloc_mut(&x_g)?);
         let gw = grads.get_or_alloc_mut(&w_g)?;
         match &kept {
@@ -613,10 +646,7 @@ where
     Ok(y.put_tape(tape))
 }
 
-fn cpu_activation<S, E, T>(
-    x: Tensor<S, E, Cpu, T>,
-    act: crate::ops::activation::Activation,
-) -> Tensor<S, E, Cpu, T>
+fn cpu_activation<S, E, T>(x: Tensor<S, E, Cpu, T>, act: Activation) -> Tensor<S, E, Cpu, T>
 where
     S: Shape,
     E: Dtype + Real,

@@ -3,6 +3,7 @@
 mod common;
 use common::values;
 
+use mouton_models::ops::activation::Activation;
 use mouton_models::ops::conv2d::{
     conv2d_backward, conv2d_backward_weights_kept, conv2d_forward, conv2d_forward_keep,
     Conv2dGeometry, Padding,
@@ -191,7 +192,8 @@ fn kept_column_weight_gradient_does_not_depend_on_the_thread_count() {
     let (nw, no) = (w.len(), r.len());
     let kept_gradient = || {
         let mut out = vec![0.0f32; no];
-        let kept = conv2d_forward_keep(&g, &x, &w, None, &mut out).expect("small");
+        let kept =
+            conv2d_forward_keep(&g, &x, &w, None, Activation::Identity, &mut out).expect("small");
         let mut gw = vec![0.5f32; nw];
         conv2d_backward_weights_kept(&kept, &r, &mut gw);
         gw

@@ -1,11 +1,13 @@
 //! The dfdx op: gradients through a small graph (two chained convolutions and dfdx's own ops)
-//! match finite differences of the whole graph, in f64.
+//! match finite differences of the whole graph, in f64; the fused convolution + activation
+//! equals the two ops chained.
 
 mod common;
 use common::values;
 
 use dfdx::prelude::*;
-use mouton_models::layers::{conv2d, no_bias};
+use mouton_models::layers::{activation, conv2d, conv2d_act, no_bias};
+use mouton_models::ops::activation::Activation;
 use mouton_models::ops::conv2d::Padding;
 
 type T4 = Tensor<(usize, usize, usize, usize), f64, Cpu>;
@@ -181,4 +183,48 @@ fn transposed_convolution_gradients_match_finite_differences() {
             );
         }
     }
+}
+
+#[test]
+fn fused_convolution_and_activation_equal_the_two_ops_chained() {
+    let dev = Cpu::default();
+    let x = dev.tensor_from_vec(values(3 * 2 * 6 * 6, 11), (3usize, 2usize, 6usize, 6usize));
+    let w = dev.tensor_from_vec(values(4 * 2 * 3 * 3, 12), (4usize, 2usize, 3usize, 3usize));
+    let b = dev.tensor_from_vec(values(4, 13), (4usize,));
+    let r = dev.tensor_from_vec(values(3 * 4 * 3 * 3, 14), (3usize, 4usize, 3usize, 3usize));
+    for act in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::LeakyRelu(-0.5), // not fused: the derivative needs the input
+        Activation::Sigmoid,
+        Activation::Tanh,
+    ] {
+        let run = |fused: bool| {
+            let xt = x.clone().trace(Gradients::leaky());
+            let y = if fused {
+                conv2d_act(xt, &w, Some(&b), 2, Padding::Same, act).unwrap()
+            } else {
+                activation(conv2d(xt, &w, Some(&b), 2, Padding::Same).unwrap(), act)
+            };
+            let yv = y.as_vec();
+            let g = (y * r.clone()).sum::<(), _>().backward();
+            (
+                yv,
+                g.get(&x).as_vec(),
+                g.get(&w).as_vec(),
+                g.get(&b).as_vec(),
+            )
+        };
+        let (fused, chained) = (run(true), run(false));
+        // Same arithmetic in the same order: equal to the bit.
+        assert_eq!(fused, chained, "{act:?}");
+        assert!(fused.0.iter().any(|&v| v != 0.0), "{act:?}");
+        assert!(fused.2.iter().any(|&v| v != 0.0), "{act:?}");
+    }
+    // Every activation had both signs to tell apart.
+    let pre = conv2d(x.clone(), &w, Some(&b), 2, Padding::Same)
+        .unwrap()
+        .as_vec();
+    assert!(pre.iter().any(|&v| v > 0.0) && pre.iter().any(|&v| v < 0.0));
 }

@@ -21,11 +21,99 @@ pub enum Activation {
     Tanh,
 }
 
+impl Activation {
+    /// Whether act'(x) can be told from y = act(x) alone (all but a negative LeakyReLU slope:
+    /// for a slope >= 0, y > 0 exactly where x > 0), so a fused layer need keep only its output.
+    ///
+    /// ```
+    /// use mouton_models::ops::activation::Activation;
+    /// assert!(Activation::LeakyRelu(0.2).derivative_from_output());
+    /// assert!(!Activation::LeakyRelu(-0.5).derivative_from_output());
+    /// ```
+    pub fn derivative_from_output(&self) -> bool {
+        !matches!(self, Activation::LeakyRelu(s) if *s < 0.0)
+    }
+
+    /// `xs[i] = act(xs[i])`, serially (for callers already running in parallel).
+    pub(crate) fn apply_in_place<T: Real>(&self, xs: &mut [T]) {
+        match *self {
+            Activation::Identity => {}
+            Activation::Relu => xs
+                .iter_mut()
+                .for_each(|x| *x = if *x > T::ZERO { *x } else { T::ZERO }),
+            Activation::LeakyRelu(s) => {
+                let s = T::of(s);
+                xs.iter_mut()
+                    .for_each(|x| *x = if *x > T::ZERO { *x } else { s * *x });
+            }
+            Activation::Sigmoid => xs.iter_mut().for_each(|x| *x = sigmoid(*x)),
+            Activation::Tanh => xs.iter_mut().for_each(|x| *x = x.tanh()),
+        }
+    }
+}
+
+/// `grad_x = act'(x) grad_out`, from the output `y` of the forward pass alone; for the
+/// activations where [`Activation::derivative_from_output`] holds (same values as
+/// [`activation_backward`] there).
+///
+/// # Panics
+/// If the slices' lengths differ, or for a negative LeakyReLU slope (programming errors).
+///
+/// ```
+/// use mouton_models::ops::activation::{activation_backward_from_output, Activation};
+/// let mut g = [9.0f64; 3];
+/// activation_backward_from_output(Activation::LeakyRelu(0.2), &[-0.2, 0.0, 2.0], &[1.0; 3], &mut g);
+/// assert_eq!(g, [0.2, 0.2, 1.0]);
+/// ```
+pub fn activation_backward_from_output<T: Real>(
+    act: Activation,
+    y: &[T],
+    grad_out: &[T],
+    grad_x: &mut [T],
+) {
+    assert!(
+        y.len() == grad_out.len() && grad_out.len() == grad_x.len(),
+        "slice sizes"
+    );
+    assert!(act.derivative_from_output(), "a negative LeakyReLU slope");
+    grad_x
+        .par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK))
+        .zip(grad_out.par_chunks(CHUNK))
+        .for_each(|((g, y), go)| {
+            let all = g.iter_mut().zip(y).zip(go);
+            match act {
+                Activation::Identity => g.copy_from_slice(go),
+                Activation::Relu => {
+                    for ((g, &y), &go) in all {
+                        *g = if y > T::ZERO { go } else { T::ZERO };
+                    }
+                }
+                Activation::LeakyRelu(s) => {
+                    let s = T::of(s);
+                    for ((g, &y), &go) in all {
+                        *g = if y > T::ZERO { go } else { s * go };
+                    }
+                }
+                Activation::Sigmoid => {
+                    for ((g, &y), &go) in all {
+                        *g = y * (T::ONE - y) * go;
+                    }
+                }
+                Activation::Tanh => {
+                    for ((g, &y), &go) in all {
+                        *g = (T::ONE - y * y) * go;
+                    }
+                }
+            }
+        });
+}
+
 /// Elements per parallel task: below this, threads cost more than they save.
 const CHUNK: usize = 1 << 14;
 
-/// Runs `$body` over the zipped slices with the activation matched once, outside the loop, so
-/// each arm is a plain loop the compiler can vectorize (a match per element cannot be).
+/// The logistic function. (Callers match the activation once, outside their loops, so each
+/// arm is a plain loop the compiler can vectorize; a match per element cannot be.)
 #[inline]
 fn sigmoid<T: Real>(x: T) -> T {
     // Stable on both tails: never exponentiates a large positive number.

@@ -1,5 +1,11 @@
 //! 2-D convolution (cross-correlation, as PyTorch and Keras compute it) on NCHW data: forward
-//! and backward, by im2col and one matrix product per image, images in parallel.
+//! and backward, by im2col and one matrix product per group of images, groups in parallel.
+//!
+//! The patch matrix is built channels-last: each image is first copied into a zero-padded
+//! (H, W, C) plane, so a patch's kernel row is KW C contiguous values (one copy, where an NCHW
+//! patch of a strided convolution gathers every value alone), and the patches are the product's
+//! row-major left operand, which gemm reads in place. The weights are permuted to match, once
+//! per call.
 //!
 //! Layouts: input (N, C, H, W), weights (O, C, KH, KW) (PyTorch's), bias (O), output
 //! (N, O, OH, OW), all row-major. Padding is zeros, possibly asymmetric (Keras "same" pads the
@@ -7,6 +13,7 @@
 
 use rayon::prelude::*;
 
+use super::activation::Activation;
 use super::matmul::{matmul, Mat};
 use super::scratch::Scratch;
 use super::Real;
@@ -186,90 +193,127 @@ impl Conv2dGeometry {
         self.in_ch * self.kh * self.kw
     }
 
-    /// Output columns `ox` whose input column `ox stride + kx - pad_left` lies inside the image.
-    #[inline]
-    fn valid_ox(&self, kx: usize) -> std::ops::Range<usize> {
-        let lo = self.pad_left.saturating_sub(kx).div_ceil(self.stride);
-        let hi = if self.w + self.pad_left > kx {
-            ((self.w + self.pad_left - kx - 1) / self.stride + 1).min(self.ow)
-        } else {
-            0
-        };
-        lo.min(hi)..hi
+    /// The zero-padded input plane every patch reads inside: (HP, WP).
+    fn plane(&self) -> (usize, usize) {
+        (
+            (self.oh - 1) * self.stride + self.kh,
+            (self.ow - 1) * self.stride + self.kw,
+        )
     }
 
-    /// Input row read by output row `oy` at kernel row `ky`, if inside.
-    #[inline]
-    fn source_row(&self, oy: usize, ky: usize) -> Option<usize> {
-        let y = (oy * self.stride + ky).checked_sub(self.pad_top)?;
-        (y < self.h).then_some(y)
+    /// Input rows and columns that land inside the plane (the others are never read).
+    fn plane_extent(&self) -> (usize, usize) {
+        let (hp, wp) = self.plane();
+        (
+            self.h.min(hp.saturating_sub(self.pad_top)),
+            self.w.min(wp.saturating_sub(self.pad_left)),
+        )
     }
 
-    /// One image's (C KH KW) x (OH OW) patch matrix, written into columns `col0..col0 + OH OW`
-    /// of a row-major matrix with `ld` columns (a group of images side by side).
-    fn im2col<T: Real>(&self, img: &[T], cols: &mut [T], ld: usize, col0: usize) {
-        let s = self.stride;
-        for c in 0..self.in_ch {
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let row = ((c * self.kh + ky) * self.kw + kx) * ld + col0;
-                    let valid = self.valid_ox(kx);
-                    for oy in 0..self.oh {
-                        let dst = &mut cols[row + oy * self.ow..][..self.ow];
-                        let Some(y) = self.source_row(oy, ky) else {
-                            dst.fill(T::ZERO);
-                            continue;
-                        };
-                        dst[..valid.start].fill(T::ZERO);
-                        dst[valid.end..].fill(T::ZERO);
-                        if valid.is_empty() {
-                            continue;
-                        }
-                        let x0 = valid.start * s + kx - self.pad_left;
-                        let src = &img[(c * self.h + y) * self.w + x0..];
-                        let dst = &mut dst[valid.clone()];
-                        if s == 1 {
-                            dst.copy_from_slice(&src[..dst.len()]);
-                        } else {
-                            for (i, d) in dst.iter_mut().enumerate() {
-                                *d = src[i * s];
-                            }
-                        }
-                    }
+    /// One image (C, H, W) as its zero-padded channels-last plane (HP, WP, C): a patch's
+    /// kernel row is then KW C contiguous values.
+    fn fill_plane<T: Real>(&self, img: &[T], xp: &mut [T]) {
+        let (_, wp) = self.plane();
+        let (rows, cols) = self.plane_extent();
+        let ch = self.in_ch;
+        let rows = if cols == 0 { 0 } else { rows };
+        xp.fill(T::ZERO);
+        for iy in 0..rows {
+            let dst = &mut xp[((iy + self.pad_top) * wp + self.pad_left) * ch..][..cols * ch];
+            for c in 0..ch {
+                let src = &img[(c * self.h + iy) * self.w..][..cols];
+                for (d, &v) in dst[c..].iter_mut().step_by(ch).zip(src) {
+                    *d = v;
                 }
             }
         }
     }
 
-    /// Adds one image's patch-matrix entries (columns `col0..`, `ld` wide) back onto the image
-    /// (the adjoint of im2col).
-    fn col2im<T: Real>(&self, cols: &[T], ld: usize, col0: usize, img: &mut [T]) {
-        let s = self.stride;
+    /// `img` (C, H, W) += a channels-last plane (the adjoint of [`Self::fill_plane`]).
+    fn add_plane<T: Real>(&self, xp: &[T], img: &mut [T]) {
+        let (_, wp) = self.plane();
+        let (rows, cols) = self.plane_extent();
+        let ch = self.in_ch;
+        let rows = if cols == 0 { 0 } else { rows };
+        for iy in 0..rows {
+            let src = &xp[((iy + self.pad_top) * wp + self.pad_left) * ch..][..cols * ch];
+            for c in 0..ch {
+                let dst = &mut img[(c * self.h + iy) * self.w..][..cols];
+                for (d, &v) in dst.iter_mut().zip(src[c..].iter().step_by(ch)) {
+                    *d += v;
+                }
+            }
+        }
+    }
+
+    /// One image's patch matrix, (OH OW) x (KH KW C) row-major, from its plane: each patch
+    /// row is KH contiguous copies (the layout PyTorch's channels-last kernels use).
+    fn patches<T: Real>(&self, xp: &[T], cols: &mut [T]) {
+        let (_, wp) = self.plane();
+        let (ch, s, run) = (self.in_ch, self.stride, self.kw * self.in_ch);
+        for (pos, row) in cols.chunks_exact_mut(self.patch()).enumerate() {
+            let (oy, ox) = (pos / self.ow, pos % self.ow);
+            for (ky, dst) in row.chunks_exact_mut(run).enumerate() {
+                dst.copy_from_slice(&xp[((oy * s + ky) * wp + ox * s) * ch..][..run]);
+            }
+        }
+    }
+
+    /// Adds one image's patch-matrix entries back onto its plane (the adjoint of
+    /// [`Self::patches`]).
+    fn add_patches<T: Real>(&self, cols: &[T], xp: &mut [T]) {
+        let (_, wp) = self.plane();
+        let (ch, s, run) = (self.in_ch, self.stride, self.kw * self.in_ch);
+        for (pos, row) in cols.chunks_exact(self.patch()).enumerate() {
+            let (oy, ox) = (pos / self.ow, pos % self.ow);
+            for (ky, src) in row.chunks_exact(run).enumerate() {
+                let dst = &mut xp[((oy * s + ky) * wp + ox * s) * ch..][..run];
+                for (d, &v) in dst.iter_mut().zip(src) {
+                    *d += v;
+                }
+            }
+        }
+    }
+
+    /// The weights (O, C, KH, KW) as an O x (KH KW C) row-major matrix, the patches' order
+    /// (the same memory as the (O KH KW) x C matrix of the tap products).
+    fn tap_weights<T: Real>(&self, weights: &[T]) -> Vec<T> {
+        let kk = self.kh * self.kw;
+        let mut wt = vec![T::ZERO; weights.len()];
+        for o in 0..self.out_ch {
+            for c in 0..self.in_ch {
+                for k in 0..kk {
+                    wt[(o * kk + k) * self.in_ch + c] = weights[(o * self.in_ch + c) * kk + k];
+                }
+            }
+        }
+        wt
+    }
+
+    /// The transpose of [`Self::tap_weights`]: (KH KW C) x O row-major.
+    fn patch_weights_t<T: Real>(&self, weights: &[T]) -> Vec<T> {
+        let kk = self.kh * self.kw;
+        let mut wt = vec![T::ZERO; weights.len()];
+        // Per input channel, an O x KK block transposed: KK write streams, each sequential.
         for c in 0..self.in_ch {
-            for ky in 0..self.kh {
-                for kx in 0..self.kw {
-                    let row = ((c * self.kh + ky) * self.kw + kx) * ld + col0;
-                    let valid = self.valid_ox(kx);
-                    if valid.is_empty() {
-                        continue;
-                    }
-                    let x0 = valid.start * s + kx - self.pad_left;
-                    for oy in 0..self.oh {
-                        let Some(y) = self.source_row(oy, ky) else {
-                            continue;
-                        };
-                        let src = &cols[row + oy * self.ow..][valid.clone()];
-                        let dst = &mut img[(c * self.h + y) * self.w + x0..];
-                        if s == 1 {
-                            for (d, &v) in dst.iter_mut().zip(src) {
-                                *d += v;
-                            }
-                        } else {
-                            for (i, &v) in src.iter().enumerate() {
-                                dst[i * s] += v;
-                            }
-                        }
-                    }
+            for o in 0..self.out_ch {
+                let src = &weights[(o * self.in_ch + c) * kk..][..kk];
+                for (k, &v) in src.iter().enumerate() {
+                    wt[(k * self.in_ch + c) * self.out_ch + o] = v;
+                }
+            }
+        }
+        wt
+    }
+
+    /// `grad_w` (O, C, KH, KW) += a gradient in the order of [`Self::tap_weights`], stored
+    /// as given by `at(o, k, c)`.
+    fn add_tap_grads<T: Real>(&self, grad_w: &mut [T], at: impl Fn(usize, usize, usize) -> T) {
+        let kk = self.kh * self.kw;
+        for o in 0..self.out_ch {
+            for c in 0..self.in_ch {
+                for k in 0..kk {
+                    grad_w[(o * self.in_ch + c) * kk + k] += at(o, k, c);
                 }
             }
         }
@@ -288,8 +332,11 @@ impl Conv2dGeometry {
     /// Images per im2col product: a fixed function of the geometry, so results do not depend on
     /// the thread count.
     fn group(&self) -> usize {
+        // A power of two, so that power-of-two batches split into equal groups and the
+        // groups into equal shares for power-of-two thread counts.
         GROUP_COLUMNS
             .div_ceil(self.oh * self.ow)
+            .next_power_of_two()
             .clamp(1, self.batch)
     }
 }
@@ -314,7 +361,29 @@ pub fn conv2d_forward<T: Real>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    forward(g, x, weights, bias, out, None);
+    forward(g, x, weights, bias, Activation::Identity, out, None);
+}
+
+/// [`conv2d_forward`] followed by `act`, applied to each output row as it is written.
+///
+/// ```
+/// use mouton_models::ops::activation::Activation;
+/// use mouton_models::ops::conv2d::{conv2d_forward_act, Conv2dGeometry, Padding};
+/// // y = relu(x - 1) for a 1x1 kernel of weight 1 and bias -1.
+/// let g = Conv2dGeometry::new(1, 1, 1, 3, 1, (1, 1), 1, Padding::Valid).unwrap();
+/// let mut out = vec![0.0f32; 3];
+/// conv2d_forward_act(&g, &[0.0, 1.0, 3.0], &[1.0], Some(&[-1.0]), Activation::Relu, &mut out);
+/// assert_eq!(out, [0.0, 0.0, 2.0]);
+/// ```
+pub fn conv2d_forward_act<T: Real>(
+    g: &Conv2dGeometry,
+    x: &[T],
+    weights: &[T],
+    bias: Option<&[T]>,
+    act: Activation,
+    out: &mut [T],
+) {
+    forward(g, x, weights, bias, act, out, None);
 }
 
 /// Column matrices of a whole batch, kept by [`conv2d_forward_keep`] so that
@@ -329,17 +398,19 @@ pub struct KeptColumns<T: Real> {
 /// small, strided layers of a discriminator qualify; SHEEP1-G's 28x28 layer (230 MB) does not.
 const KEEP_MAX: usize = 16 << 20;
 
-/// [`conv2d_forward`], also returning the batch's column matrices when they are small enough to
-/// keep (and the convolution goes through im2col), for the weight gradient.
+/// [`conv2d_forward_act`], also returning the batch's column matrices when they are small
+/// enough to keep (and the convolution goes through im2col), for the weight gradient.
 ///
 /// ```
+/// use mouton_models::ops::activation::Activation;
 /// use mouton_models::ops::conv2d::*;
 /// let g = Conv2dGeometry::new(2, 3, 6, 6, 4, (3, 3), 2, Padding::Same).unwrap();
 /// let (nx, nw, no) = g.sizes();
 /// let x: Vec<f64> = (0..nx).map(|i| (i as f64).sin()).collect();
 /// let w: Vec<f64> = (0..nw).map(|i| (i as f64).cos()).collect();
 /// let mut out = vec![0.0; no];
-/// let kept = conv2d_forward_keep(&g, &x, &w, None, &mut out).expect("small enough to keep");
+/// let kept = conv2d_forward_keep(&g, &x, &w, None, Activation::Identity, &mut out)
+///     .expect("small enough to keep");
 /// let (mut a, mut b) = (vec![0.0; nw], vec![0.0; nw]);
 /// conv2d_backward_weights(&g, &x, &out, &mut a);
 /// conv2d_backward_weights_kept(&kept, &out, &mut b);
@@ -351,16 +422,17 @@ pub fn conv2d_forward_keep<T: Real>(
     x: &[T],
     weights: &[T],
     bias: Option<&[T]>,
+    act: Activation,
     out: &mut [T],
 ) -> Option<KeptColumns<T>> {
     let total = g.patch() * g.oh * g.ow * g.batch;
     if g.by_taps() || total > KEEP_MAX {
-        forward(g, x, weights, bias, out, None);
+        forward(g, x, weights, bias, act, out, None);
         return None;
     }
     // im2col writes every element.
     let mut data = Scratch::new(total);
-    forward(g, x, weights, bias, out, Some(&mut data));
+    forward(g, x, weights, bias, act, out, Some(&mut data));
     Some(KeptColumns { geometry: *g, data })
 }
 
@@ -369,6 +441,7 @@ fn forward<T: Real>(
     x: &[T],
     weights: &[T],
     bias: Option<&[T]>,
+    act: Activation,
     out: &mut [T],
     keep: Option<&mut [T]>,
 ) {
@@ -381,7 +454,12 @@ fn forward<T: Real>(
         assert_eq!(b.len(), g.out_ch, "bias size");
     }
     if g.by_taps() {
-        return taps_forward(g, x, weights, bias, out);
+        taps_forward(g, x, weights, bias, out);
+        if act != Activation::Identity {
+            out.par_chunks_mut(g.out_ch * g.oh * g.ow)
+                .for_each(|o| act.apply_in_place(o));
+        }
+        return;
     }
     let (img_in, img_out, n, k, patch) = (
         g.in_ch * g.h * g.w,
@@ -390,7 +468,9 @@ fn forward<T: Real>(
         g.group(),
         g.patch(),
     );
-    // Each group's columns go to its block of the kept matrix, or to a per-thread scratch.
+    let (hp, wp) = g.plane();
+    let wt = g.patch_weights_t(weights);
+    // Each group's patches go to its block of the kept matrix, or to a per-thread scratch.
     let mut blocks: Vec<Option<&mut [T]>> = match keep {
         Some(kept) => kept.chunks_mut(patch * n * k).map(Some).collect(),
         None => (0..g.batch.div_ceil(k)).map(|_| None).collect(),
@@ -399,10 +479,17 @@ fn forward<T: Real>(
         .zip(x.par_chunks(img_in * k))
         .zip(blocks.par_iter_mut())
         .for_each_init(
-            // Overwritten before they are read: im2col writes every column entry, the GEMM
-            // every output.
-            || (None, Scratch::new(g.out_ch * n * k)),
-            |(scratch, y): &mut (Option<Scratch<T>>, Scratch<T>), ((o, imgs), block)| {
+            // Overwritten before they are read: the plane is filled, the patches and the GEMM
+            // output written whole.
+            || {
+                (
+                    None,
+                    Scratch::new(g.out_ch * n * k),
+                    Scratch::new(hp * wp * g.in_ch),
+                )
+            },
+            |(scratch, y, plane): &mut (Option<Scratch<T>>, Scratch<T>, Scratch<T>),
+             ((o, imgs), block)| {
                 let m = imgs.len() / img_in;
                 let ld = m * n;
                 let cols: &mut [T] = match block {
@@ -410,21 +497,25 @@ fn forward<T: Real>(
                     None => &mut scratch.get_or_insert_with(|| Scratch::new(patch * n * k))
                         [..patch * ld],
                 };
-                for (i, img) in imgs.chunks(img_in).enumerate() {
-                    g.im2col(img, cols, ld, i * n);
+                for (img, c) in imgs.chunks(img_in).zip(cols.chunks_mut(patch * n)) {
+                    g.fill_plane(img, plane);
+                    g.patches(plane, c);
                 }
+                // Y^T (positions x O): with the patches as the product's row-major left
+                // operand, gemm reads them in place instead of repacking them.
                 matmul(
-                    Mat::new(weights, g.out_ch, patch),
-                    Mat::new(cols, patch, ld),
-                    &mut y[..g.out_ch * ld],
+                    Mat::new(cols, ld, patch),
+                    Mat::new(&wt, patch, g.out_ch),
+                    &mut y[..ld * g.out_ch],
                     false,
                 );
-                for (i, oi) in o.chunks_mut(img_out).enumerate() {
+                for (oi, yi) in o.chunks_mut(img_out).zip(y.chunks(n * g.out_ch)) {
                     for (c, row) in oi.chunks_mut(n).enumerate() {
                         let b = bias.map_or(T::ZERO, |b| b[c]);
-                        for (d, &v) in row.iter_mut().zip(&y[c * ld + i * n..][..n]) {
+                        for (d, &v) in row.iter_mut().zip(yi[c..].iter().step_by(g.out_ch)) {
                             *d = v + b;
                         }
+                        act.apply_in_place(row);
                     }
                 }
             },
@@ -502,26 +593,35 @@ pub fn conv2d_backward_input<T: Real>(
         g.patch(),
         g.group(),
     );
+    let (hp, wp) = g.plane();
+    let wt = g.tap_weights(weights);
     grad_x
         .par_chunks_mut(img_in * k)
         .zip(grad_out.par_chunks(img_out * k))
         .for_each_init(
             || {
-                // Overwritten before they are read (the GEMM's output, gathered dY).
-                (Scratch::new(patch * n * k), Scratch::new(g.out_ch * n * k))
+                // Overwritten before they are read (the GEMM's output, gathered dY, the
+                // plane zeroed per image).
+                (
+                    Scratch::new(patch * n * k),
+                    Scratch::new(g.out_ch * n * k),
+                    Scratch::new(hp * wp * g.in_ch),
+                )
             },
-            |(cols, gyg), (gx, gy)| {
+            |(cols, gyg, plane), (gx, gy)| {
                 let m = gy.len() / img_out;
                 let ld = m * n;
                 gather_group(gy, g.out_ch, n, &mut gyg[..g.out_ch * ld]);
                 matmul(
-                    Mat::t(weights, g.out_ch, patch),
-                    Mat::new(&gyg[..g.out_ch * ld], g.out_ch, ld),
-                    &mut cols[..patch * ld],
+                    Mat::t(&gyg[..g.out_ch * ld], g.out_ch, ld),
+                    Mat::new(&wt, g.out_ch, patch),
+                    &mut cols[..ld * patch],
                     false,
                 );
-                for (i, gxi) in gx.chunks_mut(img_in).enumerate() {
-                    g.col2im(&cols[..patch * ld], ld, i * n, gxi);
+                for (gxi, c) in gx.chunks_mut(img_in).zip(cols.chunks(patch * n)) {
+                    plane.fill(T::ZERO);
+                    g.add_patches(c, plane);
+                    g.add_plane(plane, gxi);
                 }
             },
         );
@@ -572,8 +672,9 @@ pub fn conv2d_backward_weights_kept<T: Real>(
         .par_chunks_mut(img_out * k)
         .zip(grad_out.par_chunks(img_out * k))
         .for_each(|(dst, src)| gather_group(src, g.out_ch, n, dst));
-    // dW^T (patch x out_ch) in fixed blocks of patch rows: each block sums every group's
-    // product in order, so neither partial sums nor the thread count change the result.
+    // dW^T (patch x out_ch, patches' order) in fixed blocks of patch rows: each block sums
+    // every group's product in order, so neither partial sums nor the thread count change the
+    // result.
     let mut grad_wt = vec![T::ZERO; nw];
     grad_wt
         .par_chunks_mut(WEIGHT_GRAD_ROWS * g.out_ch)
@@ -588,18 +689,14 @@ pub fn conv2d_backward_weights_kept<T: Real>(
             {
                 let ld = gy.len() / g.out_ch;
                 matmul(
-                    Mat::new(&cols[p0 * ld..(p0 + rows) * ld], rows, ld),
+                    Mat::t_block(&cols[p0..], ld, rows, patch),
                     Mat::t(gy, g.out_ch, ld),
                     dwt,
                     j > 0,
                 );
             }
         });
-    for (o, row) in grad_w.chunks_mut(patch).enumerate() {
-        for (p, a) in row.iter_mut().enumerate() {
-            *a += grad_wt[p * g.out_ch + o];
-        }
-    }
+    g.add_tap_grads(grad_w, |o, k, c| grad_wt[(k * g.in_ch + c) * g.out_ch + o]);
 }
 
 /// Rows of dW^T per unit of parallel work in [`conv2d_backward_weights_kept`].
@@ -616,31 +713,29 @@ fn backward_weights<T: Real>(g: &Conv2dGeometry, x: &[T], grad_out: &[T], grad_w
     let k = g.group();
     let groups = g.batch.div_ceil(k);
     let per_chunk = WEIGHT_GRAD_CHUNK.div_ceil(k);
+    let (hp, wp) = g.plane();
     let partials: Vec<Vec<T>> = (0..groups.div_ceil(per_chunk))
         .into_par_iter()
         .map(|chunk| {
             let mut acc = vec![T::ZERO; nw];
-            let mut scratch = Vec::new();
-            let mut gyg = vec![T::ZERO; g.out_ch * n * k];
+            // Overwritten before they are read (see `forward`).
+            let mut cols = Scratch::new(patch * n * k);
+            let mut plane = Scratch::new(hp * wp * g.in_ch);
+            let mut gyg = Scratch::new(g.out_ch * n * k);
             for j in chunk * per_chunk..((chunk + 1) * per_chunk).min(groups) {
                 let first = j * k;
                 let m = k.min(g.batch - first);
                 let ld = m * n;
-                scratch.resize(patch * ld, T::ZERO);
-                for i in 0..m {
-                    g.im2col(
-                        &x[(first + i) * img_in..][..img_in],
-                        &mut scratch,
-                        ld,
-                        i * n,
-                    );
+                let imgs = &x[first * img_in..][..m * img_in];
+                for (img, c) in imgs.chunks(img_in).zip(cols.chunks_mut(patch * n)) {
+                    g.fill_plane(img, &mut plane);
+                    g.patches(&plane, c);
                 }
-                let c: &[T] = &scratch;
                 let gy = &grad_out[first * img_out..][..m * img_out];
                 gather_group(gy, g.out_ch, n, &mut gyg[..g.out_ch * ld]);
                 matmul(
                     Mat::new(&gyg[..g.out_ch * ld], g.out_ch, ld),
-                    Mat::t(c, patch, ld),
+                    Mat::new(&cols[..ld * patch], ld, patch),
                     &mut acc,
                     true,
                 );
@@ -648,11 +743,14 @@ fn backward_weights<T: Real>(g: &Conv2dGeometry, x: &[T], grad_out: &[T], grad_w
             acc
         })
         .collect();
+    // Chunks reduced in order, then put in the weights' order.
+    let mut sum = vec![T::ZERO; nw];
     for p in partials {
-        for (a, v) in grad_w.iter_mut().zip(p) {
+        for (a, v) in sum.iter_mut().zip(p) {
             *a += v;
         }
     }
+    g.add_tap_grads(grad_w, |o, k, c| sum[o * patch + k * g.in_ch + c]);
 }
 
 // Stride-1 convolutions with few output taps (O KH KW <= C: SHEEP1-G's last layer, 256 -> 1
@@ -696,20 +794,6 @@ impl Conv2dGeometry {
                 }
             }
         }
-    }
-
-    /// The weights as an (O KH KW) x C row-major matrix: row (o, ky, kx), column c.
-    fn tap_weights<T: Real>(&self, weights: &[T]) -> Vec<T> {
-        let kk = self.kh * self.kw;
-        let mut wt = vec![T::ZERO; self.taps() * self.in_ch];
-        for o in 0..self.out_ch {
-            for c in 0..self.in_ch {
-                for k in 0..kk {
-                    wt[(o * kk + k) * self.in_ch + c] = weights[(o * self.in_ch + c) * kk + k];
-                }
-            }
-        }
-        wt
     }
 
     /// Z: each output channel's gradient placed, per tap, where that tap reads the padded plane.
@@ -844,11 +928,5 @@ fn taps_backward_weights<T: Real>(g: &Conv2dGeometry, x: &[T], grad_out: &[T], g
             *a += v;
         }
     }
-    for o in 0..g.out_ch {
-        for c in 0..g.in_ch {
-            for k in 0..kk {
-                grad_w[(o * g.in_ch + c) * kk + k] += sum[(o * kk + k) * g.in_ch + c];
-            }
-        }
-    }
+    g.add_tap_grads(grad_w, |o, k, c| sum[(o * kk + k) * g.in_ch + c]);
 }

@@ -64,23 +64,26 @@ macro_rules! real {
 real!(f32);
 real!(f64);
 
-/// A row-major matrix view, possibly transposed: `rows x cols` of the logical matrix.
+/// A strided matrix view: `rows x cols` of the logical matrix, element (i, j) at
+/// `data[i rs + j cs]`.
 #[derive(Clone, Copy)]
 pub(crate) struct Mat<'a, T> {
     pub data: &'a [T],
     pub rows: usize,
     pub cols: usize,
-    /// The logical matrix is the transpose of the stored `cols x rows` row-major one.
-    pub transposed: bool,
+    rs: usize,
+    cs: usize,
 }
 
 impl<'a, T> Mat<'a, T> {
+    /// A row-major `rows x cols` matrix.
     pub fn new(data: &'a [T], rows: usize, cols: usize) -> Self {
         Mat {
             data,
             rows,
             cols,
-            transposed: false,
+            rs: cols,
+            cs: 1,
         }
     }
     /// The transpose of a stored `rows x cols` row-major matrix.
@@ -89,15 +92,27 @@ impl<'a, T> Mat<'a, T> {
             data,
             rows: cols,
             cols: rows,
-            transposed: true,
+            rs: 1,
+            cs: cols,
         }
     }
-    fn strides(&self) -> (isize, isize) {
-        // (row stride, column stride) of the logical matrix
-        if self.transposed {
-            (1, self.rows as isize)
+    /// The transpose of the `rows x cols` block starting at `data[0]` of a row-major matrix
+    /// whose rows are `ld` apart.
+    pub fn t_block(data: &'a [T], rows: usize, cols: usize, ld: usize) -> Self {
+        Mat {
+            data,
+            rows: cols,
+            cols: rows,
+            rs: 1,
+            cs: ld,
+        }
+    }
+    /// One past the largest index the view reads (0 when empty).
+    fn extent(&self) -> usize {
+        if self.rows == 0 || self.cols == 0 {
+            0
         } else {
-            (self.cols as isize, 1)
+            (self.rows - 1) * self.rs + (self.cols - 1) * self.cs + 1
         }
     }
 }
@@ -106,7 +121,7 @@ impl<'a, T> Mat<'a, T> {
 /// (callers parallelize over images, which keeps the sums' order fixed).
 pub(crate) fn matmul<T: Real>(a: Mat<T>, b: Mat<T>, c: &mut [T], accumulate: bool) {
     assert_eq!(a.cols, b.rows, "inner dimensions");
-    assert!(a.data.len() >= a.rows * a.cols && b.data.len() >= b.rows * b.cols);
+    assert!(a.data.len() >= a.extent() && b.data.len() >= b.extent());
     assert_eq!(c.len(), a.rows * b.cols, "output size");
     if a.rows == 0 || b.cols == 0 {
         return;
@@ -117,8 +132,8 @@ pub(crate) fn matmul<T: Real>(a: Mat<T>, b: Mat<T>, c: &mut [T], accumulate: boo
         }
         return;
     }
-    let (a_rs, a_cs) = a.strides();
-    let (b_rs, b_cs) = b.strides();
+    let (a_rs, a_cs) = (a.rs as isize, a.cs as isize);
+    let (b_rs, b_cs) = (b.rs as isize, b.cs as isize);
     // SAFETY: every index gemm touches lies inside the slices, whose sizes are checked above
     // against the shapes and strides passed.
     unsafe {
@@ -163,5 +178,14 @@ mod tests {
         assert_eq!(d, [17.0, 22.0, 27.0, 22.0, 29.0, 36.0, 27.0, 36.0, 45.0]);
         matmul(Mat::new(&a, 2, 3), Mat::new(&b, 3, 2), &mut c, true);
         assert_eq!(c, [8.0, 10.0, 20.0, 22.0]);
+        // the transpose of a's right 2x2 block, [[2, 5], [3, 6]], times [[1], [1]]
+        let mut e = [0.0; 2];
+        matmul(
+            Mat::t_block(&a[1..], 2, 2, 3),
+            Mat::new(&[1.0, 1.0], 2, 1),
+            &mut e,
+            false,
+        );
+        assert_eq!(e, [7.0, 9.0]);
     }
 }
