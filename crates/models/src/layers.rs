@@ -5,6 +5,7 @@
 //! CUDA device runs mouton's CUDA kernels (see [`Layers`] for what it covers).
 
 use dfdx::prelude::*;
+use rayon::prelude::*;
 
 use crate::ops::activation::{activation_backward_from_output, Activation};
 use crate::ops::conv2d::{
@@ -543,7 +544,9 @@ where
         None
     };
     let xv = if kept.is_some() { Vec::new() } else { xv };
-    let kept_y = (T::OWNS_TAPE && act != Activation::Identity).then(|| out.clone());
+    // (copied on all threads: a megabyte-sized copy is not free)
+    let kept_y = (T::OWNS_TAPE && act != Activation::Identity)
+        .then(|| out.par_iter().copied().collect::<Vec<E>>());
     let y = x.device().tensor_from_vec(out, (n, o, g.oh, g.ow));
     let (x_g, w_g, b_g, y_g) = (
         x.ghost(),
@@ -703,7 +706,6 @@ where
     E: Dtype + Real,
     T: Tape<E, Cpu>,
 {
-    use rayon::prelude::*;
     let shape = *x.shape();
     if shape.concrete() != c.shape().concrete() {
         return Err(GeometryError::Invalid(

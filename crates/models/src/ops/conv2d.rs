@@ -561,13 +561,12 @@ pub fn conv2d_backward_bias<T: Real>(g: &Conv2dGeometry, grad_out: &[T], grad_b:
         grad_out.len() == g.sizes().2 && grad_b.len() == g.out_ch,
         "slice sizes"
     );
-    for img in grad_out.chunks(img_out) {
-        for (acc, row) in grad_b.iter_mut().zip(img.chunks(n)) {
-            for &v in row {
-                *acc += v;
-            }
+    // Channels in parallel, each summed over images in order (independent of the threads).
+    grad_b.par_iter_mut().enumerate().for_each(|(c, acc)| {
+        for img in grad_out.chunks(img_out) {
+            *acc += img[c * n..][..n].iter().fold(T::ZERO, |s, &v| s + v);
         }
-    }
+    });
 }
 
 /// `grad_x += ` the input gradient: W^T dY per image, scattered back onto the image (col2im).
