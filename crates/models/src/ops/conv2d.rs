@@ -254,7 +254,7 @@ impl Conv2dGeometry {
         for (pos, row) in cols.chunks_exact_mut(self.patch()).enumerate() {
             let (oy, ox) = (pos / self.ow, pos % self.ow);
             for (ky, dst) in row.chunks_exact_mut(run).enumerate() {
-                dst.copy_from_slice(&xp[((oy * s + ky) * wp + ox * s) * ch..][..run]);
+                copy_run(dst, &xp[((oy * s + ky) * wp + ox * s) * ch..]);
             }
         }
     }
@@ -276,47 +276,73 @@ impl Conv2dGeometry {
     }
 
     /// The weights (O, C, KH, KW) as an O x (KH KW C) row-major matrix, the patches' order
-    /// (the same memory as the (O KH KW) x C matrix of the tap products).
+    /// (the same memory as the (O KH KW) x C matrix of the tap products). These permutations
+    /// run on every call, so they run on all threads: serially they were 5 % of SHEEP1-D's step.
     fn tap_weights<T: Real>(&self, weights: &[T]) -> Vec<T> {
-        let kk = self.kh * self.kw;
+        let (kk, ch) = (self.kh * self.kw, self.in_ch);
         let mut wt = vec![T::ZERO; weights.len()];
-        for o in 0..self.out_ch {
-            for c in 0..self.in_ch {
-                for k in 0..kk {
-                    wt[(o * kk + k) * self.in_ch + c] = weights[(o * self.in_ch + c) * kk + k];
+        wt.par_chunks_mut(kk * ch)
+            .zip(weights.par_chunks(kk * ch))
+            .for_each(|(dst, src)| {
+                for (c, taps) in src.chunks_exact(kk).enumerate() {
+                    for (d, &v) in dst[c..].iter_mut().step_by(ch).zip(taps) {
+                        *d = v;
+                    }
                 }
-            }
-        }
+            });
         wt
     }
 
     /// The transpose of [`Self::tap_weights`]: (KH KW C) x O row-major.
     fn patch_weights_t<T: Real>(&self, weights: &[T]) -> Vec<T> {
-        let kk = self.kh * self.kw;
+        let (kk, ch) = (self.kh * self.kw, self.in_ch);
         let mut wt = vec![T::ZERO; weights.len()];
-        // Per input channel, an O x KK block transposed: KK write streams, each sequential.
-        for c in 0..self.in_ch {
-            for o in 0..self.out_ch {
-                let src = &weights[(o * self.in_ch + c) * kk..][..kk];
-                for (k, &v) in src.iter().enumerate() {
-                    wt[(k * self.in_ch + c) * self.out_ch + o] = v;
+        // Per tap, a C x O block.
+        wt.par_chunks_mut(ch * self.out_ch)
+            .enumerate()
+            .for_each(|(k, block)| {
+                for (c, row) in block.chunks_exact_mut(self.out_ch).enumerate() {
+                    for (d, taps) in row.iter_mut().zip(weights[c * kk..].chunks(ch * kk)) {
+                        *d = taps[k];
+                    }
                 }
-            }
-        }
+            });
         wt
     }
 
     /// `grad_w` (O, C, KH, KW) += a gradient in the order of [`Self::tap_weights`], stored
     /// as given by `at(o, k, c)`.
-    fn add_tap_grads<T: Real>(&self, grad_w: &mut [T], at: impl Fn(usize, usize, usize) -> T) {
+    fn add_tap_grads<T: Real>(
+        &self,
+        grad_w: &mut [T],
+        at: impl Fn(usize, usize, usize) -> T + Sync,
+    ) {
         let kk = self.kh * self.kw;
-        for o in 0..self.out_ch {
-            for c in 0..self.in_ch {
-                for k in 0..kk {
-                    grad_w[(o * self.in_ch + c) * kk + k] += at(o, k, c);
+        grad_w
+            .par_chunks_mut(self.in_ch * kk)
+            .enumerate()
+            .for_each(|(o, gw)| {
+                for (c, taps) in gw.chunks_exact_mut(kk).enumerate() {
+                    for (k, g) in taps.iter_mut().enumerate() {
+                        *g += at(o, k, c);
+                    }
                 }
-            }
-        }
+            });
+    }
+}
+
+/// `dst.copy_from_slice(&src[..dst.len()])`, with the short kernel rows of a one-channel input
+/// as fixed-size copies: a call to memcpy per 12 to 20 bytes costs more than the copy.
+#[inline(always)]
+fn copy_run<T: Real>(dst: &mut [T], src: &[T]) {
+    fn fixed<const N: usize, T: Real>(dst: &mut [T], src: &[T]) {
+        dst[..N].copy_from_slice(&src[..N]);
+    }
+    match dst.len() {
+        3 => fixed::<3, T>(dst, src),
+        4 => fixed::<4, T>(dst, src),
+        5 => fixed::<5, T>(dst, src),
+        n => dst.copy_from_slice(&src[..n]),
     }
 }
 
