@@ -692,7 +692,9 @@ pub fn conv2d_backward_weights_kept<T: Real>(
     assert!(grad_out.len() == no && grad_w.len() == nw, "slice sizes");
     let (img_out, n, patch, k) = (g.out_ch * g.oh * g.ow, g.oh * g.ow, g.patch(), g.group());
     // dY of each group side by side (out_ch x images N), group blocks in order, as the columns.
-    let mut gy_groups = vec![T::ZERO; no];
+    // (Scratch buffers: the gather writes every entry, the first product of each block every
+    // entry of that block.)
+    let mut gy_groups = Scratch::new(no);
     gy_groups
         .par_chunks_mut(img_out * k)
         .zip(grad_out.par_chunks(img_out * k))
@@ -700,7 +702,7 @@ pub fn conv2d_backward_weights_kept<T: Real>(
     // dW^T (patch x out_ch, patches' order) in fixed blocks of patch rows: each block sums
     // every group's product in order, so neither partial sums nor the thread count change the
     // result.
-    let mut grad_wt = vec![T::ZERO; nw];
+    let mut grad_wt = Scratch::new(nw);
     grad_wt
         .par_chunks_mut(WEIGHT_GRAD_ROWS * g.out_ch)
         .enumerate()
