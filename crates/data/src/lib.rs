@@ -35,6 +35,7 @@ mod cache;
 mod dataset;
 mod drawing;
 mod error;
+mod fast_line;
 #[cfg(feature = "fetch")]
 mod fetch;
 mod formats;

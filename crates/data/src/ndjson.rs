@@ -56,6 +56,24 @@ pub(crate) fn parse_into(
     strokes: &mut Strokes,
 ) -> Result<(Meta, NdjsonKind), String> {
     strokes.clear();
+    if let Some(f) = crate::fast_line::parse_simplified(bytes, strokes) {
+        check_coordinates(strokes, NdjsonKind::Simplified)?;
+        let meta = Meta {
+            word: f.word.ok_or("missing field `word`")?.to_owned(),
+            countrycode: f.countrycode.unwrap_or_default().to_owned(),
+            timestamp: Timestamp::Text(f.timestamp.unwrap_or_default().to_owned()),
+            recognized: f.recognized.unwrap_or(false),
+            key_id: f.key_id.ok_or("missing field `key_id`")?,
+        };
+        return Ok((meta, NdjsonKind::Simplified));
+    }
+    // Not the plain simplified shape: serde_json reads it (or says what is wrong).
+    parse_with_serde(bytes, strokes)
+}
+
+/// [`parse_into`] through serde_json alone.
+fn parse_with_serde(bytes: &[u8], strokes: &mut Strokes) -> Result<(Meta, NdjsonKind), String> {
+    strokes.clear();
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let line = LineSeed { strokes }
         .deserialize(&mut de)
@@ -450,4 +468,117 @@ pub fn write_simplified_line(out: &mut impl std::io::Write, d: &Drawing) -> std:
     });
     serde_json::to_writer(&mut *out, &value)?;
     out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const LINE: &str = r#"{"word":"sheep","countrycode":"FR","timestamp":"2017-03-28 07:09:01.8 UTC","recognized":true,"key_id":"5084390208126976","drawing":[[[0,12,255],[3,0,40]],[[7],[9]]]}"#;
+
+    type Parsed = (Result<(Meta, NdjsonKind), String>, Strokes);
+
+    /// Both parsers on one line: (result, strokes), with the fast path first as in use.
+    fn both(bytes: &[u8]) -> [Parsed; 2] {
+        let (mut a, mut b) = (Strokes::default(), Strokes::default());
+        let ra = parse_into(bytes, &mut a);
+        let rb = parse_with_serde(bytes, &mut b);
+        [(ra, a), (rb, b)]
+    }
+
+    fn same(bytes: &[u8]) {
+        let [(ra, a), (rb, b)] = both(bytes);
+        match (&ra, &rb) {
+            (Ok(x), Ok(y)) => {
+                assert_eq!(x, y, "{}", String::from_utf8_lossy(bytes));
+                assert_eq!(a, b, "{}", String::from_utf8_lossy(bytes));
+            }
+            (Err(x), Err(y)) => assert_eq!(x, y, "{}", String::from_utf8_lossy(bytes)),
+            _ => panic!("{ra:?} vs {rb:?} on {}", String::from_utf8_lossy(bytes)),
+        }
+    }
+
+    #[test]
+    fn the_fast_path_reads_googles_shape_and_agrees_with_serde() {
+        let mut s = Strokes::default();
+        assert!(crate::fast_line::parse_simplified(LINE.as_bytes(), &mut s).is_some());
+        same(LINE.as_bytes());
+        // Shapes it leaves to serde, each still read (or refused) the same way.
+        for line in [
+            LINE.replace(
+                "\"key_id\":\"5084390208126976\"",
+                "\"key_id\":5084390208126976",
+            ),
+            LINE.replace("\"sheep\"", "\"sh\\u0065ep\""),
+            LINE.replace("[7]", "[7.5]"),
+            LINE.replace("[7]", "[07]"),
+            LINE.replace("[7]", "[-7]"),
+            LINE.replace("[7]", "[7e0]"),
+            LINE.replace("[7]", "[700]"),
+            LINE.replace("[7]", "[]"),
+            LINE.replace("[9]", "[9,9]"),
+            LINE.replace("[[7],[9]]", "[[7],[9],[1]]"),
+            LINE.replace("true", "truex"),
+            LINE.replace("true", "null"),
+            LINE.replace("\"word\"", "\"other\":1,\"word\""),
+            LINE.replace("\"word\":\"sheep\",", ""),
+            LINE.replace("\"key_id\":\"5084390208126976\",", ""),
+            LINE.replace("\"word\":\"sheep\",", "\"word\":\"a\",\"word\":\"b\","),
+            LINE.replace(",", " ,\t"),
+            LINE.replace(":", " : "),
+            format!(" {LINE} \r"),
+            format!("{LINE},"),
+            LINE.replace("\"key_id\":\"5084390208126976\"", "\"key_id\":\"+5\""),
+            LINE.replace(
+                "\"key_id\":\"5084390208126976\"",
+                "\"key_id\":18446744073709551615",
+            ),
+            LINE.replace(
+                "\"key_id\":\"5084390208126976\"",
+                "\"key_id\":1234567890123456789",
+            ),
+            LINE.replace(
+                "\"key_id\":\"5084390208126976\"",
+                "\"key_id\":123456789012345678901234567890",
+            ),
+            LINE.replace("[7]", "[1234567]"),
+            LINE.replace("[7]", "[123456789012345678901234567890]"),
+            LINE.replace(
+                "\"drawing\":[[[0,12,255],[3,0,40]],[[7],[9]]]",
+                "\"drawing\":[]",
+            ),
+        ] {
+            same(line.as_bytes());
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+        /// Any line the fast path accepts means what serde_json reads, and every line gets the
+        /// same result or error through `parse_into` as through serde alone.
+        #[test]
+        fn mutated_lines_parse_alike(
+            edits in proptest::collection::vec((0usize..200, prop::sample::select(
+                b" \t,:[]{}\"0123456789.-etruxaflsn\\".to_vec())), 0..4),
+            deletes in proptest::collection::vec(0usize..200, 0..3),
+        ) {
+            let mut bytes = LINE.as_bytes().to_vec();
+            for (at, v) in edits {
+                let at = at % (bytes.len() + 1);
+                if at % 2 == 0 && at < bytes.len() {
+                    bytes[at] = v;
+                } else {
+                    bytes.insert(at, v);
+                }
+            }
+            for at in deletes {
+                if !bytes.is_empty() {
+                    let at = at % bytes.len();
+                    bytes.remove(at);
+                }
+            }
+            same(&bytes);
+        }
+    }
 }
