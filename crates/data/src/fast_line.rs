@@ -1,7 +1,7 @@
 //! A serde-free reader for the one line shape Google's simplified ndjson files use: an object of
 //! string, boolean and digit-string fields plus `drawing: [[[x...], [y...]], ...]` with small
-//! non-negative integers. Whole-file rasterization spent a fifth of its time in serde_json;
-//! this reads the same lines about four times faster.
+//! non-negative integers, which is what whole-file rasterization reads 126,121 times (with it,
+//! that run went from 1.30-1.35 s to 1.27-1.31 s, and number parsing is 2.5 % of its profile).
 //!
 //! It only ever says "these are the fields" or "not my shape": anything else (escapes, unknown
 //! or repeated keys, fractions, raw `[x, y, t]` strokes, empty lists, malformed JSON) returns

@@ -56,29 +56,34 @@ pub(crate) fn parse_into(
     strokes: &mut Strokes,
 ) -> Result<(Meta, NdjsonKind), String> {
     strokes.clear();
-    if let Some(f) = crate::fast_line::parse_simplified(bytes, strokes) {
-        check_coordinates(strokes, NdjsonKind::Simplified)?;
-        let meta = Meta {
-            word: f.word.ok_or("missing field `word`")?.to_owned(),
-            countrycode: f.countrycode.unwrap_or_default().to_owned(),
-            timestamp: Timestamp::Text(f.timestamp.unwrap_or_default().to_owned()),
-            recognized: f.recognized.unwrap_or(false),
-            key_id: f.key_id.ok_or("missing field `key_id`")?,
-        };
-        return Ok((meta, NdjsonKind::Simplified));
-    }
-    // Not the plain simplified shape: serde_json reads it (or says what is wrong).
-    parse_with_serde(bytes, strokes)
+    let line = match crate::fast_line::parse_simplified(bytes, strokes) {
+        Some(f) => LineFields {
+            word: f.word.map(str::to_owned),
+            countrycode: f.countrycode.map(str::to_owned),
+            timestamp: f.timestamp.map(str::to_owned),
+            recognized: f.recognized,
+            key_id: f.key_id,
+            kind: Some(NdjsonKind::Simplified),
+        },
+        // Not the plain simplified shape: serde_json reads it (or says what is wrong).
+        None => fields_with_serde(bytes, strokes)?,
+    };
+    finish(line, strokes)
 }
 
-/// [`parse_into`] through serde_json alone.
-fn parse_with_serde(bytes: &[u8], strokes: &mut Strokes) -> Result<(Meta, NdjsonKind), String> {
+/// The line's fields through serde_json alone, strokes into `strokes`.
+fn fields_with_serde(bytes: &[u8], strokes: &mut Strokes) -> Result<LineFields, String> {
     strokes.clear();
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let line = LineSeed { strokes }
         .deserialize(&mut de)
         .map_err(|e| json_message(&e))?;
     de.end().map_err(|e| json_message(&e))?;
+    Ok(line)
+}
+
+/// Checks what the grammar leaves open and builds the metadata.
+fn finish(line: LineFields, strokes: &Strokes) -> Result<(Meta, NdjsonKind), String> {
     let kind = line.kind.ok_or("`drawing` holds no stroke")?;
     check_coordinates(strokes, kind)?;
     let meta = Meta {
@@ -483,7 +488,7 @@ mod tests {
     fn both(bytes: &[u8]) -> [Parsed; 2] {
         let (mut a, mut b) = (Strokes::default(), Strokes::default());
         let ra = parse_into(bytes, &mut a);
-        let rb = parse_with_serde(bytes, &mut b);
+        let rb = fields_with_serde(bytes, &mut b).and_then(|l| finish(l, &b));
         [(ra, a), (rb, b)]
     }
 

@@ -511,9 +511,10 @@ fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     v
 }
 
-/// A convolution and an activation whose derivative can be told from its output, in one
-/// differentiable op: the activation is applied as the output is written, and the backward
-/// pass turns dL/dy into dL/d(pre-activation) from the kept output, with no tensor in between.
+/// A convolution, with `act` (whose derivative must be told from its output; `Identity` for a
+/// plain convolution) in the same differentiable op: the activation is applied as the output
+/// is written, and the backward pass turns dL/dy into dL/d(pre-activation) from the kept
+/// output, with no tensor in between.
 fn cpu_conv2d<E, T, SW, SB>(
     x: Nchw<E, T>,
     weights: &Tensor<SW, E, Cpu>,

@@ -138,23 +138,10 @@ pub fn activation_forward<T: Real>(act: Activation, x: &[T], out: &mut [T]) {
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
         .for_each(|(o, x)| {
-            let pairs = o.iter_mut().zip(x);
-            match act {
-                Activation::Identity => o.copy_from_slice(x),
-                Activation::Relu => {
-                    for (o, &x) in pairs {
-                        *o = if x > T::ZERO { x } else { T::ZERO };
-                    }
-                }
-                Activation::LeakyRelu(s) => {
-                    let s = T::of(s);
-                    for (o, &x) in pairs {
-                        *o = if x > T::ZERO { x } else { s * x };
-                    }
-                }
-                Activation::Sigmoid => pairs.for_each(|(o, &x)| *o = sigmoid(x)),
-                Activation::Tanh => pairs.for_each(|(o, &x)| *o = x.tanh()),
-            }
+            // Copied, then mapped in place while in cache: one formula per activation for
+            // this and the fused convolutions (which must agree to the bit).
+            o.copy_from_slice(x);
+            act.apply_in_place(o);
         });
 }
 

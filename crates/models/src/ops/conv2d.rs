@@ -201,13 +201,17 @@ impl Conv2dGeometry {
         )
     }
 
-    /// Input rows and columns that land inside the plane (the others are never read).
+    /// Input rows and columns that land inside the plane (the others are never read);
+    /// (0, 0) when none does.
     fn plane_extent(&self) -> (usize, usize) {
         let (hp, wp) = self.plane();
-        (
-            self.h.min(hp.saturating_sub(self.pad_top)),
-            self.w.min(wp.saturating_sub(self.pad_left)),
-        )
+        let rows = self.h.min(hp.saturating_sub(self.pad_top));
+        let cols = self.w.min(wp.saturating_sub(self.pad_left));
+        if rows == 0 || cols == 0 {
+            (0, 0)
+        } else {
+            (rows, cols)
+        }
     }
 
     /// One image (C, H, W) as its zero-padded channels-last plane (HP, WP, C): a patch's
@@ -216,7 +220,6 @@ impl Conv2dGeometry {
         let (_, wp) = self.plane();
         let (rows, cols) = self.plane_extent();
         let ch = self.in_ch;
-        let rows = if cols == 0 { 0 } else { rows };
         xp.fill(T::ZERO);
         for iy in 0..rows {
             let dst = &mut xp[((iy + self.pad_top) * wp + self.pad_left) * ch..][..cols * ch];
@@ -234,7 +237,6 @@ impl Conv2dGeometry {
         let (_, wp) = self.plane();
         let (rows, cols) = self.plane_extent();
         let ch = self.in_ch;
-        let rows = if cols == 0 { 0 } else { rows };
         for iy in 0..rows {
             let src = &xp[((iy + self.pad_top) * wp + self.pad_left) * ch..][..cols * ch];
             for c in 0..ch {
@@ -247,7 +249,7 @@ impl Conv2dGeometry {
     }
 
     /// One image's patch matrix, (OH OW) x (KH KW C) row-major, from its plane: each patch
-    /// row is KH contiguous copies (the layout PyTorch's channels-last kernels use).
+    /// row is KH contiguous copies.
     fn patches<T: Real>(&self, xp: &[T], cols: &mut [T]) {
         let (_, wp) = self.plane();
         let (ch, s, run) = (self.in_ch, self.stride, self.kw * self.in_ch);
@@ -277,7 +279,8 @@ impl Conv2dGeometry {
 
     /// The weights (O, C, KH, KW) as an O x (KH KW C) row-major matrix, the patches' order
     /// (the same memory as the (O KH KW) x C matrix of the tap products). These permutations
-    /// run on every call, so they run on all threads: serially they were 5 % of SHEEP1-D's step.
+    /// run on every call, so they run on all threads: serially they took about 5 % of the
+    /// samples in a profile of SHEEP1-D's step.
     fn tap_weights<T: Real>(&self, weights: &[T]) -> Vec<T> {
         let (kk, ch) = (self.kh * self.kw, self.in_ch);
         let mut wt = vec![T::ZERO; weights.len()];
@@ -794,17 +797,12 @@ impl Conv2dGeometry {
         self.stride == 1 && self.out_ch * self.kh * self.kw <= self.in_ch
     }
 
-    /// Padded plane size (stride 1): every output position reads inside it.
-    fn padded(&self) -> (usize, usize) {
-        (self.oh + self.kh - 1, self.ow + self.kw - 1)
-    }
-
     fn taps(&self) -> usize {
         self.out_ch * self.kh * self.kw
     }
 
     fn pad_image<T: Real>(&self, img: &[T], xp: &mut [T]) {
-        let (hp, wp) = self.padded();
+        let (hp, wp) = self.plane();
         xp.iter_mut().for_each(|v| *v = T::ZERO);
         for c in 0..self.in_ch {
             for iy in 0..self.h {
@@ -825,7 +823,7 @@ impl Conv2dGeometry {
 
     /// Z: each output channel's gradient placed, per tap, where that tap reads the padded plane.
     fn place_taps<T: Real>(&self, gy: &[T], z: &mut [T]) {
-        let (hp, wp) = self.padded();
+        let (hp, wp) = self.plane();
         let n = self.oh * self.ow;
         z.iter_mut().for_each(|v| *v = T::ZERO);
         for o in 0..self.out_ch {
@@ -849,7 +847,7 @@ fn taps_forward<T: Real>(
     bias: Option<&[T]>,
     out: &mut [T],
 ) {
-    let (hp, wp) = g.padded();
+    let (hp, wp) = g.plane();
     let (img_in, n, p) = (g.in_ch * g.h * g.w, g.oh * g.ow, hp * wp);
     let wt = g.tap_weights(weights);
     out.par_chunks_mut(g.out_ch * n)
@@ -889,7 +887,7 @@ fn taps_backward_input<T: Real>(
     grad_out: &[T],
     grad_x: &mut [T],
 ) {
-    let (hp, wp) = g.padded();
+    let (hp, wp) = g.plane();
     let (img_in, n, p) = (g.in_ch * g.h * g.w, g.oh * g.ow, hp * wp);
     let wt = g.tap_weights(weights);
     grad_x
@@ -926,7 +924,7 @@ fn taps_backward_input<T: Real>(
 }
 
 fn taps_backward_weights<T: Real>(g: &Conv2dGeometry, x: &[T], grad_out: &[T], grad_w: &mut [T]) {
-    let (hp, wp) = g.padded();
+    let (hp, wp) = g.plane();
     let (img_in, n, p, kk) = (g.in_ch * g.h * g.w, g.oh * g.ow, hp * wp, g.kh * g.kw);
     let partials: Vec<Vec<T>> = x
         .par_chunks(img_in * WEIGHT_GRAD_CHUNK)
