@@ -132,8 +132,10 @@ pub fn dropout_mask<E: Dtype + Real, D: Device<E>>(
     rng: &mut dyn RngCore,
 ) -> Tensor<(usize, usize), E, D> {
     let keep = E::of(1.0 / (1.0 - p));
-    // Uniforms in [0, 1) as `rand` makes them from 64 random bits (the top 53), but the bits
-    // drawn a block at a time: one call through `dyn RngCore` per value was most of the cost.
+    // Uniforms in [0, 1) as `rand` makes them from 64 random bits (the top 53: u = k / 2^53),
+    // but the bits drawn a block at a time (one call through `dyn RngCore` per value was most
+    // of the cost) and compared as integers: u < p exactly when k < ceil(p 2^53).
+    let below = (p * (1u64 << 53) as f64).ceil() as u64;
     let mut v = Vec::with_capacity(n * features);
     let mut bytes = [0u8; 8 * 512];
     while v.len() < n * features {
@@ -142,8 +144,7 @@ pub fn dropout_mask<E: Dtype + Real, D: Device<E>>(
         v.extend(bytes[..8 * m].chunks_exact(8).map(|b| {
             let mut word = [0u8; 8];
             word.copy_from_slice(b);
-            let u = (u64::from_le_bytes(word) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-            if u < p {
+            if u64::from_le_bytes(word) >> 11 < below {
                 <E as Real>::ZERO
             } else {
                 keep

@@ -13,6 +13,7 @@ use crate::ops::conv2d::{
     conv2d_backward_weights_kept, conv2d_forward_act, conv2d_forward_keep, Conv2dGeometry,
     GeometryError, Padding,
 };
+use crate::ops::scratch::Scratch;
 use crate::ops::Real;
 
 #[cfg(feature = "cuda")]
@@ -128,6 +129,17 @@ pub trait Layers<E: Dtype + Real>: Device<E> + TensorToArray<(), E, Array = E> {
     /// `1` where `x > 0`, else `leak`, element-wise (the slopes of a (leaky) ReLU at `x`, left
     /// slope at the kink).
     fn positive_slopes<T>(x: &Nchw<E, T, Self>, leak: E) -> Nchw<E, NoneTape, Self>;
+
+    /// See [`dense`]. By default dfdx's own matmul and broadcast addition.
+    fn dense<const I: usize, const O: usize, T: Tape<E, Self>>(
+        x: Tensor<(usize, Const<I>), E, Self, T>,
+        weight: &Tensor<Rank2<O, I>, E, Self>,
+        bias: &Tensor<Rank1<O>, E, Self>,
+    ) -> Tensor<(usize, Const<O>), E, Self, T> {
+        let n = x.shape().0;
+        let y = x.matmul(weight.retaped::<T>().permute());
+        y + bias.retaped::<T>().broadcast_like(&(n, Const::<O>))
+    }
 }
 
 impl<E: Dtype + Real> Layers<E> for Cpu
@@ -232,6 +244,14 @@ where
         SC: Shape<Concrete = [usize; 1]>,
     {
         cpu_batch_norm_nchw_eval(x, gamma, beta, running_mean, running_var, eps)
+    }
+
+    fn dense<const I: usize, const O: usize, T: Tape<E, Cpu>>(
+        x: Tensor<(usize, Const<I>), E, Cpu, T>,
+        weight: &Tensor<Rank2<O, I>, E, Cpu>,
+        bias: &Tensor<Rank1<O>, E, Cpu>,
+    ) -> Tensor<(usize, Const<O>), E, Cpu, T> {
+        cpu_dense(x, weight, bias)
     }
 
     fn positive_slopes<T>(x: &Nchw<E, T>, leak: E) -> Nchw<E, NoneTape> {
@@ -413,6 +433,36 @@ where
     D::mul_constant(x, c)
 }
 
+/// A fully connected layer, `x W^T + b` for a batch `x` (N, I), weights (O, I) and bias (O),
+/// differentiable with respect to all three. On the CPU one op with mouton's kernels
+/// ([`crate::ops::dense`]); elsewhere dfdx's matmul and broadcast addition.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::dense;
+/// let dev = Cpu::default();
+/// let x = dev.tensor([[1.0f32, 2.0, 3.0], [0.0, 0.0, 1.0]]).realize::<(usize, Const<3>)>();
+/// let (w, b) = (dev.tensor([[1.0f32, 1.0, 2.0]]), dev.tensor([0.5f32]));
+/// let y = dense(x.trace(Gradients::leaky()), &w, &b);
+/// assert_eq!(y.as_vec(), [9.5, 2.5]);
+/// let g = y.sum::<(), _>().backward();
+/// assert_eq!(g.get(&w).array(), [[1.0, 2.0, 4.0]]); // the rows of x summed
+/// assert_eq!(g.get(&b).array(), [2.0]);
+/// assert_eq!(g.get(&x).as_vec(), [1.0, 1.0, 2.0, 1.0, 1.0, 2.0]);
+/// ```
+pub fn dense<const I: usize, const O: usize, E, D, T>(
+    x: Tensor<(usize, Const<I>), E, D, T>,
+    weight: &Tensor<Rank2<O, I>, E, D>,
+    bias: &Tensor<Rank1<O>, E, D>,
+) -> Tensor<(usize, Const<O>), E, D, T>
+where
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+{
+    D::dense(x, weight, bias)
+}
+
 /// Training-mode batch normalization of (N, C, H, W) per channel (PyTorch's BatchNorm2d),
 /// differentiable with respect to the input, `gamma` and `beta`; updates the running statistics
 /// when given.
@@ -511,6 +561,28 @@ fn to_vec<S: Shape, E: Unit, T>(t: &Tensor<S, E, Cpu, T>) -> Vec<E> {
     v
 }
 
+/// A tensor's values in a pooled work buffer, not zeroed before the copy: for an op's input,
+/// read but never made a tensor. (On megabyte activations the zeroing of [`to_vec`] cost
+/// about as much as the copy, on the thread every other waits for.)
+fn to_scratch<S: Shape, E: Dtype + Real, T>(t: &Tensor<S, E, Cpu, T>) -> Scratch<E> {
+    let mut v = Scratch::new(t.shape().num_elements());
+    t.copy_into(&mut v);
+    v
+}
+
+/// `n` zeros for an op's output, written on all threads when there are many.
+fn zeros<E: Unit + Send + Sync>(n: usize) -> Vec<E> {
+    if n < PARALLEL_ZEROS {
+        return vec![E::default(); n];
+    }
+    let mut v = Vec::with_capacity(n);
+    v.par_extend(rayon::iter::repeat_n(E::default(), n));
+    v
+}
+
+/// Below this many elements [`zeros`] fills on one thread.
+const PARALLEL_ZEROS: usize = 1 << 16;
+
 /// A convolution, with `act` (whose derivative must be told from its output; `Identity` for a
 /// plain convolution) in the same differentiable op: the activation is applied as the output
 /// is written, and the backward pass turns dL/dy into dL/d(pre-activation) from the kept
@@ -534,9 +606,9 @@ where
     check_params(c, wc, o, bias)?;
     let g = Conv2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding)?;
     let (x, mut tape) = x.split_tape();
-    let (xv, wv) = (to_vec(&x), to_vec(weights));
+    let (xv, wv) = (to_scratch(&x), to_vec(weights));
     let bv = bias.map(to_vec);
-    let mut out = vec![E::default(); g.sizes().2];
+    let mut out = zeros(g.sizes().2);
     // The weight gradient needs either the input or, cheaper, the forward's column matrices.
     let kept = if T::OWNS_TAPE {
         conv2d_forward_keep(&g, &xv, &wv, bv.as_deref(), act, &mut out)
@@ -544,7 +616,8 @@ where
         conv2d_forward_act(&g, &xv, &wv, bv.as_deref(), act, &mut out);
         None
     };
-    let xv = if kept.is_some() { Vec::new() } else { xv };
+    // What the weight gradient is computed from: the kept columns, else the input.
+    let weight_source = kept.ok_or(xv);
     // (copied on all threads: a megabyte-sized copy is not free)
     let kept_y = (T::OWNS_TAPE && act != Activation::Identity)
         .then(|| out.par_iter().copied().collect::<Vec<E>>());
@@ -558,19 +631,18 @@ where
     tape.add_backward_op(move |grads| {
         let gy = grads.get_or_alloc_mut(&y_g)?;
         // dL/d(pre-activation), which the convolution's gradients take.
-        let gy: Vec<E> = match &kept_y {
-            Some(yv) => {
-                let mut gz = vec![E::default(); gy.len()];
-                activation_backward_from_output(act, yv, gy, &mut gz);
-                gz
-            }
-            None => gy.to_vec(),
-        };
+        // (every element written, so a pooled buffer)
+        let mut gz = Scratch::new(gy.len());
+        match &kept_y {
+            Some(yv) => activation_backward_from_output(act, yv, gy, &mut gz),
+            None => gz.copy_from_slice(gy),
+        }
+        let gy = gz;
         conv2d_backward_input(&g, &wv, &gy, grads.get_or_alloc_mut(&x_g)?);
         let gw = grads.get_or_alloc_mut(&w_g)?;
-        match &kept {
-            Some(cols) => conv2d_backward_weights_kept(cols, &gy, gw),
-            None => conv2d_backward_weights(&g, &xv, &gy, gw),
+        match &weight_source {
+            Ok(cols) => conv2d_backward_weights_kept(cols, &gy, gw),
+            Err(xv) => conv2d_backward_weights(&g, xv, &gy, gw),
         }
         if let Some(b_g) = b_g {
             conv2d_backward_bias(&g, &gy, grads.get_or_alloc_mut(&b_g)?);
@@ -602,9 +674,9 @@ where
     check_params(c, wc, o, bias)?;
     let g = ConvTranspose2dGeometry::new(n, c, h, w, o, (kh, kw), stride, padding, output_padding)?;
     let (x, mut tape) = x.split_tape();
-    let (xv, wv) = (to_vec(&x), to_vec(weights));
+    let (xv, wv) = (to_scratch(&x), to_vec(weights));
     let bv = bias.map(to_vec);
-    let mut out = vec![E::default(); g.sizes().2];
+    let mut out = zeros(g.sizes().2);
     conv_transpose2d_forward(&g, &xv, &wv, bv.as_deref(), &mut out);
     let (oh, ow) = g.out_hw();
     let y = x.device().tensor_from_vec(out, (n, o, oh, ow));
@@ -659,8 +731,8 @@ where
     use crate::ops::activation::{activation_backward, activation_forward};
     let shape = *x.shape();
     let (x, mut tape) = x.split_tape();
-    let xv = to_vec(&x);
-    let mut out = vec![E::default(); xv.len()];
+    let xv = to_scratch(&x);
+    let mut out = zeros(xv.len());
     activation_forward(act, &xv, &mut out);
     if !T::OWNS_TAPE {
         // Inference: nothing to keep for a backward pass.
@@ -685,14 +757,54 @@ where
     let f = factor.max(1);
     let (n, c, h, w) = *x.shape();
     let (x, mut tape) = x.split_tape();
-    let xv = to_vec(&x);
-    let mut out = vec![E::default(); xv.len() * f * f];
+    let xv = to_scratch(&x);
+    let mut out = zeros(xv.len() * f * f);
     upsample_nearest_forward(&xv, n * c, h, w, f, &mut out);
     let y = x.device().tensor_from_vec(out, (n, c, h * f, w * f));
     let (x_g, y_g) = (x.ghost(), y.ghost());
     tape.add_backward_op(move |grads| {
         let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
         upsample_nearest_backward(&gy, n * c, h, w, f, grads.get_or_alloc_mut(&x_g)?);
+        Ok(())
+    });
+    y.put_tape(tape)
+}
+
+/// A fully connected layer as one op with our kernels: dfdx's matmul and broadcast add cost
+/// more than the whole product for a narrow layer (SHEEP1-D's 2048 -> 1), all on the thread
+/// the others wait for.
+fn cpu_dense<const I: usize, const O: usize, E, T>(
+    x: Tensor<(usize, Const<I>), E, Cpu, T>,
+    weight: &Tensor<Rank2<O, I>, E, Cpu>,
+    bias: &Tensor<Rank1<O>, E, Cpu>,
+) -> Tensor<(usize, Const<O>), E, Cpu, T>
+where
+    E: Dtype + Real,
+    T: Tape<E, Cpu>,
+{
+    use crate::ops::dense::{
+        dense_backward_bias, dense_backward_input, dense_backward_weights, dense_forward,
+        DenseShape,
+    };
+    let s = DenseShape {
+        batch: x.shape().0,
+        inputs: I,
+        outputs: O,
+    };
+    let (x, mut tape) = x.split_tape();
+    let (xv, wv, bv) = (to_scratch(&x), to_vec(weight), to_vec(bias));
+    let mut out = zeros(s.sizes().2);
+    dense_forward(&s, &xv, &wv, Some(&bv), &mut out);
+    let y = x.device().tensor_from_vec(out, (s.batch, Const::<O>));
+    if !T::OWNS_TAPE {
+        return y.put_tape(tape);
+    }
+    let (x_g, w_g, b_g, y_g) = (x.ghost(), weight.ghost(), bias.ghost(), y.ghost());
+    tape.add_backward_op(move |grads| {
+        let gy = grads.get_or_alloc_mut(&y_g)?.to_vec();
+        dense_backward_input(&s, &wv, &gy, grads.get_or_alloc_mut(&x_g)?);
+        dense_backward_weights(&s, &xv, &gy, grads.get_or_alloc_mut(&w_g)?);
+        dense_backward_bias(&s, &gy, grads.get_or_alloc_mut(&b_g)?);
         Ok(())
     });
     y.put_tape(tape)
@@ -714,7 +826,7 @@ where
         ));
     }
     let (x, mut tape) = x.split_tape();
-    let (mut out, cv) = (to_vec(&x), to_vec(c));
+    let (mut out, cv) = (to_vec(&x), to_scratch(c));
     out.par_iter_mut()
         .zip(cv.par_iter())
         .for_each(|(o, &f)| *o *= f);

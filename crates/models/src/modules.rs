@@ -192,9 +192,7 @@ where
         &self,
         x: Tensor<(usize, Const<I>), E, D, T>,
     ) -> Tensor<(usize, Const<O>), E, D, T> {
-        let n = x.shape().0;
-        let y = x.matmul(self.weight.retaped::<T>().permute());
-        y + self.bias.retaped::<T>().broadcast_like(&(n, Const::<O>))
+        crate::layers::dense(x, &self.weight, &self.bias)
     }
 }
 

@@ -1,12 +1,12 @@
 //! The dfdx op: gradients through a small graph (two chained convolutions and dfdx's own ops)
 //! match finite differences of the whole graph, in f64; the fused convolution + activation
-//! equals the two ops chained.
+//! equals the two ops chained; the dense op equals dfdx's matmul and broadcast addition.
 
 mod common;
 use common::values;
 
 use dfdx::prelude::*;
-use mouton_models::layers::{activation, conv2d, conv2d_act, no_bias};
+use mouton_models::layers::{activation, conv2d, conv2d_act, dense, no_bias};
 use mouton_models::ops::activation::Activation;
 use mouton_models::ops::conv2d::Padding;
 
@@ -227,4 +227,57 @@ fn fused_convolution_and_activation_equal_the_two_ops_chained() {
         .unwrap()
         .as_vec();
     assert!(pre.iter().any(|&v| v > 0.0) && pre.iter().any(|&v| v < 0.0));
+}
+
+/// `dense` against dfdx's own ops on the same values, forward and every gradient: a narrow
+/// layer (dot products) and a wide one (GEMM), the wide one large enough to run on all threads.
+fn dense_matches_dfdx<const I: usize, const O: usize>(n: usize) {
+    let dev = Cpu::default();
+    let x = dev.tensor_from_vec(values(n * I, 1), (n, Const::<I>));
+    let w: Tensor<Rank2<O, I>, f64, Cpu> = dev.tensor_from_vec(values(O * I, 2), (Const, Const));
+    let b: Tensor<Rank1<O>, f64, Cpu> = dev.tensor_from_vec(values(O, 3), (Const,));
+    let r = dev.tensor_from_vec(values(n * O, 4), (n, Const::<O>));
+    let run = |ours: bool| {
+        let t = x.clone().trace(Gradients::leaky());
+        let y = if ours {
+            dense(t, &w, &b)
+        } else {
+            type Tp = OwnedTape<f64, Cpu>;
+            t.matmul(w.retaped::<Tp>().permute())
+                + b.retaped::<Tp>().broadcast_like(&(n, Const::<O>))
+        };
+        let yv = y.as_vec();
+        let grads = (y * r.clone()).sum::<(), _>().backward();
+        (
+            yv,
+            grads.get(&x).as_vec(),
+            grads.get(&w).as_vec(),
+            grads.get(&b).as_vec(),
+        )
+    };
+    let (a, e) = (run(true), run(false));
+    for (what, u, v) in [
+        ("y", &a.0, &e.0),
+        ("grad x", &a.1, &e.1),
+        ("grad w", &a.2, &e.2),
+        ("grad b", &a.3, &e.3),
+    ] {
+        assert_eq!(u.len(), v.len(), "{what}");
+        for (k, (p, q)) in u.iter().zip(v).enumerate() {
+            assert!(
+                (p - q).abs() <= 1e-12 * (1.0 + q.abs()),
+                "{what}[{k}]: {p} vs {q} ({n} x {I} -> {O})"
+            );
+        }
+        assert!(u.iter().any(|&p| p != 0.0), "{what} all zero");
+    }
+}
+
+#[test]
+fn dense_equals_dfdx_matmul_plus_bias() {
+    dense_matches_dfdx::<37, 1>(5);
+    dense_matches_dfdx::<2048, 1>(64);
+    dense_matches_dfdx::<20, 5>(3);
+    dense_matches_dfdx::<20, 9>(3);
+    dense_matches_dfdx::<128, 600>(64);
 }

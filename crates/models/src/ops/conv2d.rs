@@ -223,12 +223,8 @@ impl Conv2dGeometry {
         xp.fill(T::ZERO);
         for iy in 0..rows {
             let dst = &mut xp[((iy + self.pad_top) * wp + self.pad_left) * ch..][..cols * ch];
-            for c in 0..ch {
-                let src = &img[(c * self.h + iy) * self.w..][..cols];
-                for (d, &v) in dst[c..].iter_mut().step_by(ch).zip(src) {
-                    *d = v;
-                }
-            }
+            let src = &img[iy * self.w..];
+            transpose_with(src, self.h * self.w, dst, ch, (ch, cols), |d, v| *d = v);
         }
     }
 
@@ -239,12 +235,8 @@ impl Conv2dGeometry {
         let ch = self.in_ch;
         for iy in 0..rows {
             let src = &xp[((iy + self.pad_top) * wp + self.pad_left) * ch..][..cols * ch];
-            for c in 0..ch {
-                let dst = &mut img[(c * self.h + iy) * self.w..][..cols];
-                for (d, &v) in dst.iter_mut().zip(src[c..].iter().step_by(ch)) {
-                    *d += v;
-                }
-            }
+            let dst = &mut img[iy * self.w..];
+            transpose_with(src, ch, dst, self.h * self.w, (cols, ch), |d, v| *d += v);
         }
     }
 
@@ -298,19 +290,37 @@ impl Conv2dGeometry {
 
     /// The transpose of [`Self::tap_weights`]: (KH KW C) x O row-major.
     fn patch_weights_t<T: Real>(&self, weights: &[T]) -> Vec<T> {
-        let (kk, ch) = (self.kh * self.kw, self.in_ch);
+        let (o, p) = (self.out_ch, self.patch());
+        let w = self.tap_weights(weights);
         let mut wt = vec![T::ZERO; weights.len()];
-        // Per tap, a C x O block.
-        wt.par_chunks_mut(ch * self.out_ch)
+        wt.par_chunks_mut(TILE_ROWS * o)
             .enumerate()
-            .for_each(|(k, block)| {
-                for (c, row) in block.chunks_exact_mut(self.out_ch).enumerate() {
-                    for (d, taps) in row.iter_mut().zip(weights[c * kk..].chunks(ch * kk)) {
-                        *d = taps[k];
+            .for_each(|(b, block)| {
+                let rows = block.len() / o;
+                transpose_with(&w[b * TILE_ROWS..], p, block, o, (o, rows), |d, v| *d = v);
+            });
+        wt
+    }
+
+    /// `grad_w` (O, C, KH, KW) += `grad_wt`, the transposed gradient in the patches' order
+    /// ((KH KW C) x O row-major, as [`Self::patch_weights_t`]), a block of output channels
+    /// at a time so that both sides are read and written a cache line at a time.
+    fn add_tap_grads_t<T: Real>(&self, grad_w: &mut [T], grad_wt: &[T]) {
+        let (kk, ch, o) = (self.kh * self.kw, self.in_ch, self.out_ch);
+        grad_w
+            .par_chunks_mut(TILE_ROWS * ch * kk)
+            .enumerate()
+            .for_each(|(b, gw)| {
+                let m = gw.len() / (ch * kk);
+                for k in 0..kk {
+                    for c in 0..ch {
+                        let src = &grad_wt[(k * ch + c) * o + b * TILE_ROWS..][..m];
+                        for (g, &v) in gw[c * kk + k..].iter_mut().step_by(ch * kk).zip(src) {
+                            *g += v;
+                        }
                     }
                 }
             });
-        wt
     }
 
     /// `grad_w` (O, C, KH, KW) += a gradient in the order of [`Self::tap_weights`], stored
@@ -347,6 +357,52 @@ fn copy_run<T: Real>(dst: &mut [T], src: &[T]) {
         5 => fixed::<5, T>(dst, src),
         n => dst.copy_from_slice(&src[..n]),
     }
+}
+
+/// Rows per unit of parallel work in the weight permutations.
+const TILE_ROWS: usize = 16;
+
+/// For i < rows, j < cols: `f(&mut dst[j * dst_stride + i], src[i * src_stride + j])`, in
+/// square tiles so that reads and writes both stay within a few cache lines (a plain loop
+/// strides one side by a whole row per element, which profiled at several percent of a
+/// discriminator step).
+#[inline]
+fn transpose_with<T: Copy>(
+    src: &[T],
+    src_stride: usize,
+    dst: &mut [T],
+    dst_stride: usize,
+    (rows, cols): (usize, usize),
+    f: impl Fn(&mut T, T),
+) {
+    const TILE: usize = 16;
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..cols).step_by(TILE) {
+            let j1 = (j0 + TILE).min(cols);
+            for i in i0..(i0 + TILE).min(rows) {
+                let s = &src[i * src_stride..][j0..j1];
+                let d = &mut dst[j0 * dst_stride + i..];
+                for (j, &v) in s.iter().enumerate() {
+                    f(&mut d[j * dst_stride], v);
+                }
+            }
+        }
+    }
+}
+
+/// The sum of `v` in a fixed order with independent partial sums: a single running sum is one
+/// dependent addition per element, too slow for the bias gradient's megabytes.
+fn sum_lanes<T: Real>(v: &[T]) -> T {
+    const LANES: usize = 16;
+    let mut acc = [T::ZERO; LANES];
+    let mut chunks = v.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    let tail = chunks.remainder().iter().fold(T::ZERO, |s, &x| s + x);
+    acc.iter().fold(tail, |s, &a| s + a)
 }
 
 /// Images per unit of parallel work in the weight gradient: fixed, so the summation order (and
@@ -539,10 +595,10 @@ fn forward<T: Real>(
                     false,
                 );
                 for (oi, yi) in o.chunks_mut(img_out).zip(y.chunks(n * g.out_ch)) {
+                    transpose_with(yi, g.out_ch, oi, n, (n, g.out_ch), |d, v| *d = v);
                     for (c, row) in oi.chunks_mut(n).enumerate() {
-                        let b = bias.map_or(T::ZERO, |b| b[c]);
-                        for (d, &v) in row.iter_mut().zip(yi[c..].iter().step_by(g.out_ch)) {
-                            *d = v + b;
+                        if let Some(b) = bias {
+                            row.iter_mut().for_each(|d| *d += b[c]);
                         }
                         act.apply_in_place(row);
                     }
@@ -593,7 +649,7 @@ pub fn conv2d_backward_bias<T: Real>(g: &Conv2dGeometry, grad_out: &[T], grad_b:
     // Channels in parallel, each summed over images in order (independent of the threads).
     grad_b.par_iter_mut().enumerate().for_each(|(c, acc)| {
         for img in grad_out.chunks(img_out) {
-            *acc += img[c * n..][..n].iter().fold(T::ZERO, |s, &v| s + v);
+            *acc += sum_lanes(&img[c * n..][..n]);
         }
     });
 }
@@ -702,21 +758,33 @@ pub fn conv2d_backward_weights_kept<T: Real>(
         .par_chunks_mut(img_out * k)
         .zip(grad_out.par_chunks(img_out * k))
         .for_each(|(dst, src)| gather_group(src, g.out_ch, n, dst));
-    // dW^T (patch x out_ch, patches' order) in fixed blocks of patch rows: each block sums
-    // every group's product in order, so neither partial sums nor the thread count change the
-    // result.
-    let mut grad_wt = Scratch::new(nw);
-    grad_wt
-        .par_chunks_mut(WEIGHT_GRAD_ROWS * g.out_ch)
+    // dW^T (patch x out_ch, patches' order) in fixed blocks of patch rows times fixed spans of
+    // groups: each task sums its span's group products in order, and the spans are summed in
+    // order after. A layer with few row blocks (a first layer's patch of 16: one block) is
+    // split into spans so that every thread works; blocks and spans depend on the geometry
+    // alone, so the result does not depend on the thread count.
+    let groups = g.batch.div_ceil(k);
+    let blocks = patch.div_ceil(WEIGHT_GRAD_ROWS);
+    let span_groups = groups.div_ceil(WEIGHT_GRAD_TASKS.div_ceil(blocks).min(groups));
+    let spans = groups.div_ceil(span_groups);
+    let mut partial = Scratch::new(nw * spans);
+    partial
+        .par_chunks_mut(nw)
         .enumerate()
-        .for_each(|(b, dwt)| {
-            let (p0, rows) = (b * WEIGHT_GRAD_ROWS, dwt.len() / g.out_ch);
-            for (j, (cols, gy)) in kept
+        .flat_map(|(span, part)| {
+            part.par_chunks_mut(WEIGHT_GRAD_ROWS * g.out_ch)
+                .enumerate()
+                .map(move |(block, dwt)| (span, block, dwt))
+        })
+        .for_each(|(span, block, dwt)| {
+            let (p0, rows) = (block * WEIGHT_GRAD_ROWS, dwt.len() / g.out_ch);
+            let group_blocks = kept
                 .data
                 .chunks(patch * n * k)
                 .zip(gy_groups.chunks(img_out * k))
-                .enumerate()
-            {
+                .skip(span * span_groups)
+                .take(span_groups);
+            for (j, (cols, gy)) in group_blocks.enumerate() {
                 let ld = gy.len() / g.out_ch;
                 matmul(
                     Mat::t_block(&cols[p0..], ld, rows, patch),
@@ -726,8 +794,17 @@ pub fn conv2d_backward_weights_kept<T: Real>(
                 );
             }
         });
-    g.add_tap_grads(grad_w, |o, k, c| grad_wt[(k * g.in_ch + c) * g.out_ch + o]);
+    let (sums, rest) = partial.split_at_mut(nw);
+    for span in rest.chunks_exact(nw) {
+        sums.par_iter_mut()
+            .zip(span.par_iter())
+            .for_each(|(a, &b)| *a += b);
+    }
+    g.add_tap_grads_t(grad_w, sums);
 }
+
+/// Products the weight gradient from kept columns is split into, at least.
+const WEIGHT_GRAD_TASKS: usize = 4;
 
 /// Rows of dW^T per unit of parallel work in [`conv2d_backward_weights_kept`].
 const WEIGHT_GRAD_ROWS: usize = 512;

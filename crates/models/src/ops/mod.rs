@@ -5,8 +5,9 @@ pub mod activation;
 pub mod batch_norm;
 pub mod conv2d;
 pub mod conv_transpose2d;
+pub mod dense;
 mod matmul;
-mod scratch;
+pub(crate) mod scratch;
 pub mod upsample;
 
 pub use matmul::Real;
