@@ -300,6 +300,42 @@ mod tests {
     }
 
     #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        // Shapes above the parallel threshold, narrow and wide, in f32 (where a different
+        // summation order would show).
+        for &(n, i, o) in &[(64usize, 20_000usize, 1usize), (64, 128, 300)] {
+            let s = DenseShape {
+                batch: n,
+                inputs: i,
+                outputs: o,
+            };
+            let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+            let (x, w, b, gy) = (
+                f32s(values(n * i, 7)),
+                f32s(values(o * i, 8)),
+                f32s(values(o, 9)),
+                f32s(values(n * o, 10)),
+            );
+            let run = || {
+                let mut y = vec![0.0f32; n * o];
+                dense_forward(&s, &x, &w, Some(&b), &mut y);
+                let (mut gx, mut gw) = (vec![0.0f32; n * i], vec![0.0f32; o * i]);
+                dense_backward_input(&s, &w, &gy, &mut gx);
+                dense_backward_weights(&s, &x, &gy, &mut gw);
+                (y, gx, gw)
+            };
+            let on = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a thread pool")
+                    .install(run)
+            };
+            assert!(on(1) == on(3), "{:?}", (n, i, o));
+        }
+    }
+
+    #[test]
     fn no_bias_means_zero_bias() {
         let s = DenseShape {
             batch: 4,
