@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::activation::Activation;
-use super::matmul::{matmul, Mat};
+use super::matmul::{matmul, sum_lanes, Mat};
 use super::scratch::Scratch;
 use super::Real;
 
@@ -293,11 +293,11 @@ impl Conv2dGeometry {
         let (o, p) = (self.out_ch, self.patch());
         let w = self.tap_weights(weights);
         let mut wt = vec![T::ZERO; weights.len()];
-        wt.par_chunks_mut(TILE_ROWS * o)
+        wt.par_chunks_mut(TILE * o)
             .enumerate()
             .for_each(|(b, block)| {
                 let rows = block.len() / o;
-                transpose_with(&w[b * TILE_ROWS..], p, block, o, (o, rows), |d, v| *d = v);
+                transpose_with(&w[b * TILE..], p, block, o, (o, rows), |d, v| *d = v);
             });
         wt
     }
@@ -308,13 +308,13 @@ impl Conv2dGeometry {
     fn add_tap_grads_t<T: Real>(&self, grad_w: &mut [T], grad_wt: &[T]) {
         let (kk, ch, o) = (self.kh * self.kw, self.in_ch, self.out_ch);
         grad_w
-            .par_chunks_mut(TILE_ROWS * ch * kk)
+            .par_chunks_mut(TILE * ch * kk)
             .enumerate()
             .for_each(|(b, gw)| {
                 let m = gw.len() / (ch * kk);
                 for k in 0..kk {
                     for c in 0..ch {
-                        let src = &grad_wt[(k * ch + c) * o + b * TILE_ROWS..][..m];
+                        let src = &grad_wt[(k * ch + c) * o + b * TILE..][..m];
                         for (g, &v) in gw[c * kk + k..].iter_mut().step_by(ch * kk).zip(src) {
                             *g += v;
                         }
@@ -359,8 +359,9 @@ fn copy_run<T: Real>(dst: &mut [T], src: &[T]) {
     }
 }
 
-/// Rows per unit of parallel work in the weight permutations.
-const TILE_ROWS: usize = 16;
+/// Side of the square tiles of [`transpose_with`], and rows per unit of parallel work in the
+/// weight permutations built on it.
+const TILE: usize = 16;
 
 /// For i < rows, j < cols: `f(&mut dst[j * dst_stride + i], src[i * src_stride + j])`, in
 /// square tiles so that reads and writes both stay within a few cache lines (a plain loop
@@ -375,7 +376,6 @@ fn transpose_with<T: Copy>(
     (rows, cols): (usize, usize),
     f: impl Fn(&mut T, T),
 ) {
-    const TILE: usize = 16;
     for i0 in (0..rows).step_by(TILE) {
         for j0 in (0..cols).step_by(TILE) {
             let j1 = (j0 + TILE).min(cols);
@@ -388,21 +388,6 @@ fn transpose_with<T: Copy>(
             }
         }
     }
-}
-
-/// The sum of `v` in a fixed order with independent partial sums: a single running sum is one
-/// dependent addition per element, too slow for the bias gradient's megabytes.
-fn sum_lanes<T: Real>(v: &[T]) -> T {
-    const LANES: usize = 16;
-    let mut acc = [T::ZERO; LANES];
-    let mut chunks = v.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a += x;
-        }
-    }
-    let tail = chunks.remainder().iter().fold(T::ZERO, |s, &x| s + x);
-    acc.iter().fold(tail, |s, &a| s + a)
 }
 
 /// Images per unit of parallel work in the weight gradient: fixed, so the summation order (and
@@ -740,7 +725,8 @@ pub fn conv2d_backward_weights<T: Real>(
     backward_weights(g, x, grad_out, grad_w);
 }
 
-/// [`conv2d_backward_weights`] from the columns [`conv2d_forward_keep`] kept (same result).
+/// [`conv2d_backward_weights`] from the columns [`conv2d_forward_keep`] kept (the same sums,
+/// grouped differently).
 pub fn conv2d_backward_weights_kept<T: Real>(
     kept: &KeptColumns<T>,
     grad_out: &[T],

@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use super::matmul::{matmul, Mat};
+use super::matmul::{dot, matmul, Mat};
 use super::Real;
 
 /// The sizes of a fully connected layer: batch, inputs, outputs.
@@ -24,6 +24,11 @@ pub struct DenseShape {
 
 impl DenseShape {
     /// Element counts of x, W and y.
+    ///
+    /// ```
+    /// let s = mouton_models::ops::dense::DenseShape { batch: 64, inputs: 2048, outputs: 1 };
+    /// assert_eq!(s.sizes(), (131_072, 2048, 64));
+    /// ```
     pub fn sizes(&self) -> (usize, usize, usize) {
         (
             self.batch * self.inputs,
@@ -80,8 +85,9 @@ pub fn dense_forward<T: Real>(s: &DenseShape, x: &[T], w: &[T], bias: Option<&[T
     }
     let (i, o, rows) = (s.inputs, s.outputs, s.rows_per_task());
     if i == 0 {
-        for yr in y.chunks_exact_mut(o) {
-            yr.copy_from_slice(bias.unwrap_or(&vec![T::ZERO; o]));
+        match bias {
+            Some(b) => y.chunks_exact_mut(o).for_each(|yr| yr.copy_from_slice(b)),
+            None => y.fill(T::ZERO),
         }
         return;
     }
@@ -108,6 +114,14 @@ pub fn dense_forward<T: Real>(s: &DenseShape, x: &[T], w: &[T], bias: Option<&[T
 }
 
 /// `grad_x += grad_y W`.
+///
+/// ```
+/// use mouton_models::ops::dense::{dense_backward_input, DenseShape};
+/// let s = DenseShape { batch: 2, inputs: 3, outputs: 1 };
+/// let mut gx = [1.0f32; 6];
+/// dense_backward_input(&s, &[1.0, 1.0, 2.0], &[1.0, -1.0], &mut gx);
+/// assert_eq!(gx, [2.0, 2.0, 3.0, 0.0, 0.0, -1.0]);
+/// ```
 pub fn dense_backward_input<T: Real>(s: &DenseShape, w: &[T], grad_y: &[T], grad_x: &mut [T]) {
     s.check(grad_x.len(), w.len(), grad_y.len());
     if s.batch == 0 || s.inputs == 0 || s.outputs == 0 {
@@ -131,6 +145,14 @@ pub fn dense_backward_input<T: Real>(s: &DenseShape, w: &[T], grad_y: &[T], grad
 }
 
 /// `grad_w += grad_y^T x`, summed over the batch in row order.
+///
+/// ```
+/// use mouton_models::ops::dense::{dense_backward_weights, DenseShape};
+/// let s = DenseShape { batch: 2, inputs: 3, outputs: 1 };
+/// let mut gw = [0.0f32; 3];
+/// dense_backward_weights(&s, &[1.0, 2.0, 3.0, 0.0, 0.0, 1.0], &[1.0, 2.0], &mut gw);
+/// assert_eq!(gw, [1.0, 2.0, 5.0]);
+/// ```
 pub fn dense_backward_weights<T: Real>(s: &DenseShape, x: &[T], grad_y: &[T], grad_w: &mut [T]) {
     s.check(x.len(), grad_w.len(), grad_y.len());
     if s.batch == 0 || s.inputs == 0 || s.outputs == 0 {
@@ -166,6 +188,14 @@ pub fn dense_backward_weights<T: Real>(s: &DenseShape, x: &[T], grad_y: &[T], gr
 }
 
 /// `grad_b += ` the column sums of `grad_y`, in row order.
+///
+/// ```
+/// use mouton_models::ops::dense::{dense_backward_bias, DenseShape};
+/// let s = DenseShape { batch: 3, inputs: 4, outputs: 2 };
+/// let mut gb = [0.5f32, 0.0];
+/// dense_backward_bias(&s, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &mut gb);
+/// assert_eq!(gb, [9.5, 12.0]);
+/// ```
 pub fn dense_backward_bias<T: Real>(s: &DenseShape, grad_y: &[T], grad_b: &mut [T]) {
     assert!(
         grad_y.len() == s.batch * s.outputs && grad_b.len() == s.outputs,
@@ -179,24 +209,6 @@ pub fn dense_backward_bias<T: Real>(s: &DenseShape, grad_y: &[T], grad_b: &mut [
             *b += g;
         }
     }
-}
-
-/// `a . b` with independent partial sums (in a fixed order), so that it vectorizes.
-fn dot<T: Real>(a: &[T], b: &[T]) -> T {
-    const LANES: usize = 16;
-    let mut acc = [T::ZERO; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let tail = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .fold(T::ZERO, |s, (&x, &y)| s + x * y);
-    for (x, y) in ca.zip(cb) {
-        for k in 0..LANES {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    acc.iter().fold(tail, |s, &v| s + v)
 }
 
 /// `y += a x`.

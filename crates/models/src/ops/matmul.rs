@@ -161,6 +161,40 @@ pub(crate) fn matmul<T: Real>(a: Mat<T>, b: Mat<T>, c: &mut [T], accumulate: boo
     }
 }
 
+/// Partial sums kept by [`sum_lanes`] and [`dot`]: independent additions the compiler
+/// vectorizes, where a single running sum is one dependent addition per element.
+const LANES: usize = 16;
+
+/// The sum of `v`, in a fixed order (so the same for any thread count).
+pub(crate) fn sum_lanes<T: Real>(v: &[T]) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let mut chunks = v.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    let tail = chunks.remainder().iter().fold(T::ZERO, |s, &x| s + x);
+    acc.iter().fold(tail, |s, &a| s + a)
+}
+
+/// `a . b`, in a fixed order (see [`sum_lanes`]).
+pub(crate) fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::ZERO; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(T::ZERO, |s, (&x, &y)| s + x * y);
+    for (x, y) in ca.zip(cb) {
+        for k in 0..LANES {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().fold(tail, |s, &v| s + v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
