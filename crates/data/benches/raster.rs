@@ -13,6 +13,25 @@ fn sheep() -> Option<Vec<Strokes>> {
     Some(r.map(|d| d.expect("valid sample").0.strokes).collect())
 }
 
+/// The first 25 simplified drawings of every shared category (8,600 drawings, 344 categories):
+/// what the whole-file benchmark renders, repeated.
+fn all_categories() -> Option<Vec<Strokes>> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/quickdraw/simplified_ndjson_first25");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for f in files {
+        for d in NdjsonReader::open(&f).ok()? {
+            out.push(d.expect("valid sample").0.strokes);
+        }
+    }
+    Some(out)
+}
+
 fn benches(c: &mut Criterion) {
     let Some(drawings) = sheep() else {
         eprintln!("SKIPPED: ../shared/quickdraw is absent");
@@ -38,6 +57,19 @@ fn benches(c: &mut Criterion) {
         })
     });
     g.finish();
+    if let Some(all) = all_categories() {
+        let mut g =
+            c.benchmark_group("render the 8,600 shared drawings of 344 categories at 28x28");
+        g.sample_size(10);
+        g.bench_function("mouton Rasterizer (cairo model)", |b| {
+            b.iter(|| {
+                for d in &all {
+                    ours.render(d, &mut img);
+                }
+            })
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(raster, benches);

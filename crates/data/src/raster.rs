@@ -18,12 +18,14 @@
 //! - coverage becomes alpha = round(255 c), and each stroke is composited OVER the image with
 //!   8-bit arithmetic (v = a + v (255 - a) / 255, rounded as pixman does).
 //!
-//! How it stays fast (18 us per real sheep at 28 px on one core): each segment and the pen at
-//! its end give one interval per sub-row, computed eight sub-rows at a time without branches
-//! (vectorized) and merged into the sub-row's last interval when they overlap, so a stroke
-//! usually leaves one interval per sub-row and sorting is rare; intervals become pixel coverage
-//! in constant time each (partial end pixels plus a run of full ones, summed per row). It needs
-//! no allocation per point or per drawing once warm.
+//! How it stays fast (about 16 us per drawing at 28 px on one core, over the 8,600 shared
+//! drawings of all 344 categories): each segment and the pen at its end give one interval per
+//! sub-row, computed eight sub-rows at a time without branches (vectorized) and merged into the
+//! sub-row's latest interval, kept in flat arrays, when they overlap; only an interval disjoint
+//! from it (a curve crossing the sub-row again elsewhere) takes a scalar path that sets the
+//! latest aside. Coverage is then summed eight pixels at a time over a row's intervals. On
+//! x86-64 CPUs with AVX2 the same code runs compiled for it (same operations in the same order,
+//! so the same bytes). It needs no allocation per point or per drawing once warm.
 
 use std::ops::Range;
 
@@ -93,6 +95,10 @@ pub const MAX_SIZE: u32 = 4096;
 const SUB: usize = 15;
 /// cairo's default tolerance, in pixels.
 const TOLERANCE: f64 = 0.1;
+/// Sub-rows handled together by the vectorized sweep.
+const CHUNK: usize = 8;
+/// No interval (end of a list in [`Rasterizer::extra`]).
+const NONE: u32 = u32::MAX;
 
 /// A reusable renderer: one per thread, so its buffers are allocated once.
 ///
@@ -121,20 +127,28 @@ pub struct Rasterizer {
     /// Highest y of the pen polygon.
     pen_top: f32,
     radius: f32,
-    /// Per sub-row, the x intervals the current stroke covers (overlapping ones merged as they
-    /// arrive, so a stroke's consecutive pieces usually leave one interval).
-    spans: Vec<Vec<(f32, f32)>>,
-    /// Sub-rows holding intervals of the current stroke.
-    touched: Vec<usize>,
-    /// Per pixel of the current stroke: the partly covered pixels' coverage, in sub-row units.
-    cover: Vec<f32>,
-    /// Per row, side + 1 entries: +-1 where a run of fully covered pixels starts and ends.
-    runs: Vec<f32>,
-    /// Per row, the columns the current stroke reached: (first, end); first > end if none.
-    row_cols: Vec<(u32, u32)>,
-    /// Rows the current stroke reached.
-    rows_hit: Vec<usize>,
+    /// Per sub-row, the latest x interval of the current stroke, as two flat arrays (empty:
+    /// +inf, -inf, which min/max leave alone), padded by a chunk so that whole chunks can be
+    /// loaded and stored. A piece's interval is merged into it when they overlap, which they
+    /// usually do (consecutive pieces share their joint).
+    lo: Vec<f32>,
+    hi: Vec<f32>,
+    /// The intervals that arrived disjoint from a sub-row's latest one and were set aside:
+    /// (lo, hi, index of the sub-row's previous one or [`NONE`]).
+    extra: Vec<(f32, f32, u32)>,
+    /// Per sub-row, its last set-aside interval in `extra`, or [`NONE`].
+    extra_head: Vec<u32>,
+    /// Sub-rows the current stroke reached: a stroke is connected, so one range.
+    stroke_rows: (usize, usize),
+    /// One row's disjoint set-aside intervals, and scratch for merging a sub-row's.
+    row_extra: Vec<(f32, f32)>,
+    merge: Vec<(f32, f32)>,
+    /// The image being drawn, rows padded to whole groups of eight pixels.
     image: Vec<u8>,
+    image_stride: usize,
+    /// Whether to draw with AVX2 (detected once).
+    #[cfg(target_arch = "x86_64")]
+    avx2: bool,
 }
 
 impl Rasterizer {
@@ -174,13 +188,17 @@ impl Rasterizer {
             pen_lines8,
             pen_top,
             radius: radius as f32,
-            spans: vec![Vec::new(); side * SUB],
-            touched: Vec::new(),
-            cover: vec![0.0; side * side],
-            runs: vec![0.0; side * (side + 1)],
-            row_cols: vec![(u32::MAX, 0); side],
-            rows_hit: Vec::new(),
-            image: vec![0; side * side],
+            lo: vec![f32::INFINITY; side * SUB + CHUNK],
+            hi: vec![f32::NEG_INFINITY; side * SUB + CHUNK],
+            extra: Vec::new(),
+            extra_head: vec![NONE; side * SUB],
+            stroke_rows: (usize::MAX, 0),
+            row_extra: Vec::new(),
+            merge: Vec::new(),
+            image: vec![0; side * side.next_multiple_of(8)],
+            image_stride: side.next_multiple_of(8),
+            #[cfg(target_arch = "x86_64")]
+            avx2: std::is_x86_feature_detected!("avx2"),
         })
     }
 
@@ -202,6 +220,38 @@ impl Rasterizer {
             "output buffer must be size * size bytes"
         );
         self.image.fill(0);
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: `avx2` is set only when the CPU has AVX2 (see `new`).
+            unsafe { self.draw_avx2(strokes) }
+        } else {
+            self.draw(strokes)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        self.draw(strokes);
+        for (out, image) in out
+            .chunks_exact_mut(side)
+            .zip(self.image.chunks_exact(self.image_stride))
+        {
+            out.copy_from_slice(&image[..side]);
+        }
+    }
+
+    /// [`Self::draw`] compiled for AVX2: the same operations in the same order (Rust never
+    /// fuses a multiply and an add on its own), so the same bytes, on eight lanes at a time
+    /// instead of four.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn draw_avx2(&mut self, strokes: &Strokes) {
+        self.draw(strokes)
+    }
+
+    /// Draws `strokes` into the cleared image.
+    #[inline(always)]
+    fn draw(&mut self, strokes: &Strokes) {
         if let Some((_, _, max_x, max_y)) = strokes.bounds() {
             let (scale, ox, oy) = self.opts.placement(max_x, max_y);
             for k in 0..strokes.len() {
@@ -226,12 +276,12 @@ impl Rasterizer {
                 self.composite_stroke();
             }
         }
-        out.copy_from_slice(&self.image);
     }
 
     /// Adds the pen polygon centred at `q` and, with `from`, the segment from there to `q`
     /// widened by the pen radius (round caps and joins are the pens'). Each sub-row gets the
     /// segment's interval and the pen's, merged when they overlap.
+    #[inline(always)]
     fn add_piece(&mut self, from: Option<(f32, f32)>, q: (f32, f32)) {
         let r = self.radius;
         let top = self.pen_top;
@@ -298,45 +348,70 @@ impl Rasterizer {
             across: [cl, ch],
         } = piece;
         let top = self.pen_top;
-        // Sub-rows in chunks: first every interval, branch-free (the compiler vectorizes it),
-        // then the pushes.
-        const CHUNK: usize = 8;
+        self.stroke_rows.0 = self.stroke_rows.0.min(rows.start);
+        self.stroke_rows.1 = self.stroke_rows.1.max(rows.end);
+        // Sub-rows in chunks, branch-free (the compiler vectorizes it): the segment's and the
+        // pen's intervals, merged, then merged into each sub-row's latest one. Only a chunk where
+        // some interval is disjoint from the one it should join takes the scalar path.
         let (mut seg, mut pen) = ([(0.0f32, 0.0f32); CHUNK], [(0.0f32, 0.0f32); CHUNK]);
+        let (mut new_lo, mut new_hi) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
+        let mut bad = [false; CHUNK];
         for c0 in rows.clone().step_by(CHUNK) {
+            let n = CHUNK.min(rows.end - c0);
+            // (the arrays are padded by a chunk)
+            let (Some(lo), Some(hi)) = (
+                self.lo[c0..].first_chunk_mut::<CHUNK>(),
+                self.hi[c0..].first_chunk_mut::<CHUNK>(),
+            ) else {
+                unreachable!("interval arrays are padded by a chunk")
+            };
             for k in 0..CHUNK {
                 let y = sub_row_y(c0 + k);
-                // The segment's interval; empty (lo > hi) off its rows.
+                // The segment's interval; empty off its rows.
                 let yl = y - p.1;
-                let lo = p.0 + fmax(al.0 + al.1 * yl, cl.0 + cl.1 * yl);
-                let hi = p.0 + fmin(ah.0 + ah.1 * yl, ch.0 + ch.1 * yl);
-                let on = y >= ry0 && y <= ry1;
+                let sl = p.0 + fmax(al.0 + al.1 * yl, cl.0 + cl.1 * yl);
+                let sh = p.0 + fmin(ah.0 + ah.1 * yl, ch.0 + ch.1 * yl);
+                let on = y >= ry0 && y <= ry1 && sl < sh && k < n;
                 seg[k] = if on {
-                    (lo, hi)
+                    (sl, sh)
                 } else {
                     (f32::INFINITY, f32::NEG_INFINITY)
                 };
                 // The pen's; empty off its rows.
                 let dy = (y - q.1).abs();
                 let w = pen_width(dy);
-                let w = if dy <= top { w } else { f32::NEG_INFINITY };
-                pen[k] = (q.0 - w, q.0 + w);
+                let (pl, ph) = (q.0 - w, q.0 + w);
+                let pen_on = dy <= top && pl < ph && k < n;
+                pen[k] = if pen_on {
+                    (pl, ph)
+                } else {
+                    (f32::INFINITY, f32::NEG_INFINITY)
+                };
+                // Their union (min/max leave an empty one out), unless they are apart or it is
+                // apart from the sub-row's latest interval: those lanes go the scalar way.
+                let (nl, nh) = (fmin(seg[k].0, pen[k].0), fmax(seg[k].1, pen[k].1));
+                let apart = (pen[k].0 > seg[k].1 || pen[k].1 < seg[k].0) && on && pen_on;
+                let (ol, oh) = (lo[k], hi[k]);
+                let away = (nl > oh || nh < ol) && nl < nh && ol < oh;
+                bad[k] = apart | away;
+                (new_lo[k], new_hi[k]) = (nl, nh);
             }
-            for k in 0..CHUNK.min(rows.end - c0) {
-                // Merged when they overlap (they usually do: the pen sits on the segment's end).
-                let ((mut lo, mut hi), (pl, ph)) = (seg[k], pen[k]);
-                if pl < ph {
-                    if pl <= hi && ph >= lo {
-                        lo = fmin(lo, pl);
-                        hi = fmax(hi, ph);
-                    } else {
-                        if lo < hi {
-                            self.push_span(c0 + k, lo, hi);
-                        }
-                        (lo, hi) = (pl, ph);
+            for k in 0..CHUNK {
+                lo[k] = fmin(lo[k], if bad[k] { f32::INFINITY } else { new_lo[k] });
+                hi[k] = fmax(hi[k], if bad[k] { f32::NEG_INFINITY } else { new_hi[k] });
+            }
+            if bad.contains(&true) {
+                for k in 0..n {
+                    if !bad[k] {
+                        continue;
                     }
-                }
-                if lo < hi {
-                    self.push_span(c0 + k, lo, hi);
+                    let ((sl, sh), (pl, ph)) = (seg[k], pen[k]);
+                    if sl < sh && pl < ph && (pl > sh || ph < sl) {
+                        self.push_span(c0 + k, sl, sh);
+                        self.push_span(c0 + k, pl, ph);
+                    } else {
+                        self.push_span(c0 + k, new_lo[k], new_hi[k]);
+                    }
                 }
             }
         }
@@ -347,12 +422,13 @@ impl Rasterizer {
     fn sub_rows(&self, y0: f32, y1: f32) -> (usize, usize) {
         // Sub-row s samples y = (s + 0.5) / SUB: s in [ceil(SUB y0 - 0.5), floor(SUB y1 - 0.5)].
         // Shifted by 1 to stay non-negative, so casts can stand in for floor/ceil.
-        let n = self.spans.len();
+        let n = self.extra_head.len();
         let a = y0 * SUB as f32 + 0.5;
         let first = if a <= 0.0 {
             0
         } else {
-            (a as usize + usize::from(a.fract() > 0.0)).saturating_sub(1)
+            let t = a as i32;
+            (t + i32::from((t as f32) < a)) as usize - 1
         };
         let b = y1 * SUB as f32 + 0.5;
         if b < 1.0 {
@@ -363,97 +439,139 @@ impl Rasterizer {
         (first, last.max(first))
     }
 
-    /// Adds [lo, hi] to sub-row `s`, merged into the row's last interval when they overlap.
-    #[inline]
+    /// Adds [lo, hi] to sub-row `s`: merged into its latest interval when they overlap, else
+    /// the latest is set aside and [lo, hi] takes its place.
+    #[inline(always)]
     fn push_span(&mut self, s: usize, lo: f32, hi: f32) {
-        let row = &mut self.spans[s];
-        match row.last_mut() {
-            Some(last) if lo <= last.1 && hi >= last.0 => {
-                last.0 = fmin(last.0, lo);
-                last.1 = fmax(last.1, hi);
+        let (ol, oh) = (self.lo[s], self.hi[s]);
+        if ol < oh && (lo > oh || hi < ol) {
+            self.extra.push((ol, oh, self.extra_head[s]));
+            // (at most 4096 * 15 * 2 intervals per point and far fewer points than 2^32 / that)
+            self.extra_head[s] = (self.extra.len() - 1) as u32;
+            (self.lo[s], self.hi[s]) = (lo, hi);
+        } else {
+            self.lo[s] = fmin(ol, lo);
+            self.hi[s] = fmax(oh, hi);
+        }
+    }
+
+    /// Sub-row `s`'s set-aside intervals merged with its latest one: the first disjoint piece
+    /// replaces the latest, the others go to `row_extra`.
+    fn fold_extra(&mut self, s: usize) {
+        let head = std::mem::replace(&mut self.extra_head[s], NONE);
+        // Usually they are disjoint already (a curve crossing the sub-row again elsewhere):
+        // then they are used as they are.
+        let start = self.row_extra.len();
+        let (cl, ch) = (self.lo[s], self.hi[s]);
+        let mut e = head;
+        let mut overlap = false;
+        while e != NONE {
+            let (lo, hi, next) = self.extra[e as usize];
+            overlap |= lo <= ch && hi >= cl;
+            for &(l, h) in &self.row_extra[start..] {
+                overlap |= lo <= h && hi >= l;
             }
-            Some(_) => row.push((lo, hi)),
-            None => {
-                self.touched.push(s);
-                row.push((lo, hi));
+            self.row_extra.push((lo, hi));
+            e = next;
+        }
+        if !overlap {
+            return;
+        }
+        let merge = &mut self.merge;
+        merge.clear();
+        merge.push((cl, ch));
+        merge.extend(self.row_extra.drain(start..));
+        merge.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        let mut k = 0;
+        let mut first = true;
+        while k < merge.len() {
+            let (lo, mut hi) = merge[k];
+            k += 1;
+            while k < merge.len() && merge[k].0 <= hi {
+                hi = fmax(hi, merge[k].1);
+                k += 1;
+            }
+            if first {
+                (self.lo[s], self.hi[s]) = (lo, hi);
+                first = false;
+            } else {
+                self.row_extra.push((lo, hi));
             }
         }
     }
 
     /// Turns the stroke's intervals into coverage, composites it, and clears them.
+    #[inline(always)]
     fn composite_stroke(&mut self) {
         let side = self.opts.size as usize;
+        let (s0, s1) = std::mem::replace(&mut self.stroke_rows, (usize::MAX, 0));
+        if s0 >= s1 {
+            return;
+        }
         let w = side as f32;
-        let mut rows_hit = std::mem::take(&mut self.rows_hit);
-        for &s in &self.touched {
-            let spans = &mut self.spans[s];
-            if spans.len() > 1 {
-                spans.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-            }
-            let row = s / SUB;
-            let cols = &mut self.row_cols[row];
-            if cols.0 > cols.1 {
-                rows_hit.push(row);
-            }
-            let cover = &mut self.cover[row * side..(row + 1) * side];
-            let runs = &mut self.runs[row * (side + 1)..(row + 1) * (side + 1)];
-            // Merge overlapping intervals so the union is counted once.
-            let mut k = 0;
-            while k < spans.len() {
-                let (lo, mut hi) = spans[k];
-                k += 1;
-                while k < spans.len() && spans[k].0 <= hi {
-                    hi = fmax(hi, spans[k].1);
-                    k += 1;
-                }
-                let (lo, hi) = (fmax(lo, 0.0), fmin(hi, w));
-                if lo >= hi {
-                    continue;
-                }
-                // Both are >= 0 here, so truncation is floor (no libm call on baseline x86-64).
-                // (via i32: one instruction, where f32 -> usize takes a branch; sides <= 4096)
-                let (first, last) = (lo as i32 as usize, hi as i32 as usize);
-                if first == last {
-                    cover[first] += hi - lo;
-                } else {
-                    // Partial pixels at both ends, a run of full ones between.
-                    cover[first] += (first + 1) as f32 - lo;
-                    runs[first + 1] += 1.0;
-                    runs[last] -= 1.0;
-                    if last < side {
-                        cover[last] += hi - last as f32;
+        let weight = 1.0 / SUB as f32;
+        for row in s0 / SUB..s1.div_ceil(SUB) {
+            let subs = row * SUB..(row + 1) * SUB;
+            self.row_extra.clear();
+            if !self.extra.is_empty() {
+                for s in subs.clone() {
+                    if self.extra_head[s] != NONE {
+                        self.fold_extra(s);
                     }
                 }
-                cols.0 = cols.0.min(first as u32);
-                cols.1 = cols.1.max((last + 1).min(side) as u32);
             }
-            spans.clear();
-        }
-        self.touched.clear();
-        let weight = 1.0 / SUB as f32;
-        for &row in &rows_hit {
-            let (first, end) = std::mem::replace(&mut self.row_cols[row], (u32::MAX, 0));
-            let (first, end) = (first as usize, end as usize);
-            let image = &mut self.image[row * side..(row + 1) * side];
-            let cover = &mut self.cover[row * side..(row + 1) * side];
-            let runs = &mut self.runs[row * (side + 1)..(row + 1) * (side + 1)];
-            let mut full = 0.0f32;
-            for px in first..end {
-                full += runs[px];
-                runs[px] = 0.0;
-                let c = (cover[px] + full) * weight;
-                cover[px] = 0.0;
-                if c > 0.0 {
-                    let a = (fmin(c, 1.0) * 255.0 + 0.5) as u32;
-                    let v = &mut image[px];
+            let (lo, hi) = (&self.lo[subs.clone()], &self.hi[subs]);
+            // The columns the row's intervals reach.
+            let (mut a, mut b) = (f32::INFINITY, f32::NEG_INFINITY);
+            for k in 0..SUB {
+                a = fmin(a, lo[k]);
+                b = fmax(b, hi[k]);
+            }
+            for &(l, h) in &self.row_extra {
+                a = fmin(a, l);
+                b = fmax(b, h);
+            }
+            let (a, b) = (fmax(a, 0.0), fmin(b, w));
+            if a >= b {
+                continue;
+            }
+            // Both are >= 0 here, so truncation is floor (via i32: one instruction, where
+            // f32 -> usize takes a branch; sides <= 4096).
+            let first = a as i32 as usize;
+            let end = (b as i32 as usize + 1).min(side);
+            let stride = self.image_stride;
+            let image = &mut self.image[row * stride..(row + 1) * stride];
+            // Eight pixels at a time (rows are padded to whole groups): each interval covers
+            // min(hi, x + 1) - max(lo, x) of pixel x, if positive (an empty one gives -inf).
+            for x0 in (first & !7..end).step_by(8) {
+                let mut cover = [0.0f32; 8];
+                for k in 0..SUB {
+                    let (l, h) = (lo[k], hi[k]);
+                    for (j, c) in cover.iter_mut().enumerate() {
+                        let x = (x0 + j) as i32 as f32;
+                        *c += fmax(fmin(h, x + 1.0) - fmax(l, x), 0.0);
+                    }
+                }
+                for &(l, h) in &self.row_extra {
+                    for (j, c) in cover.iter_mut().enumerate() {
+                        let x = (x0 + j) as i32 as f32;
+                        *c += fmax(fmin(h, x + 1.0) - fmax(l, x), 0.0);
+                    }
+                }
+                // alpha = round(255 c), composited OVER in 8 bits; alpha 0 leaves a pixel as it
+                // is (x * 255 / 255 is exact), so whole groups can be written.
+                let Some(px) = image[x0..].first_chunk_mut::<8>() else {
+                    unreachable!("image rows are padded to whole groups")
+                };
+                for (v, &c) in px.iter_mut().zip(&cover) {
+                    let a = (fmin(c * weight, 1.0) * 255.0 + 0.5) as i32 as u32;
                     *v = (a + mul_un8(*v as u32, 255 - a)).min(255) as u8;
                 }
             }
-            // A run may end at the row's last column.
-            runs[end] = 0.0;
         }
-        rows_hit.clear();
-        self.rows_hit = rows_hit;
+        self.lo[s0..s1].fill(f32::INFINITY);
+        self.hi[s0..s1].fill(f32::NEG_INFINITY);
+        self.extra.clear();
     }
 }
 
@@ -613,6 +731,189 @@ mod tests {
                 a.iter().filter(|&&v| v == 255).count() > n / 50,
                 "size {size}"
             );
+        }
+    }
+
+    /// Seeded wiggly strokes that loop back over themselves (so sub-rows get several disjoint
+    /// intervals that later grow into each other), plus dots and a straight line.
+    fn tangled_strokes(seed: u64) -> Strokes {
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 40) as f32 / (1u64 << 24) as f32
+        };
+        let mut s = Strokes::default();
+        for _ in 0..4 {
+            let (cx, cy, rad) = (
+                40.0 + 170.0 * next(),
+                40.0 + 170.0 * next(),
+                20.0 + 60.0 * next(),
+            );
+            let turns = 1.0 + 2.0 * next();
+            let n = 8 + (next() * 40.0) as usize;
+            let (xs, ys): (Vec<f32>, Vec<f32>) = (0..n)
+                .map(|i| {
+                    let t = i as f32 / n as f32 * turns * std::f32::consts::TAU;
+                    let r = rad * (0.6 + 0.4 * next());
+                    (
+                        (cx + r * t.cos()).clamp(0.0, 255.0).round(),
+                        (cy + r * (2.0 * t).sin()).clamp(0.0, 255.0).round(),
+                    )
+                })
+                .unzip();
+            s.push_stroke(&xs, &ys, None);
+        }
+        s.push_stroke(&[30.0 + 200.0 * next()], &[30.0 + 200.0 * next()], None);
+        s.push_stroke(&[0.0, 255.0], &[255.0 * next(), 255.0 * next()], None);
+        s
+    }
+
+    /// The model computed the plain way, in f64: per stroke and sub-row, the line's
+    /// intersection with every segment rectangle and every pen polygon, all of them sorted and
+    /// merged, then coverage pixel by pixel, alpha and OVER.
+    fn reference(strokes: &Strokes, opts: RasterOptions) -> Vec<u8> {
+        let side = opts.size as usize;
+        let mut img = vec![0u8; side * side];
+        let Some((_, _, max_x, max_y)) = strokes.bounds() else {
+            return img;
+        };
+        let (scale, ox, oy) = opts.placement(max_x, max_y);
+        let r = opts.line_diameter as f64 / 2.0
+            * (opts.size as f64 / (256.0 + 2.0 * opts.padding as f64 + opts.line_diameter as f64));
+        let n = pen_vertices(r);
+        let pen: Vec<(f64, f64)> = (0..n)
+            .map(|i| {
+                let t = std::f64::consts::TAU * i as f64 / n as f64;
+                (r * t.cos(), r * t.sin())
+            })
+            .collect();
+        // A convex polygon's x extent on the line y, if it meets it.
+        let cut = |poly: &[(f64, f64)], y: f64| -> Option<(f64, f64)> {
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            for (k, &a) in poly.iter().enumerate() {
+                let b = poly[(k + 1) % poly.len()];
+                if (a.1 <= y && y <= b.1) || (b.1 <= y && y <= a.1) {
+                    let x = if a.1 == b.1 {
+                        lo = lo.min(a.0.min(b.0));
+                        a.0.max(b.0)
+                    } else {
+                        a.0 + (y - a.1) * (b.0 - a.0) / (b.1 - a.1)
+                    };
+                    lo = lo.min(x);
+                    hi = hi.max(x);
+                }
+            }
+            (lo < hi).then_some((lo, hi))
+        };
+        for k in 0..strokes.len() {
+            let (xs, ys, _) = strokes.stroke(k);
+            let pts: Vec<(f64, f64)> = (0..xs.len())
+                .map(|i| ((xs[i] as f64 + ox) * scale, (ys[i] as f64 + oy) * scale))
+                .collect();
+            let mut shapes: Vec<Vec<(f64, f64)>> = pts
+                .iter()
+                .map(|q| pen.iter().map(|v| (q.0 + v.0, q.1 + v.1)).collect())
+                .collect();
+            for w in pts.windows(2) {
+                let (dx, dy) = (w[1].0 - w[0].0, w[1].1 - w[0].1);
+                let len = dx.hypot(dy);
+                if len > 0.0 {
+                    let (nx, ny) = (-dy / len * r, dx / len * r);
+                    shapes.push(vec![
+                        (w[0].0 + nx, w[0].1 + ny),
+                        (w[1].0 + nx, w[1].1 + ny),
+                        (w[1].0 - nx, w[1].1 - ny),
+                        (w[0].0 - nx, w[0].1 - ny),
+                    ]);
+                }
+            }
+            let mut cover = vec![0.0f64; side * side];
+            for sub in 0..side * SUB {
+                let y = (sub as f64 + 0.5) / SUB as f64;
+                let mut spans: Vec<(f64, f64)> = shapes.iter().filter_map(|p| cut(p, y)).collect();
+                spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let mut merged: Vec<(f64, f64)> = Vec::new();
+                for (lo, hi) in spans {
+                    match merged.last_mut() {
+                        Some(last) if lo <= last.1 => last.1 = last.1.max(hi),
+                        _ => merged.push((lo, hi)),
+                    }
+                }
+                let row = sub / SUB;
+                for (lo, hi) in merged {
+                    for x in 0..side {
+                        let c = hi.min(x as f64 + 1.0) - lo.max(x as f64);
+                        if c > 0.0 {
+                            cover[row * side + x] += c;
+                        }
+                    }
+                }
+            }
+            for (v, c) in img.iter_mut().zip(&cover) {
+                let a = ((c / SUB as f64).min(1.0) * 255.0 + 0.5) as u32;
+                *v = (a + mul_un8(*v as u32, 255 - a)).min(255) as u8;
+            }
+        }
+        img
+    }
+
+    #[test]
+    fn renderer_equals_the_plain_computation_of_its_model() {
+        // Interval bookkeeping (vector lanes, merging, setting aside, regrouping) must not
+        // change the union it covers: only f32 against f64 rounding may, by one grey level.
+        let (mut pixels, mut exact, mut sum) = (0usize, 0usize, 0u64);
+        for size in [28u32, 64] {
+            let opts = RasterOptions {
+                size,
+                ..Default::default()
+            };
+            let mut r = Rasterizer::new(opts).unwrap();
+            let mut img = vec![0u8; (size * size) as usize];
+            for seed in 0..40 {
+                let s = tangled_strokes(seed);
+                r.render(&s, &mut img);
+                let want = reference(&s, opts);
+                for (k, (&a, &b)) in img.iter().zip(&want).enumerate() {
+                    assert!(
+                        a.abs_diff(b) <= 1,
+                        "size {size} seed {seed} pixel {k}: {a} vs {b}"
+                    );
+                }
+                pixels += img.len();
+                exact += img.iter().zip(&want).filter(|(a, b)| a == b).count();
+                sum += want.iter().map(|&v| v as u64).sum::<u64>();
+            }
+        }
+        println!("renderer vs plain f64 model: {exact} of {pixels} pixels identical");
+        assert!(exact * 1000 >= pixels * 999, "{exact} of {pixels}");
+        assert!(sum > 1_000_000, "the strokes must leave ink");
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_and_portable_paths_give_the_same_bytes() {
+        if !std::is_x86_feature_detected!("avx2") {
+            println!("SKIPPED: this CPU has no AVX2");
+            return;
+        }
+        for size in [28u32, 33, 64, 256] {
+            let opts = RasterOptions {
+                size,
+                ..Default::default()
+            };
+            let mut fast = Rasterizer::new(opts).unwrap();
+            let mut plain = Rasterizer::new(opts).unwrap();
+            plain.avx2 = false;
+            let n = (size * size) as usize;
+            let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+            for seed in 0..10 {
+                let s = tangled_strokes(seed);
+                fast.render(&s, &mut a);
+                plain.render(&s, &mut b);
+                assert!(a == b, "size {size} seed {seed}");
+            }
         }
     }
 
