@@ -41,6 +41,7 @@ mod fetch;
 mod formats;
 mod grid;
 mod info;
+mod lanes;
 mod ndjson;
 mod raster;
 mod raster_skia;

@@ -18,17 +18,22 @@
 //! - coverage becomes alpha = round(255 c), and each stroke is composited OVER the image with
 //!   8-bit arithmetic (v = a + v (255 - a) / 255, rounded as pixman does).
 //!
-//! How it stays fast (about 19 us per drawing at 28 px on one 2026 EPYC core, over the 8,600
-//! shared drawings of all 344 categories): each segment and the pen at its end give one interval per
-//! sub-row, computed eight sub-rows at a time without branches (vectorized) and merged into the
-//! sub-row's latest interval, kept in flat arrays, when they overlap; only an interval disjoint
-//! from it (a curve crossing the sub-row again elsewhere) takes a scalar path that sets the
-//! latest aside. Coverage is then summed eight pixels at a time over a row's intervals. On
-//! x86-64 CPUs with AVX2 the same code runs compiled for it (same operations in the same order,
-//! so the same bytes). It needs no allocation per point or per drawing once warm.
+//! How it stays fast (about 12 us per drawing at 28 px on one 2026 EPYC core, over the 8,600
+//! shared drawings of all 344 categories): each segment and the pen at its end give one interval
+//! per sub-row, computed eight sub-rows at a time on vector lanes (see `lanes.rs`: AVX2 where
+//! the CPU has it, detected at run time, plain arrays elsewhere, the same bits either way) and
+//! merged into the sub-row's latest interval, kept in flat arrays, when they overlap. One
+//! disjoint from it (the stroke crossing the sub-row again elsewhere) moves the latest to a
+//! second pair of flat arrays, still on whole chunks; only a third crossing, or a segment and pen
+//! apart, takes a scalar path to a per-sub-row list. Coverage is then summed eight pixels at a
+//! time over a row's intervals and composited in lanes too. It needs no allocation per point or
+//! per drawing once warm.
 
 use std::ops::Range;
 
+#[cfg(target_arch = "x86_64")]
+use crate::lanes::Avx2;
+use crate::lanes::{Lanes, Mask, Portable, Simd};
 use crate::Strokes;
 
 /// Rendering settings; the defaults are Google's.
@@ -133,8 +138,14 @@ pub struct Rasterizer {
     /// usually do (consecutive pieces share their joint).
     lo: Vec<f32>,
     hi: Vec<f32>,
-    /// The intervals that arrived disjoint from a sub-row's latest one and were set aside:
-    /// (lo, hi, index of the sub-row's previous one or [`NONE`]).
+    /// Per sub-row, the interval last set aside (see below), in the same form: a sub-row is
+    /// most often crossed once or twice by a stroke, so these two pairs of arrays hold nearly
+    /// all intervals, and nearly all the work is on whole chunks.
+    lo2: Vec<f32>,
+    hi2: Vec<f32>,
+    /// The intervals that arrived disjoint from a sub-row's latest one when one was set aside
+    /// already, which is then moved here: (lo, hi, index of the sub-row's previous one or
+    /// [`NONE`]).
     extra: Vec<(f32, f32, u32)>,
     /// Per sub-row, its last set-aside interval in `extra`, or [`NONE`].
     extra_head: Vec<u32>,
@@ -146,9 +157,9 @@ pub struct Rasterizer {
     /// The image being drawn, rows padded to whole groups of eight pixels.
     image: Vec<u8>,
     image_stride: usize,
-    /// Whether to draw with AVX2 (detected once).
+    /// Proof that this CPU has AVX2, when it does (detected once).
     #[cfg(target_arch = "x86_64")]
-    avx2: bool,
+    avx2: Option<Avx2>,
 }
 
 impl Rasterizer {
@@ -190,6 +201,8 @@ impl Rasterizer {
             radius: radius as f32,
             lo: vec![f32::INFINITY; side * SUB + CHUNK],
             hi: vec![f32::NEG_INFINITY; side * SUB + CHUNK],
+            lo2: vec![f32::INFINITY; side * SUB + CHUNK],
+            hi2: vec![f32::NEG_INFINITY; side * SUB + CHUNK],
             extra: Vec::new(),
             extra_head: vec![NONE; side * SUB],
             stroke_rows: (usize::MAX, 0),
@@ -198,7 +211,7 @@ impl Rasterizer {
             image: vec![0; side * side.next_multiple_of(8)],
             image_stride: side.next_multiple_of(8),
             #[cfg(target_arch = "x86_64")]
-            avx2: std::is_x86_feature_detected!("avx2"),
+            avx2: Avx2::detect(),
         })
     }
 
@@ -221,14 +234,14 @@ impl Rasterizer {
         );
         self.image.fill(0);
         #[cfg(target_arch = "x86_64")]
-        if self.avx2 {
-            // SAFETY: `avx2` is set only when the CPU has AVX2 (see `new`).
-            unsafe { self.draw_avx2(strokes) }
+        if let Some(avx2) = self.avx2 {
+            // SAFETY: the token exists only when the CPU has AVX2.
+            unsafe { self.draw_avx2(avx2, strokes) }
         } else {
-            self.draw(strokes)
+            self.draw(Portable, strokes)
         }
         #[cfg(not(target_arch = "x86_64"))]
-        self.draw(strokes);
+        self.draw(Portable, strokes);
         for (out, image) in out
             .chunks_exact_mut(side)
             .zip(self.image.chunks_exact(self.image_stride))
@@ -237,21 +250,20 @@ impl Rasterizer {
         }
     }
 
-    /// [`Self::draw`] compiled for AVX2: the same operations in the same order (Rust never
-    /// fuses a multiply and an add on its own), so the same bytes, on eight lanes at a time
-    /// instead of four.
+    /// [`Self::draw`] on AVX2 lanes, compiled for AVX2: the same operations in the same order
+    /// (Rust never fuses a multiply and an add on its own), so the same bytes.
     ///
     /// # Safety
-    /// The CPU must support AVX2.
+    /// The CPU must support AVX2 (which the token proves).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn draw_avx2(&mut self, strokes: &Strokes) {
-        self.draw(strokes)
+    unsafe fn draw_avx2(&mut self, avx2: Avx2, strokes: &Strokes) {
+        self.draw(avx2, strokes)
     }
 
-    /// Draws `strokes` into the cleared image.
+    /// Draws `strokes` into the cleared image, eight lanes at a time on `simd`.
     #[inline(always)]
-    fn draw(&mut self, strokes: &Strokes) {
+    fn draw<S: Simd>(&mut self, simd: S, strokes: &Strokes) {
         if let Some((_, _, max_x, max_y)) = strokes.bounds() {
             let (scale, ox, oy) = self.opts.placement(max_x, max_y);
             for k in 0..strokes.len() {
@@ -267,13 +279,13 @@ impl Rasterizer {
                 }
                 // Each segment brings its far end's pen; the first point's comes alone.
                 let mut p = dev(0);
-                self.add_piece(None, p);
+                self.add_piece(simd, None, p);
                 for i in 1..xs.len() {
                     let q = dev(i);
-                    self.add_piece(Some(p), q);
+                    self.add_piece(simd, Some(p), q);
                     p = q;
                 }
-                self.composite_stroke();
+                self.composite_stroke(simd);
             }
         }
     }
@@ -282,7 +294,7 @@ impl Rasterizer {
     /// widened by the pen radius (round caps and joins are the pens'). Each sub-row gets the
     /// segment's interval and the pen's, merged when they overlap.
     #[inline(always)]
-    fn add_piece(&mut self, from: Option<(f32, f32)>, q: (f32, f32)) {
+    fn add_piece<S: Simd>(&mut self, simd: S, from: Option<(f32, f32)>, q: (f32, f32)) {
         let r = self.radius;
         let top = self.pen_top;
         // The segment as bounds on x, each linear in y (measured from p): along it
@@ -325,21 +337,28 @@ impl Rasterizer {
             along,
             across,
         };
+        // (no closures here: they would be compiled apart, without AVX2)
         if let Some(l) = self.pen_lines4 {
-            self.sweep(piece, s0..s1, |dy| min_of_lines(&l, dy))
+            self.sweep(simd, piece, s0..s1, &l)
         } else if let Some(l) = self.pen_lines8 {
-            self.sweep(piece, s0..s1, |dy| min_of_lines(&l, dy))
+            self.sweep(simd, piece, s0..s1, &l)
         } else {
             let lines = std::mem::take(&mut self.pen_lines);
-            self.sweep(piece, s0..s1, |dy| min_of_lines(&lines, dy));
+            self.sweep(simd, piece, s0..s1, lines.as_slice());
             self.pen_lines = lines;
         }
     }
 
-    /// Adds a piece's intervals on sub-rows `rows`, the pen's half-width at height dy being
-    /// `pen_width(dy)`.
+    /// Adds a piece's intervals on sub-rows `rows`, the pen's half-width at heights dy being
+    /// the minimum of `pen_lines` (see [`Self::pen_lines`]).
     #[inline(always)]
-    fn sweep(&mut self, piece: Piece, rows: Range<usize>, pen_width: impl Fn(f32) -> f32) {
+    fn sweep<S: Simd, L: AsRef<[(f32, f32)]> + ?Sized>(
+        &mut self,
+        simd: S,
+        piece: Piece,
+        rows: Range<usize>,
+        pen_lines: &L,
+    ) {
         let Piece {
             p,
             q,
@@ -347,70 +366,80 @@ impl Rasterizer {
             along: [al, ah],
             across: [cl, ch],
         } = piece;
-        let top = self.pen_top;
         self.stroke_rows.0 = self.stroke_rows.0.min(rows.start);
         self.stroke_rows.1 = self.stroke_rows.1.max(rows.end);
-        // Sub-rows in chunks, branch-free (the compiler vectorizes it): the segment's and the
-        // pen's intervals, merged, then merged into each sub-row's latest one. Only the lanes
-        // whose interval is disjoint from the one it should join take the scalar path.
-        let (mut seg, mut pen) = ([(0.0f32, 0.0f32); CHUNK], [(0.0f32, 0.0f32); CHUNK]);
-        let (mut new_lo, mut new_hi) = ([0.0f32; CHUNK], [0.0f32; CHUNK]);
-        let mut bad = [false; CHUNK];
+        let (inf, neg_inf) = (simd.splat(f32::INFINITY), simd.splat(f32::NEG_INFINITY));
+        let (px, py, qx, qy) = (
+            simd.splat(p.0),
+            simd.splat(p.1),
+            simd.splat(q.0),
+            simd.splat(q.1),
+        );
+        let [al0, al1, ah0, ah1, cl0, cl1, ch0, ch1] =
+            [al.0, al.1, ah.0, ah.1, cl.0, cl.1, ch.0, ch.1].map(|x| simd.splat(x));
+        let (ry0, ry1, top) = (simd.splat(ry0), simd.splat(ry1), simd.splat(self.pen_top));
+        let (half, step) = (simd.splat(0.5), simd.splat(1.0 / SUB as f32));
+        // Eight sub-rows at a time, without branches: the segment's and the pen's intervals,
+        // merged, then merged into each sub-row's latest one. Only the lanes whose interval is
+        // disjoint from the one it should join take the scalar path.
         for c0 in rows.clone().step_by(CHUNK) {
-            let n = CHUNK.min(rows.end - c0);
+            let live = simd.count_from(0).lt(simd.splat((rows.end - c0) as f32));
+            let y = (simd.count_from(c0 as i32) + half) * step;
+            // The segment's interval; empty off its rows.
+            let yl = y - py;
+            let sl = px + (al0 + al1 * yl).max(cl0 + cl1 * yl);
+            let sh = px + (ah0 + ah1 * yl).min(ch0 + ch1 * yl);
+            let on = ry0.le(y) & y.le(ry1) & sl.lt(sh) & live;
+            let (sl, sh) = (S::V::select(on, sl, inf), S::V::select(on, sh, neg_inf));
+            // The pen's; empty off its rows.
+            let dy = (y - qy).abs();
+            let w = min_of_lines(simd, pen_lines.as_ref(), dy);
+            let (pl, ph) = (qx - w, qx + w);
+            let pen_on = dy.le(top) & pl.lt(ph) & live;
+            let (pl, ph) = (
+                S::V::select(pen_on, pl, inf),
+                S::V::select(pen_on, ph, neg_inf),
+            );
+            // Their union (min/max leave an empty one out), unless they are apart or it is
+            // apart from the sub-row's latest interval: those lanes go the scalar way.
+            let (nl, nh) = (sl.min(pl), sh.max(ph));
+            let apart = (sh.lt(pl) | ph.lt(sl)) & on & pen_on;
             // (the arrays are padded by a chunk)
-            let (Some(lo), Some(hi)) = (
+            let (Some(lo), Some(hi), Some(lo2), Some(hi2)) = (
                 self.lo[c0..].first_chunk_mut::<CHUNK>(),
                 self.hi[c0..].first_chunk_mut::<CHUNK>(),
+                self.lo2[c0..].first_chunk_mut::<CHUNK>(),
+                self.hi2[c0..].first_chunk_mut::<CHUNK>(),
             ) else {
                 unreachable!("interval arrays are padded by a chunk")
             };
-            for k in 0..CHUNK {
-                let y = sub_row_y(c0 + k);
-                // The segment's interval; empty off its rows.
-                let yl = y - p.1;
-                let sl = p.0 + fmax(al.0 + al.1 * yl, cl.0 + cl.1 * yl);
-                let sh = p.0 + fmin(ah.0 + ah.1 * yl, ch.0 + ch.1 * yl);
-                let on = y >= ry0 && y <= ry1 && sl < sh && k < n;
-                seg[k] = if on {
-                    (sl, sh)
-                } else {
-                    (f32::INFINITY, f32::NEG_INFINITY)
-                };
-                // The pen's; empty off its rows.
-                let dy = (y - q.1).abs();
-                let w = pen_width(dy);
-                let (pl, ph) = (q.0 - w, q.0 + w);
-                let pen_on = dy <= top && pl < ph && k < n;
-                pen[k] = if pen_on {
-                    (pl, ph)
-                } else {
-                    (f32::INFINITY, f32::NEG_INFINITY)
-                };
-                // Their union (min/max leave an empty one out), unless they are apart or it is
-                // apart from the sub-row's latest interval: those lanes go the scalar way.
-                let (nl, nh) = (fmin(seg[k].0, pen[k].0), fmax(seg[k].1, pen[k].1));
-                let apart = (pen[k].0 > seg[k].1 || pen[k].1 < seg[k].0) && on && pen_on;
-                let (ol, oh) = (lo[k], hi[k]);
-                let away = (nl > oh || nh < ol) && nl < nh && ol < oh;
-                bad[k] = apart | away;
-                (new_lo[k], new_hi[k]) = (nl, nh);
-            }
-            for k in 0..CHUNK {
-                lo[k] = fmin(lo[k], if bad[k] { f32::INFINITY } else { new_lo[k] });
-                hi[k] = fmax(hi[k], if bad[k] { f32::NEG_INFINITY } else { new_hi[k] });
-            }
-            if bad.contains(&true) {
-                for k in 0..n {
-                    if !bad[k] {
-                        continue;
-                    }
-                    let ((sl, sh), (pl, ph)) = (seg[k], pen[k]);
+            let (ol, oh) = (simd.load(lo), simd.load(hi));
+            let (bl, bh) = (simd.load(lo2), simd.load(hi2));
+            // Disjoint from the latest: that one is set aside, into the second slot if free.
+            let away = (oh.lt(nl) | nh.lt(ol)) & nl.lt(nh) & ol.lt(oh);
+            let aside = (away & bh.lt(bl)).and_not(apart);
+            let bad = apart | (away & bl.lt(bh));
+            let kept = S::V::select(bad, inf, nl);
+            S::V::select(aside, nl, ol.min(kept)).store(lo);
+            let kept = S::V::select(bad, neg_inf, nh);
+            S::V::select(aside, nh, oh.max(kept)).store(hi);
+            S::V::select(aside, ol, bl).store(lo2);
+            S::V::select(aside, oh, bh).store(hi2);
+            let mut bad = bad.bits();
+            if bad != 0 {
+                let mut seg = [[0.0; CHUNK]; 4];
+                for (lanes, out) in [sl, sh, pl, ph].into_iter().zip(&mut seg) {
+                    lanes.store(out);
+                }
+                while bad != 0 {
+                    let k = bad.trailing_zeros() as usize;
+                    bad &= bad - 1;
+                    let [sl, sh, pl, ph] = seg.map(|a| a[k]);
                     if sl < sh && pl < ph && (pl > sh || ph < sl) {
                         self.push_span(c0 + k, sl, sh);
                         self.push_span(c0 + k, pl, ph);
                     } else {
-                        self.push_span(c0 + k, new_lo[k], new_hi[k]);
+                        self.push_span(c0 + k, fmin(sl, pl), fmax(sh, ph));
                     }
                 }
             }
@@ -445,9 +474,14 @@ impl Rasterizer {
     fn push_span(&mut self, s: usize, lo: f32, hi: f32) {
         let (ol, oh) = (self.lo[s], self.hi[s]);
         if ol < oh && (lo > oh || hi < ol) {
-            self.extra.push((ol, oh, self.extra_head[s]));
-            // (at most 4096 * 15 * 2 intervals per point and far fewer points than 2^32 / that)
-            self.extra_head[s] = (self.extra.len() - 1) as u32;
+            let (bl, bh) = (self.lo2[s], self.hi2[s]);
+            if bl < bh {
+                self.extra.push((bl, bh, self.extra_head[s]));
+                // (at most 4096 * 15 * 2 intervals per point and far fewer points than 2^32 /
+                // that)
+                self.extra_head[s] = (self.extra.len() - 1) as u32;
+            }
+            (self.lo2[s], self.hi2[s]) = (ol, oh);
             (self.lo[s], self.hi[s]) = (lo, hi);
         } else {
             self.lo[s] = fmin(ol, lo);
@@ -455,16 +489,23 @@ impl Rasterizer {
         }
     }
 
-    /// Sub-row `s`'s set-aside intervals merged with its latest one: the first disjoint piece
-    /// replaces the latest, the others go to `row_extra`.
+    /// Sub-row `s`'s set-aside intervals (second slot and list) merged with its latest one: the
+    /// first disjoint piece replaces the latest, the others go to `row_extra`.
     fn fold_extra(&mut self, s: usize) {
         let head = std::mem::replace(&mut self.extra_head[s], NONE);
         // Usually they are disjoint already (a curve crossing the sub-row again elsewhere):
         // then they are used as they are.
         let start = self.row_extra.len();
         let (cl, ch) = (self.lo[s], self.hi[s]);
-        let mut e = head;
+        let (bl, bh) = (self.lo2[s], self.hi2[s]);
+        (self.lo2[s], self.hi2[s]) = (f32::INFINITY, f32::NEG_INFINITY);
+        // (the second slot may have been emptied by joining the latest)
         let mut overlap = false;
+        if bl < bh {
+            overlap = bl <= ch && bh >= cl;
+            self.row_extra.push((bl, bh));
+        }
+        let mut e = head;
         while e != NONE {
             let (lo, hi, next) = self.extra[e as usize];
             overlap |= lo <= ch && hi >= cl;
@@ -502,7 +543,7 @@ impl Rasterizer {
 
     /// Turns the stroke's intervals into coverage, composites it, and clears them.
     #[inline(always)]
-    fn composite_stroke(&mut self) {
+    fn composite_stroke<S: Simd>(&mut self, simd: S) {
         let side = self.opts.size as usize;
         let (s0, s1) = std::mem::replace(&mut self.stroke_rows, (usize::MAX, 0));
         if s0 >= s1 {
@@ -510,8 +551,32 @@ impl Rasterizer {
         }
         let w = side as f32;
         let weight = 1.0 / SUB as f32;
+        let (inf, neg_inf) = (simd.splat(f32::INFINITY), simd.splat(f32::NEG_INFINITY));
         for row in s0 / SUB..s1.div_ceil(SUB) {
             let subs = row * SUB..(row + 1) * SUB;
+            // The 15 sub-rows as two overlapping chunks (everything done to them is
+            // idempotent): where the two slots' intervals overlap, their union (one interval)
+            // goes to the first.
+            let chunks = [subs.start, subs.end - CHUNK];
+            for c0 in chunks {
+                let (Some(lo), Some(hi), Some(lo2), Some(hi2)) = (
+                    self.lo[c0..].first_chunk_mut::<CHUNK>(),
+                    self.hi[c0..].first_chunk_mut::<CHUNK>(),
+                    self.lo2[c0..].first_chunk_mut::<CHUNK>(),
+                    self.hi2[c0..].first_chunk_mut::<CHUNK>(),
+                ) else {
+                    unreachable!("interval arrays are padded by a chunk")
+                };
+                let (al, ah, bl, bh) =
+                    (simd.load(lo), simd.load(hi), simd.load(lo2), simd.load(hi2));
+                let joined = bl.le(ah) & al.le(bh);
+                if joined.bits() != 0 {
+                    S::V::select(joined, al.min(bl), al).store(lo);
+                    S::V::select(joined, ah.max(bh), ah).store(hi);
+                    S::V::select(joined, inf, bl).store(lo2);
+                    S::V::select(joined, neg_inf, bh).store(hi2);
+                }
+            }
             self.row_extra.clear();
             if !self.extra.is_empty() {
                 for s in subs.clone() {
@@ -520,13 +585,25 @@ impl Rasterizer {
                     }
                 }
             }
-            let (lo, hi) = (&self.lo[subs.clone()], &self.hi[subs]);
-            // The columns the row's intervals reach.
-            let (mut a, mut b) = (f32::INFINITY, f32::NEG_INFINITY);
-            for k in 0..SUB {
-                a = fmin(a, lo[k]);
-                b = fmax(b, hi[k]);
+            // The columns the row's intervals reach, and whether any second slot is in use.
+            let (mut l, mut h, mut second) = (inf, neg_inf, false);
+            for c0 in chunks {
+                let (Some(lo), Some(hi), Some(lo2), Some(hi2)) = (
+                    self.lo[c0..].first_chunk::<CHUNK>(),
+                    self.hi[c0..].first_chunk::<CHUNK>(),
+                    self.lo2[c0..].first_chunk::<CHUNK>(),
+                    self.hi2[c0..].first_chunk::<CHUNK>(),
+                ) else {
+                    unreachable!("interval arrays are padded by a chunk")
+                };
+                let (bl, bh) = (simd.load(lo2), simd.load(hi2));
+                l = l.min(simd.load(lo)).min(bl);
+                h = h.max(simd.load(hi)).max(bh);
+                second |= bl.lt(bh).bits() != 0;
             }
+            let (mut a, mut b) = (l.reduce_min(), h.reduce_max());
+            let (lo, hi) = (&self.lo[subs.clone()], &self.hi[subs.clone()]);
+            let (lo2, hi2) = (&self.lo2[subs.clone()], &self.hi2[subs]);
             for &(l, h) in &self.row_extra {
                 a = fmin(a, l);
                 b = fmax(b, h);
@@ -543,34 +620,40 @@ impl Rasterizer {
             let image = &mut self.image[row * stride..(row + 1) * stride];
             // Eight pixels at a time (rows are padded to whole groups): each interval covers
             // min(hi, x + 1) - max(lo, x) of pixel x, if positive (an empty one gives -inf).
+            let (zero, one) = (simd.splat(0.0), simd.splat(1.0));
             for x0 in (first & !7..end).step_by(8) {
-                let mut cover = [0.0f32; 8];
+                let x = simd.count_from(x0 as i32);
+                let x1 = x + one;
+                let mut cover = zero;
                 for k in 0..SUB {
-                    let (l, h) = (lo[k], hi[k]);
-                    for (j, c) in cover.iter_mut().enumerate() {
-                        let x = (x0 + j) as i32 as f32;
-                        *c += fmax(fmin(h, x + 1.0) - fmax(l, x), 0.0);
+                    let (l, h) = (simd.splat(lo[k]), simd.splat(hi[k]));
+                    cover = cover + (h.min(x1) - l.max(x)).max(zero);
+                }
+                if second {
+                    for k in 0..SUB {
+                        let (l, h) = (simd.splat(lo2[k]), simd.splat(hi2[k]));
+                        cover = cover + (h.min(x1) - l.max(x)).max(zero);
                     }
                 }
                 for &(l, h) in &self.row_extra {
-                    for (j, c) in cover.iter_mut().enumerate() {
-                        let x = (x0 + j) as i32 as f32;
-                        *c += fmax(fmin(h, x + 1.0) - fmax(l, x), 0.0);
-                    }
+                    let (l, h) = (simd.splat(l), simd.splat(h));
+                    cover = cover + (h.min(x1) - l.max(x)).max(zero);
                 }
-                // alpha = round(255 c), composited OVER in 8 bits; alpha 0 leaves a pixel as it
-                // is (x * 255 / 255 is exact), so whole groups can be written.
+                // alpha = round(255 c), composited OVER; alpha 0 leaves a pixel as it is
+                // (x * 255 / 255 is exact), so whole groups can be written.
+                let alpha = ((cover * simd.splat(weight)).min(one) * simd.splat(255.0)
+                    + simd.splat(0.5))
+                .trunc();
                 let Some(px) = image[x0..].first_chunk_mut::<8>() else {
                     unreachable!("image rows are padded to whole groups")
                 };
-                for (v, &c) in px.iter_mut().zip(&cover) {
-                    let a = (fmin(c * weight, 1.0) * 255.0 + 0.5) as i32 as u32;
-                    *v = (a + mul_un8(*v as u32, 255 - a)).min(255) as u8;
-                }
+                over(simd, alpha, px);
             }
         }
         self.lo[s0..s1].fill(f32::INFINITY);
         self.hi[s0..s1].fill(f32::NEG_INFINITY);
+        self.lo2[s0..s1].fill(f32::INFINITY);
+        self.hi2[s0..s1].fill(f32::NEG_INFINITY);
         self.extra.clear();
     }
 }
@@ -595,13 +678,6 @@ fn pen_vertices(radius: f64) -> usize {
     n.max(4)
 }
 
-/// The sample line of sub-row `s`: the centre of its 1/15 of a pixel.
-#[inline]
-fn sub_row_y(s: usize) -> f32 {
-    // (via i32 and a reciprocal: one instruction each once vectorized; sides <= 4096)
-    (s as i32 as f32 + 0.5) * (1.0 / SUB as f32)
-}
-
 /// One piece of a stroke: the pen at `q` and, unless `seg_y` is empty, the segment from `p` to
 /// `q` as bounds on x linear in y (see [`Rasterizer::add_piece`]) for y in `seg_y`.
 #[derive(Clone, Copy)]
@@ -622,12 +698,14 @@ fn padded<const N: usize>(lines: &[(f32, f32)]) -> Option<[(f32, f32); N]> {
     })
 }
 
-/// min over `lines` of a + b x (a concave piecewise-linear function).
+/// min over `lines` of a + b x (a concave piecewise-linear function), per lane.
 #[inline(always)]
-fn min_of_lines(lines: &[(f32, f32)], x: f32) -> f32 {
-    lines
-        .iter()
-        .fold(f32::INFINITY, |w, &(a, b)| fmin(w, a + b * x))
+fn min_of_lines<S: Simd>(simd: S, lines: &[(f32, f32)], x: S::V) -> S::V {
+    let mut w = simd.splat(f32::INFINITY);
+    for &(a, b) in lines {
+        w = w.min(simd.splat(a) + simd.splat(b) * x);
+    }
+    w
 }
 
 /// The smaller of two numbers that are never NaN here: one `minss`, where `f32::min`'s NaN
@@ -651,11 +729,16 @@ fn fmax(a: f32, b: f32) -> f32 {
     }
 }
 
-/// x * a / 255, rounded as pixman's MUL_UN8 does.
-#[inline]
-fn mul_un8(x: u32, a: u32) -> u32 {
-    let t = x * a + 0x80;
-    (t + (t >> 8)) >> 8
+/// Composites `alpha` (whole numbers in 0..=255) of white OVER the pixels `px` as pixman does
+/// in 8 bits: v = min(a + mul_un8(v, 255 - a), 255). In floats, exactly: every intermediate is a
+/// whole number below 2^24, and the shifts are divisions by 256 rounded down (truncated:
+/// they are positive).
+#[inline(always)]
+fn over<S: Simd>(simd: S, alpha: S::V, px: &mut [u8; 8]) {
+    let (max, by256) = (simd.splat(255.0), simd.splat(1.0 / 256.0));
+    let t = simd.load_u8(px) * (max - alpha) + simd.splat(128.0);
+    let t = t + (t * by256).trunc();
+    (alpha + (t * by256).trunc()).min(max).store_u8(px);
 }
 
 /// Renders one drawing with `opts`; `None` for invalid options (see [`Rasterizer::new`]).
@@ -685,12 +768,37 @@ pub fn rasterize(strokes: &Strokes, opts: &RasterOptions) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// x * a / 255, rounded as pixman's MUL_UN8 does.
+    fn mul_un8(x: u32, a: u32) -> u32 {
+        let t = x * a + 0x80;
+        (t + (t >> 8)) >> 8
+    }
+
     #[test]
     fn pen_matches_cairos_vertex_counts() {
         // 28 px: radius 8 * 28 / 304 = 0.737 px -> 12 vertices; 64 px: 1.684 px -> 20.
         assert_eq!(pen_vertices(8.0 * 28.0 / 304.0), 12);
         assert_eq!(pen_vertices(8.0 * 64.0 / 304.0), 20);
         assert_eq!(pen_vertices(0.05), 4);
+    }
+
+    #[test]
+    fn float_over_is_pixmans_integer_over() {
+        fn check<S: Simd>(simd: S) {
+            for a in 0..=255u32 {
+                for v0 in (0..256).step_by(8) {
+                    let mut px: [u8; 8] = std::array::from_fn(|k| (v0 + k) as u8);
+                    let want = px.map(|v| (a + mul_un8(v as u32, 255 - a)).min(255) as u8);
+                    over(simd, simd.splat(a as f32), &mut px);
+                    assert_eq!(px, want, "alpha {a}");
+                }
+            }
+        }
+        check(Portable);
+        #[cfg(target_arch = "x86_64")]
+        if let Some(avx2) = Avx2::detect() {
+            check(avx2);
+        }
     }
 
     #[test]
@@ -905,7 +1013,7 @@ mod tests {
             };
             let mut fast = Rasterizer::new(opts).unwrap();
             let mut plain = Rasterizer::new(opts).unwrap();
-            plain.avx2 = false;
+            plain.avx2 = None;
             let n = (size * size) as usize;
             let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
             for seed in 0..10 {
