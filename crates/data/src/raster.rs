@@ -415,16 +415,20 @@ impl Rasterizer {
             };
             let (ol, oh) = (simd.load(lo), simd.load(hi));
             let (bl, bh) = (simd.load(lo2), simd.load(hi2));
-            // Disjoint from the latest: that one is set aside, into the second slot if free.
+            // Disjoint from the latest: that one is set aside, into the second slot if free;
+            // if the second slot's interval touches it instead, the two swap places.
             let away = (oh.lt(nl) | nh.lt(ol)) & nl.lt(nh) & ol.lt(oh);
+            let second = bl.lt(bh);
+            let swap = (away & second & bl.le(nh) & nl.le(bh)).and_not(apart);
             let aside = (away & bh.lt(bl)).and_not(apart);
-            let bad = apart | (away & bl.lt(bh));
-            let kept = S::V::select(bad, inf, nl);
-            S::V::select(aside, nl, ol.min(kept)).store(lo);
-            let kept = S::V::select(bad, neg_inf, nh);
-            S::V::select(aside, nh, oh.max(kept)).store(hi);
-            S::V::select(aside, ol, bl).store(lo2);
-            S::V::select(aside, oh, bh).store(hi2);
+            let bad = apart | (away & second).and_not(swap);
+            let (kl, kh) = (S::V::select(bad, inf, nl), S::V::select(bad, neg_inf, nh));
+            let (ml, mh) = (S::V::select(swap, bl, ol), S::V::select(swap, bh, oh));
+            S::V::select(aside, nl, ml.min(kl)).store(lo);
+            S::V::select(aside, nh, mh.max(kh)).store(hi);
+            let moved = aside | swap;
+            S::V::select(moved, ol, bl).store(lo2);
+            S::V::select(moved, oh, bh).store(hi2);
             let mut bad = bad.bits();
             if bad != 0 {
                 let mut seg = [[0.0; CHUNK]; 4];
@@ -475,6 +479,12 @@ impl Rasterizer {
         let (ol, oh) = (self.lo[s], self.hi[s]);
         if ol < oh && (lo > oh || hi < ol) {
             let (bl, bh) = (self.lo2[s], self.hi2[s]);
+            if bl < bh && bl <= hi && lo <= bh {
+                // touches the second slot's: they swap places
+                (self.lo2[s], self.hi2[s]) = (ol, oh);
+                (self.lo[s], self.hi[s]) = (fmin(bl, lo), fmax(bh, hi));
+                return;
+            }
             if bl < bh {
                 self.extra.push((bl, bh, self.extra_head[s]));
                 // (at most 4096 * 15 * 2 intervals per point and far fewer points than 2^32 /
