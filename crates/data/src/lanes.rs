@@ -101,6 +101,13 @@ impl P8 {
     }
 }
 
+impl PMask {
+    #[inline(always)]
+    fn map2(self, b: Self, f: impl Fn(u32, u32) -> u32) -> Self {
+        PMask(std::array::from_fn(|k| f(self.0[k], b.0[k])))
+    }
+}
+
 impl Simd for Portable {
     type V = P8;
     #[inline(always)]
@@ -109,11 +116,7 @@ impl Simd for Portable {
     }
     #[inline(always)]
     fn count_from(self, first: i32) -> P8 {
-        let mut out = [0.0; 8];
-        for (k, o) in out.iter_mut().enumerate() {
-            *o = (first + k as i32) as f32;
-        }
-        P8(out)
+        P8(std::array::from_fn(|k| (first + k as i32) as f32))
     }
     #[inline(always)]
     fn load(self, a: &[f32; 8]) -> P8 {
@@ -231,11 +234,7 @@ impl BitAnd for PMask {
     type Output = PMask;
     #[inline(always)]
     fn bitand(self, b: PMask) -> PMask {
-        let mut out = self.0;
-        for (o, b) in out.iter_mut().zip(b.0) {
-            *o &= b;
-        }
-        PMask(out)
+        self.map2(b, |x, y| x & y)
     }
 }
 
@@ -243,11 +242,7 @@ impl BitOr for PMask {
     type Output = PMask;
     #[inline(always)]
     fn bitor(self, b: PMask) -> PMask {
-        let mut out = self.0;
-        for (o, b) in out.iter_mut().zip(b.0) {
-            *o |= b;
-        }
-        PMask(out)
+        self.map2(b, |x, y| x | y)
     }
 }
 
@@ -262,11 +257,7 @@ impl Mask for PMask {
     }
     #[inline(always)]
     fn and_not(self, b: PMask) -> PMask {
-        let mut out = self.0;
-        for (o, b) in out.iter_mut().zip(b.0) {
-            *o &= !b;
-        }
-        PMask(out)
+        self.map2(b, |x, y| x & !y)
     }
 }
 
