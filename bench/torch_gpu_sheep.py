@@ -8,6 +8,10 @@ bench/torch_vs_mouton.py): sheep1 (batch 32, BCE, one D and one G update per ste
 copied each step, as mouton does. Prints images/s, the ratio (> 1: mouton faster) and the
 time of one epoch of 126,121 images (the full sheep set) from the median step time.
 Usage: python3 bench/torch_gpu_sheep.py --sheep1 RUN_DIR --sheep2 RUN_DIR [--steps 200]
+  [--sheep1-tf32 DIR] [--sheep2-tf32 DIR]            mouton --tf32 runs (vs PyTorch's defaults)
+  [--sheep1-cudnn DIR] [--sheep2-cudnn DIR]          mouton --cudnn runs (FP32)
+  [--sheep1-cudnn-tf32 DIR] [--sheep2-cudnn-tf32 DIR]
+  [--sheep1-batches 512,2048]                        PyTorch's sheep1 at larger batches too
 """
 import argparse
 import json
@@ -52,7 +56,7 @@ def timed(step, steps, images_per_step):
     return images_per_step / statistics.median(ts)
 
 
-def torch_side(steps):
+def torch_side(steps, batches=()):
     dev = torch.device("cuda")
     torch.manual_seed(0)
     g, d = Generator().to(dev), Critic().to(dev)
@@ -74,6 +78,8 @@ def torch_side(steps):
         og.step()
 
     out = {"sheep1": timed(sheep1_step, steps, 32)}
+    for b in batches:
+        out[f"sheep1 batch {b}"] = timed(lambda: sheep1_step(b), max(20, steps // 8), b)
     og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.9))
     od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.9))
 
@@ -95,12 +101,19 @@ def torch_side(steps):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sheep1", required=True)
-    ap.add_argument("--sheep2", required=True)
+    ap.add_argument("--sheep1", help="a mouton run (FP32, mouton's kernels)")
+    ap.add_argument("--sheep2")
     ap.add_argument("--sheep1-tf32", help="a mouton run with --tf32, compared to PyTorch's defaults")
     ap.add_argument("--sheep2-tf32")
+    ap.add_argument("--sheep1-cudnn", help="a mouton run with --cudnn (FP32)")
+    ap.add_argument("--sheep2-cudnn")
+    ap.add_argument("--sheep1-cudnn-tf32", help="a mouton run with --cudnn --tf32")
+    ap.add_argument("--sheep2-cudnn-tf32")
+    ap.add_argument("--sheep1-batches", default="",
+                    help="also time PyTorch's sheep1 at these batch sizes (comma-separated)")
     ap.add_argument("--steps", type=int, default=200)
     a = ap.parse_args()
+    batches = [int(b) for b in a.sheep1_batches.split(",") if b]
     name = torch.cuda.get_device_name(0)
     default_tf32 = torch.backends.cudnn.allow_tf32
     print(f"GPU: {name}; torch {torch.__version__}; defaults: cuDNN TF32 convs "
@@ -108,11 +121,18 @@ def main():
     # PyTorch's defaults (TF32 tensor cores in its convolutions), then full FP32 as mouton runs.
     for label, tf32 in (("PyTorch eager (defaults)", default_tf32), ("PyTorch eager FP32", False)):
         torch.backends.cudnn.allow_tf32 = tf32
-        t = torch_side(a.steps)
-        runs = [("sheep1", a.sheep1), ("sheep2", a.sheep2)]
+        t = torch_side(a.steps, batches)
+        for b in batches:
+            v = t[f"sheep1 batch {b}"]
+            print(f"{label}, sheep1 at batch {b}: {v:,.0f} images/s; 10 epochs of "
+                  f"{FULL_SET:,} images: {10 * FULL_SET / v:.0f} s")
+        runs = [("sheep1", a.sheep1), ("sheep2", a.sheep2),
+                ("sheep1 --cudnn", a.sheep1_cudnn), ("sheep2 --cudnn", a.sheep2_cudnn)]
         if tf32:
-            runs += [(k, r) for k, r in (("sheep1 --tf32", a.sheep1_tf32),
-                                          ("sheep2 --tf32", a.sheep2_tf32)) if r]
+            runs += [("sheep1 --tf32", a.sheep1_tf32), ("sheep2 --tf32", a.sheep2_tf32),
+                     ("sheep1 --cudnn --tf32", a.sheep1_cudnn_tf32),
+                     ("sheep2 --cudnn --tf32", a.sheep2_cudnn_tf32)]
+        runs = [(k, r) for k, r in runs if r]
         for key, run in runs:
             m, n = mouton_images_per_s(run)
             base = t[key.split()[0]]

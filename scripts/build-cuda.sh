@@ -76,9 +76,14 @@ cat > "$DIST/run-on-target.sh" <<'RUN'
 set -e
 D=$(cd "$(dirname "$0")" && pwd)
 tar -xzPf "$D/nvrtc-headers.tar.gz" 2>/dev/null || true
-NV=$(python3 -c 'import nvidia, os; print(os.path.join(list(nvidia.__path__)[0], "cu13", "lib"))')
+lib_of() {  # the first folder nvidia/$1/lib among the nvidia packages' paths, or nothing
+  python3 -c 'import nvidia, os, sys; p = [os.path.join(d, sys.argv[1], "lib") for d in nvidia.__path__]; print(next((d for d in p if os.path.isdir(d)), ""))' "$1"
+}
+NV=$(lib_of cu13)
+# PyTorch's cuDNN, for --cudnn (opened at run time; libcudnn.so.9 loads its parts from here).
+DNN=$(lib_of cudnn)
 P=$1; shift
-LD_LIBRARY_PATH="$NV:${LD_LIBRARY_PATH:-}" exec "$D/$P" "$@"
+LD_LIBRARY_PATH="$NV${DNN:+:$DNN}:${LD_LIBRARY_PATH:-}" exec "$D/$P" "$@"
 RUN
 chmod +x "$DIST/run-on-target.sh"
 echo "built in $(( $(date +%s) - T0 )) s into $DIST:"

@@ -4,6 +4,8 @@
 # run alternately ROUNDS times, then PyTorch eager on the same GPU against build B's runs.
 #   A=target/cuda-base B=target/cuda-dist bash scripts/gpu-ab.sh
 # (each built by scripts/build-cuda.sh, e.g. DIST=target/cuda-base from an older commit).
+# A_FLAGS / B_FLAGS add `mouton train` options to one side: mouton's kernels against cuDNN
+# in one build is  A=target/cuda-dist B=target/cuda-dist B_FLAGS=--cudnn bash scripts/gpu-ab.sh
 set -uo pipefail
 A=${A:-target/cuda-base}
 B=${B:-target/cuda-dist}
@@ -20,9 +22,10 @@ for round in $(seq "$ROUNDS"); do
   for p in sheep1 sheep2; do
     steps=600; [ $p = sheep2 ] && steps=300
     for side in A B; do
-      dist=$A; [ $side = B ] && dist=$B
+      dist=$A; flags=${A_FLAGS:-}; [ $side = B ] && dist=$B && flags=${B_FLAGS:-}
       dir="$OUT/$p-$side-$round"
-      "$dist/run-on-target.sh" mouton train --preset $p --device cuda --max-steps $steps \
+      # shellcheck disable=SC2086
+      "$dist/run-on-target.sh" mouton train --preset $p --device cuda $flags --max-steps $steps \
         --seed 2 --run-dir "$dir" --quiet || exit 1
       echo "round $round $p $side: $(med "$dir") images/s"
     done

@@ -4,18 +4,27 @@
 # trainings on CPU and CUDA with the same seed (their loss curves side by side), and the
 # throughput against PyTorch eager on the same GPU (bench/torch_gpu_sheep.py).
 #   bash scripts/gpu-check.sh [STEPS]      (STEPS: steps per short run, default 40)
+# SECTIONS=34 bash scripts/gpu-check.sh runs only sections 3 and 4 (each call of the lent
+# machine is limited to 10 minutes; all four take about that).
 set -euo pipefail
 DIST=${DIST:-target/cuda-dist}
 OUT=${GPU_CHECK_OUT:-target/gpu-check}
 STEPS=${1:-40}
 R="$DIST/run-on-target.sh"
+SECTIONS=${SECTIONS:-1234}
+on() { [[ $SECTIONS == *$1* ]]; }
 rm -rf "$OUT"; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
-echo "== 1. op parity (CUDA vs CPU kernels, relative error <= 1e-4)"
 status=0
-"$R" cuda_parity --test-threads=1 --nocapture || status=1
+if on 1; then
+echo "== 1. op parity (CUDA vs CPU kernels, relative error <= 1e-4; cuDNN's too, required)"
+MOUTON_REQUIRE_CUDNN=${MOUTON_REQUIRE_CUDNN:-1} "$R" cuda_parity --test-threads=1 --nocapture ||
+  status=1
 
+fi
+
+if on 2; then
 echo "== 2. sheep1, sheep2, DCGAN, MLP GAN and VAE, $STEPS steps on CPU and CUDA, seed 1"
 for p in sheep1 sheep2; do
   for d in cpu cuda; do
@@ -64,6 +73,9 @@ for p in ("sheep1", "sheep2", "dcgan", "mlp", "vae"):
     print(f"  max |d_loss cpu - cuda| over the first 5 steps: {first:.2e}")
 PY
 
+fi
+
+if on 3; then
 echo "== 3. throughput vs PyTorch eager"
 "$R" mouton train --preset sheep1 --device cuda --max-steps 600 --seed 2 \
   --run-dir "$OUT/speed-sheep1" --quiet || status=1
@@ -71,9 +83,35 @@ echo "== 3. throughput vs PyTorch eager"
   --run-dir "$OUT/speed-sheep2" --quiet || status=1
 for p in sheep1 sheep2; do
   steps=600; [ $p = sheep2 ] && steps=300
-  "$R" mouton train --preset $p --device cuda --tf32 --max-steps $steps --seed 2 \
-    --run-dir "$OUT/speed-$p-tf32" --quiet || status=1
+  for flags in "--tf32" "--cudnn" "--cudnn --tf32"; do
+    # shellcheck disable=SC2086
+    "$R" mouton train --preset $p --device cuda $flags --max-steps $steps --seed 2 \
+      --run-dir "$OUT/speed-$p$(echo $flags | tr -d ' ')" --quiet || status=1
+  done
 done
 python3 bench/torch_gpu_sheep.py --sheep1 "$OUT/speed-sheep1" --sheep2 "$OUT/speed-sheep2" \
-  --sheep1-tf32 "$OUT/speed-sheep1-tf32" --sheep2-tf32 "$OUT/speed-sheep2-tf32" || status=1
+  --sheep1-tf32 "$OUT/speed-sheep1--tf32" --sheep2-tf32 "$OUT/speed-sheep2--tf32" \
+  --sheep1-cudnn "$OUT/speed-sheep1--cudnn" --sheep2-cudnn "$OUT/speed-sheep2--cudnn" \
+  --sheep1-cudnn-tf32 "$OUT/speed-sheep1--cudnn--tf32" \
+  --sheep2-cudnn-tf32 "$OUT/speed-sheep2--cudnn--tf32" || status=1
+
+fi
+
+if on 4; then
+echo "== 4. sheep1 at large batches (the 10-epoch goal), mouton's kernels and cuDNN"
+for b in 512 2048; do
+  for flags in "" "--cudnn" "--cudnn --tf32"; do
+    dir="$OUT/batch-$b$(echo $flags | tr -d ' ')"
+    # shellcheck disable=SC2086
+    "$R" mouton train --preset sheep1 --device cuda $flags --batch-size $b --max-steps 60 \
+      --seed 2 --run-dir "$dir" --quiet || status=1
+    python3 -c 'import json,statistics,sys
+r=[x["images_per_s"] for x in map(json.loads, open(sys.argv[1]+"/metrics.jsonl")) if x.get("kind")=="step"][10:]
+m=statistics.median(r); how=sys.argv[3] or "(our kernels)"
+print(f"sheep1 batch {sys.argv[2]} {how}: {m:,.0f} images/s, 10 epochs {10*126121/m:.0f} s")' \
+      "$dir" "$b" "$flags" || status=1
+  done
+done
+python3 bench/torch_gpu_sheep.py --sheep1-batches 512,2048 --steps 100 || status=1
+fi
 exit $status

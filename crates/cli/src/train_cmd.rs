@@ -109,6 +109,10 @@ pub struct TrainArgs {
     /// default: faster, less exact (off: plain FP32, matching the CPU to about 1e-6).
     #[arg(long)]
     tf32: bool,
+    /// On CUDA, run the convolutions cuDNN can express through cuDNN (found at run time:
+    /// libcudnn.so.9 or .8, or the path in MOUTON_CUDNN), deterministic algorithms only.
+    #[arg(long)]
+    cudnn: bool,
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
     #[arg(long)]
@@ -390,6 +394,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         inject_nan_at_step: args.debug_inject_nan_at_step,
         device,
         tf32: args.tf32,
+        cudnn: args.cudnn,
     };
     let mut progress = Progress {
         quiet: args.quiet,

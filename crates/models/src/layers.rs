@@ -19,7 +19,7 @@ use crate::ops::Real;
 #[cfg(feature = "cuda")]
 mod cuda;
 #[cfg(feature = "cuda")]
-pub use cuda::{fused_update, open_cuda, set_tf32_gemms};
+pub use cuda::{fused_update, open_cuda, set_cudnn_convs, set_tf32_gemms};
 
 /// A 4-D tensor with run-time sizes, (N, C, H, W), on device `D` (the CPU unless named).
 pub type Nchw<E, T, D = Cpu> = Tensor<(usize, usize, usize, usize), E, D, T>;

@@ -154,6 +154,33 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `pads_symmetrically` (which sends a convolution to cuDNN) says yes exactly when the
+    /// same convolution with `pad_top`/`pad_left` zeros on both sides gives the same output.
+    #[test]
+    fn symmetric_padding_is_claimed_exactly_when_it_computes_the_same(
+        g in geometry(),
+        seed in any::<u64>(),
+    ) {
+        let sym = Padding::Explicit {
+            top: g.pad_top,
+            bottom: g.pad_top,
+            left: g.pad_left,
+            right: g.pad_left,
+        };
+        let s = Conv2dGeometry::new(g.batch, g.in_ch, g.h, g.w, g.out_ch, (g.kh, g.kw), g.stride, sym);
+        let same_size = s.as_ref().is_ok_and(|s| (s.oh, s.ow) == (g.oh, g.ow));
+        prop_assert_eq!(g.pads_symmetrically(), same_size);
+        if let (Ok(s), true) = (s, same_size) {
+            let (nx, nw, _) = g.sizes();
+            let (x, w) = (values(nx, seed), values(nw, seed ^ 1));
+            prop_assert_eq!(direct(&g, &x, &w, &vec![0.0; g.out_ch]), direct(&s, &x, &w, &vec![0.0; g.out_ch]));
+        }
+    }
+}
+
 #[test]
 fn keras_same_padding_is_asymmetric_for_even_kernels() {
     // 7x7 -> 4x4 with k 4, s 2: pad_total = (4 - 1) * 2 + 4 - 7 = 3: 1 above, 2 below.

@@ -61,6 +61,63 @@ fn random(rng: &mut impl Rng, n: usize) -> Vec<f32> {
 #[test]
 fn conv2d_forward_and_all_gradients_match_the_cpu() {
     let Some(gpu) = gpu() else { return };
+    conv2d_cases_match_the_cpu(&gpu, "conv2d");
+}
+
+/// cuDNN opened for this thread's convolutions, or why not (a skip, unless
+/// `MOUTON_REQUIRE_CUDNN=1`, as `scripts/gpu-check.sh` sets, makes it a failure).
+fn cudnn_on() -> bool {
+    match mouton_models::layers::set_cudnn_convs(true) {
+        Ok(version) => {
+            println!("cuDNN {version}");
+            true
+        }
+        Err(e) if std::env::var("MOUTON_REQUIRE_CUDNN").as_deref() != Ok("1") => {
+            println!("SKIPPED: {e}");
+            false
+        }
+        Err(e) => panic!("cuDNN required: {e}"),
+    }
+}
+
+#[test]
+fn cudnn_convolutions_match_the_cpu_and_repeat_bit_for_bit() {
+    let Some(gpu) = gpu() else { return };
+    if !cudnn_on() {
+        return;
+    }
+    // The same cases: those with symmetric padding through cuDNN, the others through ours.
+    conv2d_cases_match_the_cpu(&gpu, "cuDNN conv2d");
+    conv_transpose2d_cases_match_the_cpu(&gpu, "cuDNN conv_transpose2d");
+    // Deterministic algorithms only: the same inputs give the same bits, gradients included.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let (n, c, h, w, o, k) = (16, 64, 14, 14, 128, 3);
+    let xv = random(&mut rng, n * c * h * w);
+    let wv = random(&mut rng, o * c * k * k);
+    let run = || {
+        let x: Nchw<f32, NoneTape, Cuda> = gpu.tensor_from_vec(xv.clone(), (n, c, h, w));
+        let wt = gpu.tensor_from_vec(wv.clone(), (o, c, k, k));
+        let y = conv2d(
+            x.leaky_trace(),
+            &wt,
+            mouton_models::layers::no_bias(),
+            1,
+            Padding::Same,
+        )
+        .unwrap();
+        let yv = y.retaped::<NoneTape>().as_vec();
+        let g = y.square().sum::<(), _>().backward();
+        (yv, g.get(&x).as_vec(), g.get(&wt).as_vec())
+    };
+    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+    let (a, b) = (run(), run());
+    assert_eq!(bits(&a.0), bits(&b.0), "cuDNN forward repeats");
+    assert_eq!(bits(&a.1), bits(&b.1), "cuDNN input gradient repeats");
+    assert_eq!(bits(&a.2), bits(&b.2), "cuDNN weight gradient repeats");
+    mouton_models::layers::set_cudnn_convs(false).unwrap();
+}
+
+fn conv2d_cases_match_the_cpu(gpu: &Cuda, label: &str) {
     let cpu = Cpu::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     // (n, c, h, w, o, k, stride, padding): SHEEP1's layers, smaller batches, and odd cases;
@@ -136,7 +193,7 @@ fn conv2d_forward_and_all_gradients_match_the_cpu() {
         let r_gpu = gpu.tensor_from_vec(r, shape);
         let y_gpu_v = y_gpu.retaped::<NoneTape>().as_vec();
         let g_gpu = (y_gpu * r_gpu).sum::<(), _>().backward();
-        let what = format!("conv2d {n}x{c}x{h}x{w} -> {o}, k{k} s{s} {pad:?}, bias {biased}");
+        let what = format!("{label} {n}x{c}x{h}x{w} -> {o}, k{k} s{s} {pad:?}, bias {biased}");
         check(&format!("{what} output"), &y_gpu_v, &y_cpu_v);
         check_grad(&format!("{what} d/dx"), (&g_gpu, &x_gpu), (&g_cpu, &x_cpu));
         check_grad(&format!("{what} d/dw"), (&g_gpu, &w_gpu), (&g_cpu, &w_cpu));
@@ -149,6 +206,10 @@ fn conv2d_forward_and_all_gradients_match_the_cpu() {
 #[test]
 fn conv_transpose2d_forward_and_all_gradients_match_the_cpu() {
     let Some(gpu) = gpu() else { return };
+    conv_transpose2d_cases_match_the_cpu(&gpu, "conv_transpose2d");
+}
+
+fn conv_transpose2d_cases_match_the_cpu(gpu: &Cuda, label: &str) {
     let cpu = Cpu::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(8);
     // (n, cin, h, w, cout, k, stride, padding, output_padding, bias): the DCGAN generators'
@@ -184,9 +245,8 @@ fn conv_transpose2d_forward_and_all_gradients_match_the_cpu() {
         let r_gpu = gpu.tensor_from_vec(r, shape);
         let y_gpu_v = y_gpu.retaped::<NoneTape>().as_vec();
         let g_gpu = (y_gpu * r_gpu).sum::<(), _>().backward();
-        let what = format!(
-            "conv_transpose2d {n}x{c}x{h}x{w} -> {o}, k{k} s{s} p{pad} op{opad}, bias {biased}"
-        );
+        let what =
+            format!("{label} {n}x{c}x{h}x{w} -> {o}, k{k} s{s} p{pad} op{opad}, bias {biased}");
         check(&format!("{what} output"), &y_gpu_v, &y_cpu_v);
         check_grad(&format!("{what} d/dx"), (&g_gpu, &x_gpu), (&g_cpu, &x_cpu));
         check_grad(&format!("{what} d/dw"), (&g_gpu, &w_gpu), (&g_cpu, &w_cpu));

@@ -74,6 +74,10 @@ pub struct RunOptions {
     /// products, FP32 sums), as PyTorch's cuDNN convolutions do by default: faster, less
     /// exact. Off by default (plain FP32, which the CPU-parity checks hold to 1e-4).
     pub tf32: bool,
+    /// On CUDA, run the convolutions that cuDNN can express (symmetric padding) through
+    /// cuDNN, opened at run time, with deterministic algorithms only (FP32 unless `tf32`).
+    /// Off by default: mouton's own kernels.
+    pub cudnn: bool,
 }
 
 /// The device a run trains on.
@@ -399,6 +403,9 @@ pub fn train(
         DeviceChoice::Cpu if opts.tf32 => Err(TrainError::Config(
             "TF32 applies to CUDA runs only (--device cuda)".into(),
         )),
+        DeviceChoice::Cpu if opts.cudnn => Err(TrainError::Config(
+            "cuDNN applies to CUDA runs only (--device cuda)".into(),
+        )),
         DeviceChoice::Cpu if cfg.loss == LossKind::Vae => {
             run_vae(cfg, data, run_dir, opts, on_event, &Cpu::default())
         }
@@ -422,6 +429,8 @@ fn train_cuda(
     let dev = mouton_models::layers::open_cuda(ordinal, cfg.seed)
         .map_err(|e| TrainError::Device(format!("cuda:{ordinal}: {e}")))?;
     mouton_models::layers::set_tf32_gemms(opts.tf32);
+    mouton_models::layers::set_cudnn_convs(opts.cudnn)
+        .map_err(|e| TrainError::Device(format!("cuda:{ordinal}: {e}")))?;
     if cfg.loss == LossKind::Vae {
         return run_vae(cfg, data, run_dir, opts, on_event, &dev);
     }

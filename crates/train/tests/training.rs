@@ -389,4 +389,13 @@ fn builds_without_cuda_refuse_cuda_runs_and_say_how_to_get_one() {
     assert!(matches!(err, TrainError::Config(_)), "{err}");
     assert!(err.to_string().contains("TF32"), "{err}");
     assert!(!dir.path().join("c").join("metrics.jsonl").exists());
+    // So is cuDNN.
+    let cudnn_cpu = RunOptions {
+        cudnn: true,
+        ..Default::default()
+    };
+    let err = run(&small(None, 1), &dir.path().join("d"), &cudnn_cpu).unwrap_err();
+    assert!(matches!(err, TrainError::Config(_)), "{err}");
+    assert!(err.to_string().contains("cuDNN"), "{err}");
+    assert!(!dir.path().join("d").join("metrics.jsonl").exists());
 }

@@ -7,7 +7,8 @@
 //! same pass ([`super::conv2d_act`]; the derivative is taken from the output). Our kernels
 //! reduce in a fixed order, so a training run on one GPU repeats bit for bit where dfdx's own
 //! atomic reductions are not used. Upsampling, products with constants and LeakyReLU slopes
-//! are ours; batch norm and the remaining activations are dfdx's own CUDA ops.
+//! are ours; batch norm and the remaining activations are dfdx's own CUDA ops. On request
+//! ([`set_cudnn_convs`]), convolutions with symmetric padding run through cuDNN instead.
 //!
 //! dfdx 0.13 keeps a tensor's storage private (its `Tensorlike` trait is crate-private), so
 //! tensors cross into our kernels three ways, cheapest first: a parameter's mirror kept by the
@@ -24,8 +25,11 @@ use dfdx::prelude::*;
 
 use super::{check_batch_norm, check_params, Nchw};
 
+mod cudnn;
 pub mod fused_update;
 mod outputs;
+
+pub use cudnn::set_cudnn_convs;
 
 use crate::ops::activation::Activation;
 use crate::ops::conv2d::{Conv2dGeometry, GeometryError, Padding};
@@ -667,6 +671,17 @@ fn fused_act(act: Activation) -> Option<(i32, f32)> {
     }
 }
 
+/// cuDNN's plan for `g` when [`set_cudnn_convs`] is on and cuDNN can express `g`.
+fn cudnn_plan(
+    cu: &Arc<CudaDevice>,
+    g: &Conv2dGeometry,
+) -> Result<Option<Arc<cudnn::Plan>>, GeometryError> {
+    if !cudnn::wanted() || !g.pads_symmetrically() {
+        return Ok(None);
+    }
+    cudnn::plan(cu, g, TF32.with(|t| t.get())).map(Some)
+}
+
 /// Convolutions with at most this many output channels use the direct kernels...
 const DIRECT_MAX_OUT: usize = 8;
 /// ... when their kernel has at most this many taps (the weight gradient's shared memory).
@@ -788,9 +803,10 @@ where
     let xs = xr.slice()?;
     let cu = xs.device();
     load(&cu)?;
+    let dnn = cudnn_plan(&cu, &geometry)?;
     // Few output channels (a generator's image layer): direct kernels, no K x P columns.
-    let direct = o <= DIRECT_MAX_OUT && kh * kw <= DIRECT_MAX_TAPS;
-    let cols = if direct {
+    let direct = dnn.is_none() && o <= DIRECT_MAX_OUT && kh * kw <= DIRECT_MAX_TAPS;
+    let cols = if direct || dnn.is_some() {
         None
     } else {
         Some(im2col(&cu, xs, g).map_err(dev_err)?)
@@ -829,16 +845,20 @@ where
             }
             return Ok(());
         }
-        let cols = cols.as_ref().ok_or(GeometryError::Invalid("no columns"))?;
-        // Y_i (O x P) = W (O x K) cols_i (K x P)
-        batched_gemm(
-            &blas,
-            (o, p, kk),
-            (ws, false, 0),
-            (cols, false, kk * p),
-            (&mut *out, o * p),
-            n,
-        )?;
+        if let Some(plan) = &dnn {
+            plan.forward(xs, ws, out)?;
+        } else {
+            let cols = cols.as_ref().ok_or(GeometryError::Invalid("no columns"))?;
+            // Y_i (O x P) = W (O x K) cols_i (K x P)
+            batched_gemm(
+                &blas,
+                (o, p, kk),
+                (ws, false, 0),
+                (cols, false, kk * p),
+                (&mut *out, o * p),
+                n,
+            )?;
+        }
         if br.is_some() || act_kind != 0 {
             let total = n * o * p;
             let (bs, has_b) = match &mut br {
@@ -862,9 +882,13 @@ where
     if !T::OWNS_TAPE {
         return Ok(y.put_tape(tape));
     }
-    // The direct kernels' backward reads x; the GEMM path's reads the columns; the
-    // activation's, the output.
-    let keep_x = if direct { Some(xr) } else { None };
+    // The direct kernels' and cuDNN's backward read x; the GEMM path's reads the columns;
+    // the activation's, the output.
+    let keep_x = if direct || dnn.is_some() {
+        Some(xr)
+    } else {
+        None
+    };
     let y_kept = (act_kind != 0).then_some(y_kept);
     let (x_g, w_g, b_g, y_g) = (
         x.ghost(),
@@ -893,9 +917,15 @@ where
             None
         };
         let gy: &CudaSlice<f32> = gy_act.as_ref().unwrap_or(&gy_out);
-        let mut wr = wr;
+        let (mut wr, mut keep_x) = (wr, keep_x);
         let ws = wr.slice().map_err(fail)?;
-        if let Some(mut xr) = keep_x {
+        if let (Some(plan), Some(xr)) = (&dnn, keep_x.as_mut()) {
+            let xs = xr.slice().map_err(fail)?;
+            let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
+            plan.backward_data(ws, gy, gx, true).map_err(fail)?;
+            let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
+            plan.backward_filter_add(xs, gy, gw).map_err(fail)?;
+        } else if let Some(xr) = keep_x.as_mut() {
             let xs = xr.slice().map_err(fail)?;
             let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
             let cfg = per_image(c * h * w, n);
@@ -1053,27 +1083,33 @@ where
     let cu = xs.device();
     load(&cu)?;
     let blas = blas_for(&cu)?;
+    // cuDNN: this is its adjoint conv2d's backward-data pass, and the other way round.
+    let dnn = cudnn_plan(&cu, &geometry.conv)?;
     let y = write(x.device(), (n, o, oh, ow), |out| {
         let ws = wr.slice()?;
-        // cols_i (K x P) = W^T (K x c) x_i (c x P), gathered into the (zeroed) output.
-        // SAFETY: the GEMM writes every element.
-        let mut cols = unsafe { cu.alloc::<f32>(n * kk * p) }.map_err(dev_err)?;
-        batched_gemm(
-            &blas,
-            (kk, p, c),
-            (ws, true, 0),
-            (xs, false, c * p),
-            (&mut cols, kk * p),
-            n,
-        )?;
+        if let Some(plan) = &dnn {
+            plan.backward_data(ws, xs, out, false)?;
+        } else {
+            // cols_i (K x P) = W^T (K x c) x_i (c x P), gathered into the (zeroed) output.
+            // SAFETY: the GEMM writes every element.
+            let mut cols = unsafe { cu.alloc::<f32>(n * kk * p) }.map_err(dev_err)?;
+            batched_gemm(
+                &blas,
+                (kk, p, c),
+                (ws, true, 0),
+                (xs, false, c * p),
+                (&mut cols, kk * p),
+                n,
+            )?;
+            launch(
+                &cu,
+                "col2im_add",
+                per_image(o * oh * ow, n),
+                (&mut *out, &cols, g),
+            )
+            .map_err(dev_err)?;
+        }
         let total = n * o * oh * ow;
-        launch(
-            &cu,
-            "col2im_add",
-            per_image(o * oh * ow, n),
-            (&mut *out, &cols, g),
-        )
-        .map_err(dev_err)?;
         if let Some(b) = &mut br {
             let (o, p) = (o as i32, (oh * ow) as i32);
             let params = (out, b.slice()?, 1i32, o, p, total as i64, 0i32, 0.0f32);
@@ -1100,6 +1136,17 @@ where
         let blas = blas_for(&cu).map_err(fail)?;
         let (mut xr, mut wr) = (xr, wr);
         let (xs, ws) = (xr.slice().map_err(fail)?, wr.slice().map_err(fail)?);
+        if let Some(plan) = &dnn {
+            let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
+            plan.forward_add(&gy, ws, gx).map_err(fail)?;
+            let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
+            plan.backward_filter_add(&gy, xs, gw).map_err(fail)?;
+            if let Some(b_g) = b_g {
+                bias_grad_add(grads.get_or_alloc_mut(&b_g)?, &gy, (n, o, oh * ow))?;
+            }
+            *grads.get_or_alloc_mut(&y_g)? = gy;
+            return Ok(());
+        }
         // The adjoint conv2d's forward on dY: columns of dY, then dX += W (c x K) cols_i.
         let cols = im2col(&cu, &gy, g)?;
         // SAFETY: the GEMM writes every element.

@@ -180,6 +180,26 @@ impl Conv2dGeometry {
         })
     }
 
+    /// Whether padding each axis with as many zeros after as before (`pad_top`, `pad_left`)
+    /// gives the same output size, and so the same convolution: what libraries with symmetric
+    /// padding only (cuDNN) can compute. Zeros read past the input are zeros either way.
+    ///
+    /// ```
+    /// use mouton_models::ops::conv2d::{Conv2dGeometry, Padding};
+    /// // Keras "same" at stride 2: 28 -> 14 pads 1 and 1, but 7 -> 4 pads 1 above, 2 below.
+    /// let even = Conv2dGeometry::new(1, 1, 28, 28, 8, (4, 4), 2, Padding::Same)?;
+    /// let odd = Conv2dGeometry::new(1, 1, 7, 7, 8, (4, 4), 2, Padding::Same)?;
+    /// assert!(even.pads_symmetrically() && !odd.pads_symmetrically());
+    /// # Ok::<(), mouton_models::ops::conv2d::GeometryError>(())
+    /// ```
+    pub fn pads_symmetrically(&self) -> bool {
+        let out = |len: usize, pad: usize, k: usize| {
+            (len + 2 * pad >= k).then(|| (len + 2 * pad - k) / self.stride + 1)
+        };
+        out(self.h, self.pad_top, self.kh) == Some(self.oh)
+            && out(self.w, self.pad_left, self.kw) == Some(self.ow)
+    }
+
     /// Elements of the input, weights and output.
     pub fn sizes(&self) -> (usize, usize, usize) {
         (
