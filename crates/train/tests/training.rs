@@ -380,22 +380,19 @@ fn builds_without_cuda_refuse_cuda_runs_and_say_how_to_get_one() {
             );
         }
     }
-    // TF32 is a CUDA setting: asking for it on the CPU is a configuration error.
-    let tf32_cpu = RunOptions {
+    // TF32 and cuDNN are CUDA settings: asking for either on the CPU is a configuration error.
+    let tf32 = RunOptions {
         tf32: true,
         ..Default::default()
     };
-    let err = run(&small(None, 1), &dir.path().join("c"), &tf32_cpu).unwrap_err();
-    assert!(matches!(err, TrainError::Config(_)), "{err}");
-    assert!(err.to_string().contains("TF32"), "{err}");
-    assert!(!dir.path().join("c").join("metrics.jsonl").exists());
-    // So is cuDNN.
-    let cudnn_cpu = RunOptions {
+    let cudnn = RunOptions {
         cudnn: true,
         ..Default::default()
     };
-    let err = run(&small(None, 1), &dir.path().join("d"), &cudnn_cpu).unwrap_err();
-    assert!(matches!(err, TrainError::Config(_)), "{err}");
-    assert!(err.to_string().contains("cuDNN"), "{err}");
-    assert!(!dir.path().join("d").join("metrics.jsonl").exists());
+    for (opts, name, sub) in [(tf32, "TF32", "c"), (cudnn, "cuDNN", "d")] {
+        let err = run(&small(None, 1), &dir.path().join(sub), &opts).unwrap_err();
+        assert!(matches!(err, TrainError::Config(_)), "{err}");
+        assert!(err.to_string().contains(name), "{err}");
+        assert!(!dir.path().join(sub).join("metrics.jsonl").exists());
+    }
 }
