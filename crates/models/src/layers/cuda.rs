@@ -501,19 +501,32 @@ pub fn set_tf32_gemms(on: bool) {
     TF32.with(|t| t.set(on));
 }
 
-/// One cuBLAS handle per device, kept for the process.
-fn blas_for(cu: &Arc<CudaDevice>) -> Result<Arc<CudaBlas>, GeometryError> {
-    static HANDLES: Mutex<Vec<(usize, Arc<CudaBlas>)>> = Mutex::new(Vec::new());
+/// Values made once per device (by `make`, at first use) and kept for the process.
+type PerDevice<T> = Mutex<Vec<(usize, Arc<T>)>>;
+
+/// `cache`'s value for `cu`. The value must keep `cu` alive (a handle on its stream does),
+/// so that no other device comes to live at the same address.
+fn per_device<T>(
+    cache: &PerDevice<T>,
+    cu: &Arc<CudaDevice>,
+    make: impl FnOnce() -> Result<T, GeometryError>,
+) -> Result<Arc<T>, GeometryError> {
     let key = Arc::as_ptr(cu) as usize;
-    let mut handles = HANDLES
+    let mut values = cache
         .lock()
         .map_err(|_| GeometryError::Device("poisoned".into()))?;
-    if let Some((_, b)) = handles.iter().find(|(k, _)| *k == key) {
-        return Ok(b.clone());
+    if let Some((_, v)) = values.iter().find(|(k, _)| *k == key) {
+        return Ok(v.clone());
     }
-    let b = Arc::new(CudaBlas::new(cu.clone()).map_err(dev_err)?);
-    handles.push((key, b.clone()));
-    Ok(b)
+    let v = Arc::new(make()?);
+    values.push((key, v.clone()));
+    Ok(v)
+}
+
+/// One cuBLAS handle per device, kept for the process.
+fn blas_for(cu: &Arc<CudaDevice>) -> Result<Arc<CudaBlas>, GeometryError> {
+    static HANDLES: PerDevice<CudaBlas> = Mutex::new(Vec::new());
+    per_device(&HANDLES, cu, || CudaBlas::new(cu.clone()).map_err(dev_err))
 }
 
 fn launch<Params>(
@@ -1133,7 +1146,6 @@ where
         let placeholder = dev.try_alloc_len(1)?;
         let gy = std::mem::replace(grads.get_or_alloc_mut(&y_g)?, placeholder);
         let cu = gy.device();
-        let blas = blas_for(&cu).map_err(fail)?;
         let (mut xr, mut wr) = (xr, wr);
         let (xs, ws) = (xr.slice().map_err(fail)?, wr.slice().map_err(fail)?);
         if let Some(plan) = &dnn {
@@ -1141,36 +1153,33 @@ where
             plan.forward_add(&gy, ws, gx).map_err(fail)?;
             let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
             plan.backward_filter_add(&gy, xs, gw).map_err(fail)?;
-            if let Some(b_g) = b_g {
-                bias_grad_add(grads.get_or_alloc_mut(&b_g)?, &gy, (n, o, oh * ow))?;
-            }
-            *grads.get_or_alloc_mut(&y_g)? = gy;
-            return Ok(());
+        } else {
+            let blas = blas_for(&cu).map_err(fail)?;
+            // The adjoint conv2d's forward on dY: columns of dY, then dX += W (c x K) cols_i.
+            let cols = im2col(&cu, &gy, g)?;
+            // SAFETY: the GEMM writes every element.
+            let mut dx = unsafe { cu.alloc::<f32>(n * c * p) }?;
+            batched_gemm(
+                &blas,
+                (c, p, kk),
+                (ws, false, 0),
+                (&cols, false, kk * p),
+                (&mut dx, c * p),
+                n,
+            )
+            .map_err(fail)?;
+            let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
+            let len = n * c * p;
+            launch(
+                &cu,
+                "sum_batches_add",
+                grid(len),
+                (gx, &dx, 1i32, len as i64),
+            )?;
+            // dW (c x K) += sum_i x_i (c x P) cols_i^T (P x K)
+            let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
+            weight_grad_add(&blas, gw, xs, &cols, (c, kk, p), n)?;
         }
-        // The adjoint conv2d's forward on dY: columns of dY, then dX += W (c x K) cols_i.
-        let cols = im2col(&cu, &gy, g)?;
-        // SAFETY: the GEMM writes every element.
-        let mut dx = unsafe { cu.alloc::<f32>(n * c * p) }?;
-        batched_gemm(
-            &blas,
-            (c, p, kk),
-            (ws, false, 0),
-            (&cols, false, kk * p),
-            (&mut dx, c * p),
-            n,
-        )
-        .map_err(fail)?;
-        let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
-        let len = n * c * p;
-        launch(
-            &cu,
-            "sum_batches_add",
-            grid(len),
-            (gx, &dx, 1i32, len as i64),
-        )?;
-        // dW (c x K) += sum_i x_i (c x P) cols_i^T (P x K)
-        let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
-        weight_grad_add(&blas, gw, xs, &cols, (c, kk, p), n)?;
         if let Some(b_g) = b_g {
             bias_grad_add(grads.get_or_alloc_mut(&b_g)?, &gy, (n, o, oh * ow))?;
         }

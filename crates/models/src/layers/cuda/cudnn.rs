@@ -3,8 +3,9 @@
 //!
 //! cuDNN is opened at run time (`dlopen` of `libcudnn.so.9`, `.8`, or `$MOUTON_CUDNN`), so a
 //! build needs neither cuDNN nor its headers, and a binary runs unchanged where cuDNN is
-//! missing: only `--cudnn` then fails, saying so. The legacy convolution API used here has
-//! kept its signatures and enum values from cuDNN 7 to 9.
+//! missing: only `--cudnn` then fails, saying so. The prototypes, struct layout and enum
+//! values below were checked against cuDNN 9.28's headers (this legacy convolution API dates
+//! from cuDNN 7).
 //!
 //! Algorithms come from cuDNN's heuristics (`*_v7`, no timing runs), keeping only the
 //! deterministic ones, so a run repeats bit for bit on one GPU as with our kernels. In FP32
@@ -17,6 +18,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use cudarc::driver::{CudaDevice, CudaSlice, DevicePtr, DevicePtrMut};
 
+use super::{per_device, PerDevice};
 use crate::ops::conv2d::{Conv2dGeometry, GeometryError};
 
 type Status = c_int;
@@ -228,34 +230,27 @@ unsafe impl Send for Handle {}
 unsafe impl Sync for Handle {}
 
 fn handle_for(cu: &Arc<CudaDevice>) -> Result<Arc<Handle>, GeometryError> {
-    static HANDLES: Mutex<Vec<(usize, Arc<Handle>)>> = Mutex::new(Vec::new());
+    static HANDLES: PerDevice<Handle> = Mutex::new(Vec::new());
     let api = api()?;
-    let key = Arc::as_ptr(cu) as usize;
-    let mut handles = HANDLES
-        .lock()
-        .map_err(|_| GeometryError::Device("poisoned".into()))?;
-    if let Some((_, h)) = handles.iter().find(|(k, _)| *k == key) {
-        return Ok(h.clone());
-    }
-    // cudnnCreate works in the device's context.
-    cu.bind_to_thread()
-        .map_err(|e| GeometryError::Device(format!("{e:?}")))?;
-    let mut h: Ptr = std::ptr::null_mut();
-    // SAFETY: cudnnCreate writes a new handle; the stream is the device's own, alive as long
-    // as the device, which the handle keeps.
-    unsafe {
-        api.check("cudnnCreate", (api.create)(&mut h))?;
-        api.check(
-            "cudnnSetStream",
-            (api.set_stream)(h, *cu.cu_stream() as Ptr),
-        )?;
-    }
-    let h = Arc::new(Handle {
-        raw: Mutex::new(h),
-        _device: cu.clone(),
-    });
-    handles.push((key, h.clone()));
-    Ok(h)
+    per_device(&HANDLES, cu, || {
+        // cudnnCreate works in the device's context.
+        cu.bind_to_thread()
+            .map_err(|e| GeometryError::Device(format!("{e:?}")))?;
+        let mut h: Ptr = std::ptr::null_mut();
+        // SAFETY: cudnnCreate writes a new handle; the stream is the device's own, alive as
+        // long as the device, which the handle keeps.
+        unsafe {
+            api.check("cudnnCreate", (api.create)(&mut h))?;
+            api.check(
+                "cudnnSetStream",
+                (api.set_stream)(h, *cu.cu_stream() as Ptr),
+            )?;
+        }
+        Ok(Handle {
+            raw: Mutex::new(h),
+            _device: cu.clone(),
+        })
+    })
 }
 
 /// A convolution's descriptors and chosen algorithms, made once per geometry and mode.
