@@ -1,7 +1,7 @@
 //! Golden test: our rendering of Google's simplified drawings against Google's own numpy_bitmap
 //! rows (275 pairs: 25 drawings x 11 categories from `../shared/quickdraw`).
 
-mod common;
+use crate::common;
 
 use mouton_data::{NdjsonReader, RasterOptions, Rasterizer, SkiaRasterizer, Strokes};
 

@@ -1,7 +1,7 @@
 //! Golden test: Google's simplification re-derived from the raw drawings, against Google's own
 //! simplified files (the first 25 drawings of 12 categories line up by key_id).
 
-mod common;
+use crate::common;
 
 use mouton_data::{simplify, NdjsonKind, NdjsonReader};
 

@@ -1,7 +1,7 @@
 //! Every shared simplified line (344 categories x 25) read by mouton's ndjson reader, whose
 //! plain lines skip serde, equals what a generic JSON parse of the same line says.
 
-mod common;
+use crate::common;
 
 use mouton_data::{parse_ndjson_line, NdjsonKind, Timestamp};
 use serde_json::Value;

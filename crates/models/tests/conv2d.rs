@@ -1,7 +1,6 @@
 //! conv2d against the direct formula, and its gradients against finite differences (f64).
 
-mod common;
-use common::values;
+use crate::common::values;
 
 use mouton_models::ops::activation::Activation;
 use mouton_models::ops::conv2d::{

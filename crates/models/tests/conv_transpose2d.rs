@@ -1,8 +1,7 @@
 //! conv_transpose2d against the direct scatter formula, and its gradients against finite
 //! differences (f64).
 
-mod common;
-use common::values;
+use crate::common::values;
 
 use mouton_models::ops::conv_transpose2d::{
     conv_transpose2d_backward, conv_transpose2d_forward, ConvTranspose2dGeometry,

@@ -2,8 +2,7 @@
 //! match finite differences of the whole graph, in f64; the fused convolution + activation
 //! equals the two ops chained; the dense op equals dfdx's matmul and broadcast addition.
 
-mod common;
-use common::values;
+use crate::common::values;
 
 use dfdx::prelude::*;
 use mouton_models::layers::{activation, conv2d, conv2d_act, dense, no_bias};

@@ -1,0 +1,9 @@
+//! mouton-losses's integration tests as one binary, a module per file: one binary per file
+//! linked the crate and compiled its generic code once per file. One file's tests:
+//! `cargo test -p mouton-losses --test losses MODULE::`. `tests/layout.rs` (workspace root) checks
+//! that every file here is declared below.
+
+mod clipping;
+mod properties;
+mod vae_training;
+mod wgan_gp_torch;
