@@ -87,7 +87,8 @@ pub struct SinkhornPlan {
     pub converged: bool,
     /// Iterations performed.
     pub iterations: usize,
-    /// The last measured L1 marginal error.
+    /// L1 error of the returned plan's row marginals, sum_i |(P 1)_i - a_i| (its column
+    /// marginals are exact up to rounding); infinite if no iteration measured it.
     pub marginal_error: f64,
 }
 
@@ -297,7 +298,12 @@ impl<'a> State<'a> {
                 self.g[j] = self.eps * (self.log_b[j] - l);
             }
         }
-        (false, max_iter, err)
+        if max_iter > 0 {
+            // The error of the plan returned: the loop measured the one before its last update.
+            Self::lse_rows(self.c, &self.g, self.eps, &mut lse_f);
+            err = self.row_error(&lse_f);
+        }
+        (err <= tol, max_iter, err)
     }
 
     /// The kernel K and its transpose, so both products are row-wise dot products.
