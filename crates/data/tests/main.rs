@@ -1,7 +1,7 @@
-//! mouton-data's integration tests as one binary, a module per file: one binary per file
-//! linked the crate and compiled its generic code once per file. One file's tests:
-//! `cargo test -p mouton-data --test data MODULE::`. `tests/layout.rs` (workspace root) checks
-//! that every file here is declared below.
+//! The integration tests of mouton-data, one module per file, built as one binary (a binary
+//! per file compiled the crate's generic code again for each). One file's tests:
+//! `cargo test -p mouton-data --test data MODULE::`. The workspace test `tests/layout.rs`
+//! checks that no file here is left out.
 
 mod common;
 mod dataset_cache;
