@@ -859,7 +859,7 @@ where
             return Ok(());
         }
         if let Some(plan) = &dnn {
-            plan.forward(xs, ws, out)?;
+            plan.forward(xs, ws, out, false)?;
         } else {
             let cols = cols.as_ref().ok_or(GeometryError::Invalid("no columns"))?;
             // Y_i (O x P) = W (O x K) cols_i (K x P)
@@ -1150,7 +1150,7 @@ where
         let (xs, ws) = (xr.slice().map_err(fail)?, wr.slice().map_err(fail)?);
         if let Some(plan) = &dnn {
             let gx: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&x_g)?;
-            plan.forward_add(&gy, ws, gx).map_err(fail)?;
+            plan.forward(&gy, ws, gx, true).map_err(fail)?;
             let gw: &mut CudaSlice<f32> = grads.get_or_alloc_mut(&w_g)?;
             plan.backward_filter_add(&gy, xs, gw).map_err(fail)?;
         } else {

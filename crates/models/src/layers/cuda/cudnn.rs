@@ -490,14 +490,15 @@ impl Plan {
         api.check(what, st)
     }
 
-    /// `y = conv(x, w)` (overwrites `y`).
+    /// `y (+)= conv(x, w)`: added to `y` when `add`, else overwriting it.
     pub(crate) fn forward(
         &self,
         x: &CudaSlice<f32>,
         w: &CudaSlice<f32>,
         y: &mut CudaSlice<f32>,
+        add: bool,
     ) -> Result<(), GeometryError> {
-        self.run(FWD, x, w, y, 0.0)
+        self.run(FWD, x, w, y, if add { 1.0 } else { 0.0 })
     }
 
     /// `dx (+)= conv^T(w, dy)`: added to `dx` when `add`, else overwriting it.
@@ -519,16 +520,6 @@ impl Plan {
         dw: &mut CudaSlice<f32>,
     ) -> Result<(), GeometryError> {
         self.run(FILTER, x, dy, dw, 1.0)
-    }
-
-    /// `y += conv(x, w)`.
-    pub(crate) fn forward_add(
-        &self,
-        x: &CudaSlice<f32>,
-        w: &CudaSlice<f32>,
-        y: &mut CudaSlice<f32>,
-    ) -> Result<(), GeometryError> {
-        self.run(FWD, x, w, y, 1.0)
     }
 }
 
