@@ -96,13 +96,14 @@ pub struct TrainArgs {
     /// Steps in the whole run, at most.
     #[arg(long)]
     max_steps: Option<u64>,
+    /// Images per batch (default: the preset's).
     #[arg(long)]
     batch_size: Option<usize>,
     /// Seed of everything random.
     #[arg(long)]
     seed: Option<u64>,
     /// Where to train: cpu, cuda (GPU 0) or cuda:N. CUDA needs a build with the `cuda`
-    /// feature (see README) and, for now, sheep1-g with sheep1-d, sheep2-critic or mlp-d.
+    /// feature (see README); every model runs there.
     #[arg(long, default_value = "cpu")]
     device: String,
     /// On CUDA, let the convolutions' GEMMs use TF32 tensor cores, as PyTorch's cuDNN does by
@@ -113,14 +114,19 @@ pub struct TrainArgs {
     /// libcudnn.so.9 or .8, or the path in MOUTON_CUDNN), deterministic algorithms only.
     #[arg(long)]
     cudnn: bool,
+    /// Optimizer of both networks (default: the preset's).
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
+    /// Generator learning rate.
     #[arg(long)]
     lr_g: Option<f64>,
+    /// Critic / discriminator learning rate.
     #[arg(long)]
     lr_d: Option<f64>,
+    /// Adam's beta1 (unused by RMSprop).
     #[arg(long)]
     beta1: Option<f64>,
+    /// Adam's beta2, or RMSprop's alpha.
     #[arg(long)]
     beta2: Option<f64>,
     /// Critic updates per generator update.
@@ -144,6 +150,7 @@ pub struct TrainArgs {
     /// Synthetic sheep to draw when there is no --data.
     #[arg(long)]
     synthetic_count: Option<usize>,
+    /// Checkpoints kept in the run directory (the oldest are deleted).
     #[arg(long)]
     keep_checkpoints: Option<usize>,
     /// Warn when the samples' diversity falls below this fraction of the real images'.
@@ -479,6 +486,7 @@ pub struct InterpolateArgs {
     /// Output PNG.
     #[arg(short, long)]
     output: PathBuf,
+    /// Seed of the latent vectors at the rows' ends.
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -523,6 +531,7 @@ pub struct EvalArgs {
     /// Images per side (at most half the real ones are used, the other half is the baseline).
     #[arg(short, default_value_t = 500)]
     n: usize,
+    /// Seed of the generated images' latent vectors and of the SWD projections.
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
