@@ -107,7 +107,10 @@ where
         Activation::LeakyRelu(s) => s,
         Activation::Sigmoid | Activation::Tanh => return None,
     };
-    Some(D::positive_slopes(x, E::of(leak)))
+    // The kernels read x in storage order: a view is copied row-major first.
+    let shape = *x.shape();
+    let x = x.retaped::<NoneTape>().reshape_like(&shape);
+    Some(D::positive_slopes(&x, E::of(leak)))
 }
 
 /// An inverted-dropout mask (N, F): each entry 0 with probability `p`, else 1 / (1 - p), drawn

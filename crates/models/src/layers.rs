@@ -5,6 +5,7 @@
 //! CUDA device runs mouton's CUDA kernels (see [`Layers`] for what it covers).
 
 use dfdx::prelude::*;
+use dfdx::tensor::UniqueId;
 use rayon::prelude::*;
 
 use crate::ops::activation::{activation_backward_from_output, Activation};
@@ -294,7 +295,9 @@ where
     SW: Shape<Concrete = [usize; 4]>,
     SB: Shape<Concrete = [usize; 1]>,
 {
-    D::conv2d(x, weights, bias, stride, padding)
+    check_row_major("weights", weights)?;
+    check_row_major_opt("bias", bias)?;
+    D::conv2d(row_major(x), weights, bias, stride, padding)
 }
 
 /// `activation(conv2d(x, weights, bias, stride, padding), act)`: the same values and
@@ -327,7 +330,9 @@ where
     SW: Shape<Concrete = [usize; 4]>,
     SB: Shape<Concrete = [usize; 1]>,
 {
-    D::conv2d_act(x, weights, bias, stride, padding, act)
+    check_row_major("weights", weights)?;
+    check_row_major_opt("bias", bias)?;
+    D::conv2d_act(row_major(x), weights, bias, stride, padding, act)
 }
 
 /// Transposed convolution of `x` (N, Cin, H, W) with `weights` (Cin, Cout, KH, KW) (PyTorch's
@@ -360,7 +365,9 @@ where
     SW: Shape<Concrete = [usize; 4]>,
     SB: Shape<Concrete = [usize; 1]>,
 {
-    D::conv_transpose2d(x, weights, bias, stride, padding, output_padding)
+    check_row_major("weights", weights)?;
+    check_row_major_opt("bias", bias)?;
+    D::conv_transpose2d(row_major(x), weights, bias, stride, padding, output_padding)
 }
 
 /// `act(x)` element-wise, for a tensor of any shape, differentiable (one fused, multithreaded
@@ -384,7 +391,7 @@ where
     D: Layers<E>,
     T: Tape<E, D>,
 {
-    D::activation(x, act)
+    D::activation(row_major(x), act)
 }
 
 /// Nearest-neighbour upsampling of (N, C, H, W) by `factor` on both axes, differentiable.
@@ -405,7 +412,7 @@ where
     D: Layers<E>,
     T: Tape<E, D>,
 {
-    D::upsample_nearest(x, factor)
+    D::upsample_nearest(row_major(x), factor)
 }
 
 /// `x * c` element-wise, where `c` (same shape) is a constant: no gradient flows to it. For
@@ -430,7 +437,7 @@ where
     D: Layers<E>,
     T: Tape<E, D>,
 {
-    D::mul_constant(x, c)
+    D::mul_constant(row_major(x), &row_major(c.clone()))
 }
 
 /// A fully connected layer, `x W^T + b` for a batch `x` (N, I), weights (O, I) and bias (O),
@@ -460,7 +467,13 @@ where
     D: Layers<E>,
     T: Tape<E, D>,
 {
-    D::dense(x, weight, bias)
+    if !(is_row_major(weight) && is_row_major(bias)) {
+        // dfdx's own ops read views in order, and pass the gradients back to them.
+        let y = x.matmul(weight.retaped::<T>().permute::<Rank2<I, O>, Axes2<1, 0>>());
+        let shape = *y.shape();
+        return y + bias.retaped::<T>().broadcast_like(&shape);
+    }
+    D::dense(row_major(x), weight, bias)
 }
 
 /// Training-mode batch normalization of (N, C, H, W) per channel (PyTorch's BatchNorm2d),
@@ -491,7 +504,13 @@ where
     T: Tape<E, D>,
     SC: Shape<Concrete = [usize; 1]>,
 {
-    D::batch_norm_nchw(x, gamma, beta, running, eps, momentum)
+    check_row_major("gamma", gamma)?;
+    check_row_major("beta", beta)?;
+    if let Some((m, v)) = &running {
+        check_row_major("running mean", &**m)?;
+        check_row_major("running variance", &**v)?;
+    }
+    D::batch_norm_nchw(row_major(x), gamma, beta, running, eps, momentum)
 }
 
 /// Inference-mode batch normalization of (N, C, H, W) per channel, with the running statistics:
@@ -511,7 +530,55 @@ where
     T: Tape<E, D>,
     SC: Shape<Concrete = [usize; 1]>,
 {
-    D::batch_norm_nchw_eval(x, gamma, beta, running_mean, running_var, eps)
+    // Constants here (no gradient), so views are copied row-major.
+    let c = |t: &Tensor<SC, E, D>| row_major(t.clone());
+    let (g, b, m, v) = (c(gamma), c(beta), c(running_mean), c(running_var));
+    D::batch_norm_nchw_eval(row_major(x), &g, &b, &m, &v, eps)
+}
+
+/// `x` laid out row-major, as the kernels read their inputs and write their gradients: `x`
+/// itself when it is (the same tensor, no copy), else a row-major copy (dfdx's reshape) whose
+/// gradient flows back to the view. A permuted or broadcast view (NHWC images permuted to
+/// NCHW, say) shares its source's storage, which a kernel would otherwise read in storage
+/// order.
+fn row_major<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
+    x: Tensor<S, E, D, T>,
+) -> Tensor<S, E, D, T> {
+    let shape = *x.shape();
+    x.reshape_like(&shape)
+}
+
+/// The id dfdx gives `t` (shared by the views of one tensor).
+fn id_of<S: Shape, E: Dtype, D: Storage<E>, T>(t: &Tensor<S, E, D, T>) -> Option<UniqueId> {
+    let mut ids = dfdx::optim::UnusedTensors::default();
+    ids.add(t);
+    ids.ids.pop()
+}
+
+/// Whether `t` is laid out row-major: dfdx reshapes such a tensor in place, keeping its id,
+/// and copies a view.
+fn is_row_major<S: Shape, E: Dtype, D: Device<E>>(t: &Tensor<S, E, D>) -> bool {
+    id_of(t) == id_of(&row_major(t.clone()))
+}
+
+/// A parameter must be laid out row-major: its gradient is written in that order, and a copy
+/// would not pass it back.
+fn check_row_major<S: Shape, E: Dtype, D: Device<E>>(
+    what: &'static str,
+    t: &Tensor<S, E, D>,
+) -> Result<(), GeometryError> {
+    if is_row_major(t) {
+        Ok(())
+    } else {
+        Err(GeometryError::NotRowMajor(what))
+    }
+}
+
+fn check_row_major_opt<S: Shape, E: Dtype, D: Device<E>>(
+    what: &'static str,
+    t: Option<&Tensor<S, E, D>>,
+) -> Result<(), GeometryError> {
+    t.map_or(Ok(()), |t| check_row_major(what, t))
 }
 
 /// The weights must read the input's channels, and the bias must match the output channels.

@@ -280,3 +280,161 @@ fn dense_equals_dfdx_matmul_plus_bias() {
     dense_matches_dfdx::<20, 9>(3);
     dense_matches_dfdx::<128, 600>(64);
 }
+
+/// Every layer, fed a view that is not laid out row-major (NHWC images permuted to NCHW, or
+/// a broadcast), gives the values and gradients it gives the same values copied row-major.
+#[test]
+fn layers_take_permuted_and_broadcast_views() {
+    use mouton_models::layers::{
+        batch_norm_nchw, batch_norm_nchw_eval, conv_transpose2d, mul_constant, upsample_nearest,
+    };
+    let dev = Cpu::default();
+    let (n, c, h, w) = (2usize, 3usize, 4usize, 5usize);
+    let nhwc = dev.tensor_from_vec(values(n * h * w * c, 11), (n, h, w, c));
+    let row = dev.tensor_from_vec(values(c * w, 12), (c, w));
+    let wt = dev.tensor_from_vec(values(4 * c * 9, 13), (4usize, c, 3usize, 3usize));
+    let wt_t = dev.tensor_from_vec(values(c * 2 * 9, 14), (c, 2usize, 3usize, 3usize));
+    let (g, b) = (
+        dev.tensor_from_vec(values(c, 15), (c,)),
+        dev.tensor_from_vec(values(c, 16), (c,)),
+    );
+    // Constants that are views themselves: a broadcast variance, a permuted factor.
+    let sq = dev.tensor(1.5).broadcast_like::<_, Axis<0>>(&(c,));
+    let k = dev
+        .tensor_from_vec(values(n * h * w * c, 18), (n, h, w, c))
+        .permute::<_, Axes4<0, 3, 1, 2>>();
+    type Layer<'a> = dyn Fn(Nchw) -> Nchw + 'a;
+    type Nchw = Tensor<(usize, usize, usize, usize), f64, Cpu, OwnedTape<f64, Cpu>>;
+    let layers: Vec<(&str, Box<Layer<'_>>)> = vec![
+        (
+            "conv2d",
+            Box::new(|x| conv2d(x, &wt, no_bias(), 1, Padding::Same).unwrap()),
+        ),
+        (
+            "conv_transpose2d",
+            Box::new(|x| conv_transpose2d(x, &wt_t, no_bias(), 2, 1, 1).unwrap()),
+        ),
+        (
+            "batch_norm_nchw",
+            Box::new(|x| batch_norm_nchw(x, &g, &b, None, 1e-5, 0.1).unwrap()),
+        ),
+        (
+            "batch_norm_nchw_eval",
+            Box::new(|x| batch_norm_nchw_eval(x, &g, &b, &g, &sq, 1e-5).unwrap()),
+        ),
+        ("mul_constant", Box::new(|x| mul_constant(x, &k).unwrap())),
+        ("upsample_nearest", Box::new(|x| upsample_nearest(x, 2))),
+        ("activation", Box::new(|x| activation(x, Activation::Tanh))),
+    ];
+    // (name, the view)
+    let views = [
+        ("permuted", nhwc.clone().permute::<_, Axes4<0, 3, 1, 2>>()),
+        (
+            "broadcast",
+            row.clone().broadcast_like::<_, Axes2<0, 2>>(&(n, c, h, w)),
+        ),
+    ];
+    assert_eq!(views[0].1.as_vec().len(), n * c * h * w);
+    for (layer, f) in &layers {
+        for (kind, view) in &views {
+            let copy = dev.tensor_from_vec(view.as_vec(), (n, c, h, w));
+            let y_copy = f(copy.leaky_trace());
+            let r = dev.tensor_from_vec(values(y_copy.shape().num_elements(), 17), *y_copy.shape());
+            let yc = y_copy.retaped::<NoneTape>().as_vec();
+            let gc = (y_copy * r.clone())
+                .sum::<(), _>()
+                .backward()
+                .get(&copy)
+                .as_vec();
+            // The same through the view: its gradient flows back to the view's source.
+            let permuted = *kind == "permuted";
+            let y_view = if permuted {
+                f(nhwc.leaky_trace().permute::<_, Axes4<0, 3, 1, 2>>())
+            } else {
+                f(row
+                    .leaky_trace()
+                    .broadcast_like::<_, Axes2<0, 2>>(&(n, c, h, w)))
+            };
+            let yv = y_view.retaped::<NoneTape>().as_vec();
+            let grads = (y_view * r).sum::<(), _>().backward();
+            assert_eq!(yv, yc, "{layer} on a {kind} view: values");
+            // The copy's gradient, summed back through the view, is the source's.
+            let gt = dev.tensor_from_vec(gc, (n, c, h, w));
+            let (expected, got) = if permuted {
+                let e = gt.permute::<_, Axes4<0, 2, 3, 1>>().as_vec();
+                (e, grads.get(&nhwc).as_vec())
+            } else {
+                (
+                    gt.sum::<_, Axes2<0, 2>>().as_vec(),
+                    grads.get(&row).as_vec(),
+                )
+            };
+            let err = got
+                .iter()
+                .zip(&expected)
+                .map(|(a, e)| (a - e).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                err < 1e-12,
+                "{layer} on a {kind} view: gradient off by {err}"
+            );
+        }
+    }
+}
+
+/// A parameter that is a view is an error (its gradient could not be written), except in the
+/// dense layer, which falls back to dfdx's own ops; the critics' slopes read views in order.
+#[test]
+fn parameters_laid_out_as_views() {
+    use mouton_models::critic::activation_slopes;
+    use mouton_models::ops::conv2d::GeometryError;
+    let dev = Cpu::default();
+    let x = dev.tensor_from_vec(values(2 * 3 * 4 * 4, 21), (2usize, 3usize, 4usize, 4usize));
+    let w = dev.tensor_from_vec(values(3 * 2 * 9, 22), (2usize, 3usize, 3usize, 3usize));
+    let permuted = w.clone().permute::<_, Axes4<0, 1, 3, 2>>();
+    let err = conv2d(x.clone(), &permuted, no_bias(), 1, Padding::Same).unwrap_err();
+    assert_eq!(err, GeometryError::NotRowMajor("weights"));
+    assert!(err.to_string().contains("row-major"), "{err}");
+    assert!(conv2d(x.clone(), &w, no_bias(), 1, Padding::Same).is_ok());
+    // Tied weights: the transpose of a (3, 4) matrix as the (4, 3) weights of a dense layer.
+    let m = dev.tensor_from_vec(values(12, 23), (Const::<3>, Const::<4>));
+    let copy = dev.tensor_from_vec(
+        m.clone().permute::<_, Axes2<1, 0>>().as_vec(),
+        (Const::<4>, Const::<3>),
+    );
+    let bias = dev.tensor_from_vec(values(4, 24), (Const::<4>,));
+    let xs = dev.tensor_from_vec(values(2 * 3, 25), (2usize, Const::<3>));
+    let y_view = dense(
+        xs.leaky_trace(),
+        &m.clone().permute::<_, Axes2<1, 0>>(),
+        &bias,
+    );
+    let y_copy = dense(xs.leaky_trace(), &copy, &bias);
+    let close = |a: Vec<f64>, b: Vec<f64>| {
+        assert_eq!(a.len(), b.len());
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(u, v)| (u - v).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-12, "off by {err}");
+    };
+    close(
+        y_view.retaped::<NoneTape>().as_vec(),
+        y_copy.retaped::<NoneTape>().as_vec(),
+    );
+    let gm = y_view.sum::<(), _>().backward().get(&m).as_vec();
+    let gc = y_copy.sum::<(), _>().backward().get(&copy);
+    close(gm, gc.permute::<_, Axes2<1, 0>>().as_vec());
+    // The slopes of a permuted view are the view's, in its order.
+    let v = x.clone().permute::<_, Axes4<0, 1, 3, 2>>();
+    let s = activation_slopes(&v, Activation::LeakyRelu(0.2))
+        .unwrap()
+        .as_vec();
+    let want: Vec<f64> = v
+        .as_vec()
+        .iter()
+        .map(|&e| if e > 0.0 { 1.0 } else { 0.2 })
+        .collect();
+    assert_eq!(s, want);
+}

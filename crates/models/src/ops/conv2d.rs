@@ -54,6 +54,9 @@ pub enum GeometryError {
     /// The device failed (a CUDA error, for instance).
     #[error("device error: {0}")]
     Device(String),
+    /// A parameter is a permuted or broadcast view: its gradient could not be written.
+    #[error("the {0} must be laid out row-major, not a permuted or broadcast view (copy it)")]
+    NotRowMajor(&'static str),
     /// The (padded) input is smaller than the kernel.
     #[error("kernel {kernel} is larger than the padded input {padded}")]
     KernelTooLarge {
