@@ -57,6 +57,11 @@ chmod +x "$BUILD_DIR/shim/nvidia-smi"
 export CUDA_ROOT=$CR CUDA_COMPUTE_CAP=90 PATH="$CU/bin:$BUILD_DIR/shim:$PATH"
 export CARGO_TARGET_DIR=$BUILD_DIR/target
 cd "$ROOT"
+# mouton's own kernels are compiled by NVRTC at first use on the GPU: compile them here with
+# nvcc (the same front end) so that a syntax error stops the build, not a training run.
+for cu in crates/models/src/layers/cuda/*.cu; do
+  nvcc --ptx -arch=sm_90 -I"$CR/include" "$cu" -o "$BUILD_DIR/$(basename "$cu" .cu).ptx"
+done
 cargo build --release -p mouton --features cuda
 # The op parity checks, as a test binary (run on the GPU machine by scripts/gpu-check.sh).
 PARITY=$(cargo test --release -p mouton-models --features cuda --test cuda_parity --no-run \

@@ -42,9 +42,14 @@ for net in dcgan mlp vae; do
       --max-steps "$STEPS" --seed 1 --run-dir "$OUT/$net-$d" --quiet || status=1
   done
 done
-# The same seed on the same GPU again: is the run repeatable?
+# The same seed on the same GPU again: is the run repeatable? (the DCGAN and the MLP GAN
+# with batch norm)
 "$R" mouton train --preset sheep1 --device cuda --max-steps "$STEPS" --seed 1 \
   --run-dir "$OUT/sheep1-cuda-again" --quiet || status=1
+for net in dcgan mlp; do
+  "$R" mouton train --generator $net-g --critic $net-d --device cuda --max-steps "$STEPS" \
+    --seed 1 --run-dir "$OUT/$net-cuda-again" --quiet || status=1
+done
 python3 - "$OUT" <<'PY' || status=1
 import json, sys, os
 out = sys.argv[1]
@@ -52,13 +57,14 @@ def steps(d):
     keys = ("d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g")
     return [tuple(r[k] for k in keys) for r in map(json.loads, open(os.path.join(out, d, "metrics.jsonl")))
             if r.get("kind") == "step"]
-a, b = steps("sheep1-cuda"), steps("sheep1-cuda-again")
-same = sum(x == y for x, y in zip(a, b))
-gap = max(abs(u - v) / max(abs(u), 1e-12) for x, y in zip(a, b) for u, v in zip(x, y))
-print(f"sheep1 on CUDA twice with seed 1: {same} of {len(a)} step records identical, largest "
-      f"relative difference {gap:.1e}"
-      + ("" if same == len(a) else f" (first difference at step {next(i for i, (x, y) in enumerate(zip(a, b)) if x != y) + 1}: "
-         f"{[k for k, u, v in zip(('d_loss', 'g_loss', 'd_real', 'd_fake', 'grad_norm_d', 'grad_norm_g'), *next((x, y) for x, y in zip(a, b) if x != y)) if u != v]} differ)"))
+for net in ("sheep1", "dcgan", "mlp"):
+    a, b = steps(f"{net}-cuda"), steps(f"{net}-cuda-again")
+    same = sum(x == y for x, y in zip(a, b))
+    gap = max(abs(u - v) / max(abs(u), 1e-12) for x, y in zip(a, b) for u, v in zip(x, y))
+    print(f"{net} on CUDA twice with seed 1: {same} of {len(a)} step records identical, largest "
+          f"relative difference {gap:.1e}"
+          + ("" if same == len(a) else f" (first difference at step {next(i for i, (x, y) in enumerate(zip(a, b)) if x != y) + 1}: "
+             f"{[k for k, u, v in zip(('d_loss', 'g_loss', 'd_real', 'd_fake', 'grad_norm_d', 'grad_norm_g'), *next((x, y) for x, y in zip(a, b) if x != y)) if u != v]} differ)"))
 for p in ("sheep1", "sheep2", "dcgan", "mlp", "vae"):
     runs = {}
     for d in ("cpu", "cuda"):

@@ -257,12 +257,18 @@ fn conv_transpose2d_cases_match_the_cpu(gpu: &Cuda, label: &str) {
 }
 
 #[test]
-fn batch_norm_training_and_inference_match_the_cpu() {
+fn batch_norm_training_and_inference_match_the_cpu_and_repeat_bit_for_bit() {
     let Some(gpu) = gpu() else { return };
     let cpu = Cpu::default();
     let mut rng = rand::rngs::StdRng::seed_from_u64(10);
-    // DCGAN's feature maps, and (N, C) as 1x1 maps (the MLP generator's BatchNorm1d).
-    for (n, c, h, w) in [(4, 16, 7, 7), (3, 8, 14, 14), (16, 32, 1, 1)] {
+    // DCGAN's feature maps (the last at batch 32: many values per feature), and (N, C) as 1x1
+    // maps (the MLP generator's BatchNorm1d).
+    for (n, c, h, w) in [
+        (4, 16, 7, 7),
+        (3, 8, 14, 14),
+        (16, 32, 1, 1),
+        (32, 64, 14, 14),
+    ] {
         let xv: Vec<f32> = random(&mut rng, n * c * h * w)
             .into_iter()
             .map(|v| 3.0 * v + 0.5)
@@ -306,6 +312,7 @@ fn batch_norm_training_and_inference_match_the_cpu() {
         }
         side!(&cpu, Cpu);
         side!(&gpu, Cuda);
+        side!(&gpu, Cuda);
         let names = [
             "output",
             "d/dx",
@@ -316,8 +323,14 @@ fn batch_norm_training_and_inference_match_the_cpu() {
             "inference output",
             "inference d/dx",
         ];
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
         for (k, name) in names.iter().enumerate() {
             check(&format!("{what} {name}"), &results[1][k], &results[0][k]);
+            assert_eq!(
+                bits(&results[1][k]),
+                bits(&results[2][k]),
+                "{what} {name} repeats"
+            );
         }
     }
 }

@@ -7,6 +7,7 @@ mod activations;
 mod common;
 mod conv2d;
 mod conv_transpose2d;
+mod cuda_on_cpu;
 mod dcgan;
 mod layers_autograd;
 mod mlp;
