@@ -5,12 +5,14 @@
 //! included; `tests/cuda_parity.rs` checks the real thing on a GPU. Without a C++20 compiler
 //! (`$CXX`, else `c++`) the tests print `SKIPPED` and pass.
 //!
-//! Each source file is compiled once per test run, with a generated `main` that reads the
-//! buffers and a list of launches from files: the kernels' signatures and the structs they
-//! take are read from the source.
+//! Each set of source files is compiled once (kept in the target folder until it changes),
+//! with a generated `main` that reads the buffers and a list of launches from files: the
+//! kernels' signatures and the structs they take are read from the source.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -227,22 +229,27 @@ fn compiler() -> String {
     std::env::var("CXX").unwrap_or_else(|_| "c++".into())
 }
 
+/// No contraction into fused multiply-adds, as the CPU layers compute.
+const FLAGS: [&str; 5] = ["-std=c++20", "-O1", "-ffp-contract=off", "-pthread", "-w"];
+
+/// What `compiler() --version` says, for the executables' hash.
+fn compiler_version() -> String {
+    Command::new(compiler())
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
 /// Compiles `program` (after the header) into an executable in `dir`.
 fn compile(dir: &Path, program: &str) -> Result<PathBuf, String> {
     let cpp = dir.join("kernels.cpp");
     let exe = dir.join("kernels");
     std::fs::write(&cpp, format!("#include \"cuda_on_cpu.h\"\n{program}"))
         .map_err(|e| e.to_string())?;
-    // No contraction into fused multiply-adds, as the CPU layers compute.
     let out = Command::new(compiler())
-        .args([
-            "-std=c++20",
-            "-O1",
-            "-ffp-contract=off",
-            "-pthread",
-            "-w",
-            "-I",
-        ])
+        .args(FLAGS)
+        .arg("-I")
         .arg(header_dir())
         .arg(&cpp)
         .arg("-o")
@@ -289,14 +296,15 @@ pub fn skip() -> bool {
     }
 }
 
-/// The executable for a set of source files, compiled once per test run (the folder kept
-/// with it).
-fn executable(files: &[&str]) -> Arc<(tempfile::TempDir, PathBuf)> {
-    type Built = Arc<OnceLock<Arc<(tempfile::TempDir, PathBuf)>>>;
+/// The executable for a set of source files, built into the target folder
+/// (`CARGO_TARGET_TMPDIR`) under a hash of everything that goes into it: later runs reuse it
+/// until a kernel, the header, the driver or the compiler changes.
+fn executable(files: &[&str]) -> PathBuf {
+    type Built = Arc<OnceLock<PathBuf>>;
     static BUILT: Mutex<Vec<(String, Built)>> = Mutex::new(Vec::new());
     let key = files.join("+");
     let cell = {
-        let mut built = BUILT.lock().unwrap();
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
         match built.iter().find(|(k, _)| *k == key) {
             Some((_, c)) => c.clone(),
             None => {
@@ -311,11 +319,23 @@ fn executable(files: &[&str]) -> Arc<(tempfile::TempDir, PathBuf)> {
             .iter()
             .map(|f| for_the_host(&kernel_source(f)))
             .collect();
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let exe = compile(dir.path(), &format!("{src}\n{}", driver(&src))).unwrap_or_else(|e| {
+        let program = format!("{src}\n{}", driver(&src));
+        let header = std::fs::read_to_string(header_dir().join("cuda_on_cpu.h")).expect("header");
+        let mut hash = DefaultHasher::new();
+        (&program, &header, compiler_version(), FLAGS).hash(&mut hash);
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cuda_on_cpu");
+        let exe = root.join(format!("kernels-{:016x}", hash.finish()));
+        if exe.is_file() {
+            return exe;
+        }
+        std::fs::create_dir_all(&root).expect("a folder for the executables");
+        let dir = tempfile::tempdir_in(&root).expect("a temporary folder");
+        let built = compile(dir.path(), &program).unwrap_or_else(|e| {
             panic!("the kernels of {files:?} do not compile on the host:\n{e}")
         });
-        Arc::new((dir, exe))
+        // Another test process may have built the same one meanwhile: either will do.
+        std::fs::rename(&built, &exe).expect("the executable moved into place");
+        exe
     })
     .clone()
 }
@@ -400,7 +420,7 @@ impl Program {
         }
         std::fs::write(dir.path().join("buffers.txt"), list).expect("the buffer list");
         std::fs::write(dir.path().join("launches.txt"), &self.launches).expect("the launches");
-        let out = Command::new(&exe.1)
+        let out = Command::new(&exe)
             .arg(dir.path())
             .output()
             .expect("run the kernels");
