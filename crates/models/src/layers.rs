@@ -3,6 +3,11 @@
 //! dfdx's public API only (`SplitTape`, `Tape::add_backward_op`, `Gradients::get_or_alloc_mut`,
 //! `ghost`). The CPU device runs the kernels of [`crate::ops`]; with the `cuda` feature, dfdx's
 //! CUDA device runs mouton's CUDA kernels (see [`Layers`] for what it covers).
+//!
+//! Inputs may be any view: a permuted or broadcast one (NHWC images permuted to NCHW, say) is
+//! copied row-major first, and its gradient flows back to the view. Trainable parameters must
+//! be laid out row-major (their gradients are written in that order); a view is
+//! [`GeometryError::NotRowMajor`], except in [`dense`], which then uses dfdx's own ops.
 
 use dfdx::prelude::*;
 use dfdx::tensor::UniqueId;
