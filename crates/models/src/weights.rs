@@ -204,10 +204,12 @@ impl WeightsWriter {
                 reason: e.to_string(),
             })?;
         let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone());
-        let bytes =
-            ::safetensors::tensor::serialize(views, &meta).map_err(|e| WeightsError::Corrupt {
+        let bytes = ::safetensors::tensor::serialize(views, &meta)
+            .map_err(|e| e.to_string())
+            .and_then(with_sorted_metadata)
+            .map_err(|reason| WeightsError::Corrupt {
                 file: path.to_path_buf(),
-                reason: e.to_string(),
+                reason,
             })?;
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
@@ -227,6 +229,34 @@ impl WeightsWriter {
         tmp.persist(path).map_err(|e| io(e.error))?;
         Ok(())
     }
+}
+
+/// `bytes`, a serialized safetensors file, with its `__metadata__` entries in key order.
+/// safetensors 0.3 writes them in a `HashMap`'s random order (its issue #584), so the same
+/// weights and metadata made files that differed byte for byte from run to run.
+fn with_sorted_metadata(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let short = || "serialized file too short".to_string();
+    let len: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(short)?;
+    let n = usize::try_from(u64::from_le_bytes(len)).map_err(|e| e.to_string())?;
+    let header = bytes.get(8..8 + n).ok_or_else(short)?;
+    let mut fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(|e| e.to_string())?;
+    if let Some(serde_json::Value::Object(meta)) = fields.get_mut("__metadata__") {
+        let sorted: BTreeMap<String, serde_json::Value> =
+            std::mem::take(meta).into_iter().collect();
+        meta.extend(sorted);
+    }
+    let mut header = serde_json::to_vec(&fields).map_err(|e| e.to_string())?;
+    // The format pads the header with spaces to a multiple of 8 bytes.
+    header.resize(header.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + header.len() + bytes.len() - 8 - n);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&bytes[8 + n..]);
+    Ok(out)
 }
 
 /// A safetensors file read into memory and validated.

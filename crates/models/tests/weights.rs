@@ -116,3 +116,45 @@ fn generator_and_critic_share_one_file_under_prefixes() {
     assert_eq!(g2.dense.weight.as_vec(), g.dense.weight.as_vec());
     assert_eq!(d2.conv1.weight.as_vec(), d.conv1.weight.as_vec());
 }
+
+/// The same tensors and metadata give the same bytes, whatever order the metadata was set in
+/// (safetensors itself writes metadata in a hash map's random order).
+#[test]
+fn the_same_weights_and_metadata_give_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..16).map(|i| format!("key{i:02}")).collect();
+    let write = |name: &str, reversed: bool| {
+        let mut w = WeightsWriter::new();
+        w.add::<f32>("b", vec![2], &[1.0, 2.0]);
+        w.add::<f32>("a", vec![1], &[3.0]);
+        let mut order: Vec<&String> = keys.iter().collect();
+        if reversed {
+            order.reverse();
+        }
+        for k in order {
+            w.set_metadata(k, &format!("value of {k}"));
+        }
+        let path = dir.path().join(name);
+        w.write(&path).unwrap();
+        path
+    };
+    let (one, two) = (
+        write("one.safetensors", false),
+        write("two.safetensors", true),
+    );
+    let bytes = std::fs::read(&one).unwrap();
+    assert_eq!(bytes, std::fs::read(&two).unwrap());
+    // The header: its length, a multiple of 8, then the metadata in key order.
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    assert_eq!(n % 8, 0);
+    let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
+    let at: Vec<usize> = keys
+        .iter()
+        .map(|k| header.find(&format!("\"{k}\"")).unwrap())
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "{header}");
+    let f = WeightsFile::open(&one).unwrap();
+    assert_eq!(f.metadata("key07"), Some("value of key07"));
+    assert_eq!(f.tensor::<f32>("b", &[2]).unwrap(), [1.0, 2.0]);
+    assert_eq!(f.tensor::<f32>("a", &[1]).unwrap(), [3.0]);
+}
