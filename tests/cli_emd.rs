@@ -94,6 +94,20 @@ fn samples_from_files_full_precision() {
         .assert()
         .success()
         .stdout("W = 5\n");
+
+    // Files saved with a UTF-8 byte order mark (as some Windows editors do) read the same.
+    std::fs::write(&u, "\u{feff}0 1 3\r\n").unwrap();
+    std::fs::write(&v, "\u{feff}5 6 8").unwrap();
+    mouton()
+        .arg("emd")
+        .arg("--u-file")
+        .arg(&u)
+        .arg("--v-file")
+        .arg(&v)
+        .args(["--order", "2"])
+        .assert()
+        .success()
+        .stdout("W = 5\n");
 }
 
 fn fails_with(args: &[&str], needle: &str) {

@@ -27,6 +27,8 @@ pub struct Numbers {
 pub fn read_numbers(path: &Path) -> Result<Numbers, BadInput> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| BadInput(format!("{}: cannot read: {e}", path.display())))?;
+    // A UTF-8 byte order mark, as some Windows editors save text, is not a number.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut out = Vec::new();
     let mut lines = Vec::new();
     for (ln, line) in text.lines().enumerate() {

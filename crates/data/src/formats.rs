@@ -25,8 +25,9 @@ pub enum Format {
     Bitmap28,
 }
 
-/// Guesses the format from the first bytes (after gzip decompression): `{` starts ndjson,
-/// `\x93NUMPY` a `.npy`; anything else is taken for Google's binary format.
+/// Guesses the format from the first bytes (after gzip decompression): `{` starts ndjson
+/// (after blanks, or a UTF-8 byte order mark), `\x93NUMPY` a `.npy`; anything else is taken
+/// for Google's binary format.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -43,6 +44,8 @@ pub fn detect_format(path: &Path) -> Result<Format, DataError> {
     if head.starts_with(b"\x93NUMPY") {
         return Ok(Format::Npy);
     }
+    // A UTF-8 byte order mark, as some Windows editors save text, may precede the JSON.
+    let head = head.strip_prefix(crate::ndjson::UTF8_BOM).unwrap_or(head);
     match head.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Ok(Format::Ndjson),
         None => Err(DataError::new(path, Location::File, "file is empty")),

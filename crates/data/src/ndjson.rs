@@ -359,6 +359,9 @@ impl<'de> Visitor<'de> for Numbers64<'_> {
     }
 }
 
+/// The UTF-8 byte order mark some Windows editors put at the start of a text file; skipped.
+pub(crate) const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Streams the drawings of an ndjson file (plain or gzip), one line at a time: memory does not
 /// grow with the file. Blank lines are skipped.
 ///
@@ -415,6 +418,9 @@ impl NdjsonReader {
             self.line += 1;
             while matches!(self.buf.last(), Some(b'\n' | b'\r')) {
                 self.buf.pop();
+            }
+            if self.line == 1 && self.buf.starts_with(UTF8_BOM) {
+                self.buf.drain(..UTF8_BOM.len());
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;

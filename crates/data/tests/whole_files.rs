@@ -127,3 +127,46 @@ fn binary_files_render_in_parallel_batches_like_one_by_one() {
     // 3j before it were left out.
     assert_eq!(summary.filtered, 2750);
 }
+
+/// A file saved with a UTF-8 byte order mark (as some Windows editors do), plain or gzipped,
+/// is detected as ndjson and reads as the same drawings; error lines still count from 1.
+#[test]
+fn a_byte_order_mark_before_ndjson_is_skipped() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let plain = flock_file(dir.path(), 5);
+    let text = std::fs::read(&plain).unwrap();
+    let with_bom = dir.path().join("bom.ndjson");
+    std::fs::write(&with_bom, [b"\xEF\xBB\xBF".as_slice(), &text].concat()).unwrap();
+    let gz = dir.path().join("bom.ndjson.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&std::fs::read(&with_bom).unwrap()).unwrap();
+    std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let opts = RasterOptions::default();
+    let want = load_images(&plain, Format::Ndjson, &opts, &Filter::default(), false)
+        .unwrap()
+        .0;
+    for path in [&with_bom, &gz] {
+        assert_eq!(mouton_data::detect_format(path).unwrap(), Format::Ndjson);
+        let got = load_images(path, Format::Ndjson, &opts, &Filter::default(), false).unwrap();
+        assert_eq!(got.0.data, want.data, "{}", path.display());
+        let drawings: Vec<_> = mouton_data::NdjsonReader::open(path)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(drawings.len(), 5);
+    }
+    // A bad first line is still line 1, its columns counted as an editor shows them.
+    let bad = dir.path().join("bad.ndjson");
+    std::fs::write(&bad, b"\xEF\xBB\xBF{\"word\": 3}\n").unwrap();
+    let err = mouton_data::NdjsonReader::open(&bad)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("bad.ndjson:1:") && msg.contains("column 10"),
+        "{msg}"
+    );
+}
