@@ -446,6 +446,7 @@ impl Program {
 pub struct Buffers(HashMap<String, Vec<u8>>);
 
 impl Buffers {
+    /// The values of buffer `name` after the launches.
     pub fn get<T: Element>(&self, name: &str) -> Vec<T> {
         T::from_bytes(&self.0[name])
     }
