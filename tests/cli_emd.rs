@@ -82,32 +82,22 @@ fn samples_from_files_full_precision() {
     // scipy.stats.wasserstein_distance's documented value
     assert!((w - 4.078_133_143_804_786).abs() < 1e-14, "{text}");
 
-    std::fs::write(&u, "0 1 3").unwrap();
-    std::fs::write(&v, "5 6 8").unwrap();
-    mouton()
-        .arg("emd")
-        .arg("--u-file")
-        .arg(&u)
-        .arg("--v-file")
-        .arg(&v)
-        .args(["--order", "2"])
-        .assert()
-        .success()
-        .stdout("W = 5\n");
-
-    // Files saved with a UTF-8 byte order mark (as some Windows editors do) read the same.
-    std::fs::write(&u, "\u{feff}0 1 3\r\n").unwrap();
-    std::fs::write(&v, "\u{feff}5 6 8").unwrap();
-    mouton()
-        .arg("emd")
-        .arg("--u-file")
-        .arg(&u)
-        .arg("--v-file")
-        .arg(&v)
-        .args(["--order", "2"])
-        .assert()
-        .success()
-        .stdout("W = 5\n");
+    // W2 between (0, 1, 3) and (5, 6, 8) is 5, also from files saved with a UTF-8 byte order
+    // mark and CRLF (as some Windows editors save text).
+    for (a, b) in [("0 1 3", "5 6 8"), ("\u{feff}0 1 3\r\n", "\u{feff}5 6 8")] {
+        std::fs::write(&u, a).unwrap();
+        std::fs::write(&v, b).unwrap();
+        mouton()
+            .arg("emd")
+            .arg("--u-file")
+            .arg(&u)
+            .arg("--v-file")
+            .arg(&v)
+            .args(["--order", "2"])
+            .assert()
+            .success()
+            .stdout("W = 5\n");
+    }
 }
 
 fn fails_with(args: &[&str], needle: &str) {
