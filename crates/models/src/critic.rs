@@ -108,8 +108,7 @@ where
         Activation::Sigmoid | Activation::Tanh => return None,
     };
     // The kernels read x in storage order: a view is copied row-major first.
-    let shape = *x.shape();
-    let x = x.retaped::<NoneTape>().reshape_like(&shape);
+    let x = crate::layers::row_major(x.retaped::<NoneTape>());
     Some(D::positive_slopes(&x, E::of(leak)))
 }
 

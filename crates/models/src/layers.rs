@@ -546,15 +546,18 @@ where
 /// gradient flows back to the view. A permuted or broadcast view (NHWC images permuted to
 /// NCHW, say) shares its source's storage, which a kernel would otherwise read in storage
 /// order.
-fn row_major<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
+pub(crate) fn row_major<S: Shape, E: Dtype, D: Device<E>, T: Tape<E, D>>(
     x: Tensor<S, E, D, T>,
 ) -> Tensor<S, E, D, T> {
     let shape = *x.shape();
     x.reshape_like(&shape)
 }
 
-/// The id dfdx gives `t` (shared by the views of one tensor).
-fn id_of<S: Shape, E: Dtype, D: Storage<E>, T>(t: &Tensor<S, E, D, T>) -> Option<UniqueId> {
+/// The id dfdx gives `t` (shared by the views of one tensor). dfdx 0.13 keeps `Tensor::id`
+/// private; `UnusedTensors::add` is its public reader.
+pub(crate) fn id_of<S: Shape, E: Dtype, D: Storage<E>, T>(
+    t: &Tensor<S, E, D, T>,
+) -> Option<UniqueId> {
     let mut ids = dfdx::optim::UnusedTensors::default();
     ids.add(t);
     ids.ids.pop()

@@ -24,7 +24,7 @@ use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig, Strided
 use cudarc::driver::{CudaDevice, CudaSlice, DeviceRepr, DriverError, LaunchAsync, LaunchConfig};
 use dfdx::prelude::*;
 
-use super::{check_batch_norm, check_params, Nchw};
+use super::{check_batch_norm, check_params, id_of, Nchw};
 
 mod batch_norm;
 mod cudnn;
@@ -266,8 +266,8 @@ pub(crate) fn read<S: Shape, T>(x: &Tensor<S, f32, Cuda, T>) -> Result<Read, Geo
         .map_err(dev_err)?;
     // dfdx reshapes a row-major tensor in place, keeping its id; a permuted or broadcast
     // view (which shares its source's id) is copied to a new one, and never matches.
-    let id = fused_update::id_of(x);
-    if id.is_some() && id == fused_update::id_of(&flat) {
+    let id = id_of(x);
+    if id.is_some() && id == id_of(&flat) {
         if let Some(values) = id.and_then(|id| fused_update::mirror_of(id, len)) {
             return Ok(Read::Mirror(values));
         }
@@ -975,18 +975,9 @@ pub(crate) fn upsample_nearest<T: Tape<f32, Cuda>>(
     Ok(y.put_tape(tape))
 }
 
-/// Whether `t` is laid out row-major (not a permuted or broadcast view): dfdx reshapes such
-/// a tensor in place, keeping its id.
-fn row_major<S: Shape, T>(t: &Tensor<S, f32, Cuda, T>) -> bool {
-    let len = t.shape().num_elements();
-    let flat = t.retaped::<NoneTape>().try_reshape_like(&(len,));
-    let id = fused_update::id_of(t);
-    id.is_some() && flat.ok().and_then(|f| fused_update::id_of(&f)) == id
-}
-
 /// `x c` element-wise, `c` a constant (no gradient): our kernels, so that the next layer
-/// reads the product without the gradient trick; dfdx's product for a view that is not
-/// row-major (its gradient buffer has another layout).
+/// reads the product without the gradient trick (`super::mul_constant` makes both factors
+/// row-major first).
 pub(crate) fn mul_constant<S: Shape, T: Tape<f32, Cuda>>(
     x: Tensor<S, f32, Cuda, T>,
     c: &Tensor<S, f32, Cuda>,
@@ -995,9 +986,6 @@ pub(crate) fn mul_constant<S: Shape, T: Tape<f32, Cuda>>(
         return Err(GeometryError::Invalid(
             "the factors' shape differs from the input's",
         ));
-    }
-    if !row_major(&x) {
-        return Ok(x * c.clone());
     }
     let len = x.shape().num_elements();
     let (x, mut tape) = x.split_tape();

@@ -1,8 +1,8 @@
 //! Training-mode batch normalization on CUDA with kernels of ours (`batch_norm.cu`): the
 //! statistics and the parameters' gradients are summed in double, one block per feature, in a
 //! fixed order. dfdx's own reductions, which this replaces, add with atomics, so a model with
-//! batch norm (the DCGAN, the MLP GAN) did not repeat bit for bit from the same seed; they
-//! also took about a dozen launches per layer where these take two forward and two backward.
+//! batch norm (the DCGAN, the MLP GAN) did not repeat bit for bit from the same seed. Two
+//! kernels of ours run forward (statistics, then the normalization) and two backward.
 //! The kernels are checked on the CPU by the `cuda_on_cpu` tests of this crate.
 
 use cudarc::driver::{CudaSlice, LaunchConfig};

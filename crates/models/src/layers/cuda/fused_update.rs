@@ -20,11 +20,11 @@ use std::sync::{Arc, Mutex};
 
 use cudarc::driver::{CudaDevice, CudaSlice, DeviceRepr, DeviceSlice, LaunchConfig};
 use cudarc::nvrtc::CompileOptions;
-use dfdx::optim::UnusedTensors;
 use dfdx::prelude::*;
 use dfdx::tensor::UniqueId;
 
 use super::{dev_err, read, write};
+use crate::layers::id_of;
 use crate::ops::conv2d::GeometryError;
 
 const MODULE: &str = "mouton_fused_update";
@@ -143,13 +143,6 @@ fn mirrors() -> Result<std::sync::MutexGuard<'static, BTreeMap<UniqueId, Mirror>
     MIRRORS
         .lock()
         .map_err(|_| GeometryError::Device("the mirror table is poisoned".into()))
-}
-
-/// `t`'s id. dfdx 0.13 keeps `Tensor::id` private; `UnusedTensors::add` is its public reader.
-pub(crate) fn id_of<S: Shape, T>(t: &Tensor<S, f32, Cuda, T>) -> Option<UniqueId> {
-    let mut ids = UnusedTensors::default();
-    ids.add(t);
-    ids.ids.pop()
 }
 
 /// The mirror of the tensor with id `id` holding `len` values, if an optimizer keeps one.

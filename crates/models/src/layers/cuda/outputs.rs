@@ -15,7 +15,7 @@ use cudarc::driver::DeviceSlice;
 use dfdx::prelude::*;
 use dfdx::tensor::UniqueId;
 
-use super::fused_update::id_of;
+use crate::layers::id_of;
 
 /// dfdx's CUDA buffer type.
 pub(crate) type DeviceVec = <Cuda as Storage<f32>>::Vec;
