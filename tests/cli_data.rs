@@ -141,6 +141,15 @@ fn bitmaps_need_their_flag_and_size() {
         return;
     };
     let sheep = qd.join("bitmap28_uint8/sheep.bin");
+    // Detected as Google's binary format, it fails, and the error says what it may be.
+    mouton()
+        .args(["data", "info"])
+        .arg(&sheep)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("sheep.bin at byte "))
+        .stderr(predicate::str::contains("1000 images of 28x28"))
+        .stderr(predicate::str::contains("--format bitmap28"));
     mouton()
         .args(["data", "info", "--format", "bitmap28"])
         .arg(&sheep)

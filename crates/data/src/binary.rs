@@ -127,6 +127,26 @@ impl BinaryReader {
     }
 }
 
+/// Headerless 28x28 bitmaps (Quick Draw's `.bin` bitmap downloads) are often taken for this
+/// format, since they share its extension; a plain file whose size is a whole number of such
+/// images gets a hint naming the format it may be.
+fn bitmap28_hint(path: &Path) -> Option<String> {
+    let len = std::fs::metadata(path).ok()?.len();
+    let mut magic = [0u8; 2];
+    std::fs::File::open(path)
+        .ok()?
+        .read_exact(&mut magic)
+        .ok()?;
+    (len % 784 == 0 && magic != [0x1f, 0x8b]).then(|| {
+        format!(
+            " (not Google's binary format? the file's {len} bytes are {} images of 28x28: \
+             headerless bitmaps are the `bitmap28` format, which is never detected, \
+             e.g. `--format bitmap28`)",
+            len / 784
+        )
+    })
+}
+
 impl Iterator for BinaryReader {
     type Item = Result<Drawing, DataError>;
     fn next(&mut self) -> Option<Self::Item> {
@@ -139,9 +159,12 @@ impl Iterator for BinaryReader {
                 self.done = true;
                 None
             }
-            Err(e) => {
+            Err(mut e) => {
                 // A broken record leaves the stream position unknown: stop after reporting it.
                 self.done = true;
+                if let Some(hint) = bitmap28_hint(&self.file) {
+                    e.message.push_str(&hint);
+                }
                 Some(Err(e))
             }
         }

@@ -114,6 +114,39 @@ fn binary_errors_name_the_record_offset() {
             .contains(&format!("two.bin at byte {}: truncated record", rec.len())),
         "{e}"
     );
+    assert!(!e.to_string().contains("bitmap28"), "{e}");
+}
+
+#[test]
+fn binary_errors_on_a_bitmap28_sized_file_say_what_it_may_be() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three grey 28x28 images read as records: 51,400 strokes of 51,400 points, cut short.
+    let p = write(dir.path(), "sheep.bin", &[200u8; 3 * 784]);
+    let e = BinaryReader::open(&p)
+        .unwrap()
+        .find_map(Result::err)
+        .unwrap();
+    let text = e.to_string();
+    assert!(
+        text.contains("sheep.bin at byte 0: truncated record"),
+        "{text}"
+    );
+    assert!(text.contains("3 images of 28x28"), "{text}");
+    assert!(text.contains("`bitmap28`"), "{text}");
+    // One byte more, or the same bytes gzipped: no longer a whole number of plain images.
+    let odd = write(dir.path(), "odd.bin", &[200u8; 3 * 784 + 1]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&[200u8; 3 * 784]).unwrap();
+    let mut zipped = gz.finish().unwrap();
+    zipped.resize(784, 0); // trailing garbage after the member does not matter here
+    let zipped = write(dir.path(), "zipped.bin", &zipped);
+    for p in [odd, zipped] {
+        let e = BinaryReader::open(&p)
+            .unwrap()
+            .find_map(Result::err)
+            .unwrap();
+        assert!(!e.to_string().contains("bitmap28"), "{e}");
+    }
 }
 
 #[test]
