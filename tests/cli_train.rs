@@ -116,22 +116,32 @@ fn train_then_sample_interpolate_history_eval() {
 #[test]
 fn trains_on_the_shared_real_sheep() {
     let Some(qd) = quickdraw_sample() else { return };
+    let run = |format: &[&str], dir: &std::path::Path| {
+        mouton()
+            .args([
+                "train",
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "16",
+                "--quiet",
+                "--data",
+            ])
+            .arg(qd.join("bitmap28_uint8/sheep.bin"))
+            .args(format)
+            .arg("--run-dir")
+            .arg(dir)
+            .assert()
+    };
     let tmp = tempfile::tempdir().unwrap();
-    mouton()
-        .args([
-            "train",
-            "--max-steps",
-            "2",
-            "--batch-size",
-            "16",
-            "--quiet",
-            "--data",
-        ])
-        .arg(qd.join("bitmap28_uint8/sheep.bin"))
-        .args(["--data-format", "bitmap28", "--run-dir"])
-        .arg(tmp.path())
-        .assert()
-        .success();
+    // Headerless bitmaps are never detected; the error says which flag reads them, and
+    // `--format` (as the other commands spell it) is the same flag as `--data-format`.
+    run(&[], &tmp.path().join("undetected"))
+        .code(2)
+        .stderr(predicate::str::contains("--format bitmap28"));
+    assert!(!tmp.path().join("undetected").exists());
+    run(&["--format", "bitmap28"], &tmp.path().join("alias")).success();
+    run(&["--data-format", "bitmap28"], tmp.path()).success();
     assert!(tmp
         .path()
         .join("checkpoints/step_000000002.safetensors")

@@ -71,8 +71,9 @@ pub struct TrainArgs {
     /// Training images (any Quick Draw format); without it, synthetic sheep.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// The data's format when it cannot be detected (bitmap28 is never guessed).
-    #[arg(long, value_parser = ["ndjson", "binary", "npy", "bitmap28"])]
+    /// The data's format when it cannot be detected (bitmap28 is never guessed). `--format`
+    /// works too, as in `mouton data` and `mouton eval`.
+    #[arg(long, alias = "format", value_parser = ["ndjson", "binary", "npy", "bitmap28"])]
     data_format: Option<String>,
     /// Start from a preset (default sheep1).
     #[arg(long, value_enum)]
