@@ -128,6 +128,19 @@ pub fn read_raw_bitmaps(path: &Path, side: usize) -> Result<Bitmaps, DataError> 
 
 /// Writes `data` as a uint8 `.npy` array of `shape`, atomically: to a temporary file in the same
 /// folder, renamed over `path` only once complete.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("two.npy");
+/// mouton_data::write_npy_u8(&path, &[0, 255, 255, 0, 9, 9, 9, 9], &[2, 4])?;
+/// let b = mouton_data::read_npy_bitmaps(&path)?; // (2, 4): two 2x2 images
+/// assert_eq!((b.len(), b.side, b.image(0)), (2, 2, &[0, 255, 255, 0][..]));
+/// // A shape that does not hold the bytes is refused, and nothing is written.
+/// let bad = dir.path().join("bad.npy");
+/// assert!(mouton_data::write_npy_u8(&bad, &[1, 2, 3], &[2, 2]).is_err());
+/// assert!(!bad.exists());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_npy_u8(path: &Path, data: &[u8], shape: &[u64]) -> Result<(), DataError> {
     let fail = |m: String| DataError::new(path, Location::File, m);
     if shape.iter().product::<u64>() != data.len() as u64 {
@@ -148,6 +161,22 @@ pub fn write_npy_u8(path: &Path, data: &[u8], shape: &[u64]) -> Result<(), DataE
 
 /// Runs `write` on a temporary file next to `path`, then renames it over `path`; on any error
 /// the temporary file is removed and `path` is untouched.
+///
+/// ```
+/// use std::io::Write;
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("notes.txt");
+/// mouton_data::write_atomically(&path, |f| f.write_all(b"first"))?;
+/// // A writer that fails half-way leaves the old file as it was, and no temporary file.
+/// let err = mouton_data::write_atomically(&path, |f| {
+///     f.write_all(b"half")?;
+///     Err(std::io::Error::other("disk full"))
+/// });
+/// assert!(err.unwrap_err().to_string().contains("disk full"));
+/// assert_eq!(std::fs::read(&path)?, b"first");
+/// assert_eq!(std::fs::read_dir(dir.path())?.count(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::io::BufWriter<&mut std::fs::File>) -> std::io::Result<()>,

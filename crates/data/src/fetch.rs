@@ -80,6 +80,35 @@ pub struct Fetched {
 
 /// Downloads `category` in `format` from `base` into `dir`, resuming a `.part` file left by an
 /// interrupted run. `progress(done, total)` is called as bytes arrive (total when known).
+///
+/// ```
+/// use mouton_data::{fetch, RemoteFormat};
+/// # use std::io::{BufRead, Write};
+/// # // A one-request stand-in for Google's bucket on localhost.
+/// # let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// # let base = format!("http://{}", listener.local_addr()?);
+/// # std::thread::spawn(move || {
+/// #     let (mut conn, _) = listener.accept().unwrap();
+/// #     let mut lines = std::io::BufReader::new(conn.try_clone().unwrap()).lines();
+/// #     while lines.next().unwrap().unwrap() != "" {}
+/// #     conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{}\n{}").unwrap();
+/// # });
+/// # let dir = tempfile::tempdir()?;
+/// // `base` is DEFAULT_BASE_URL in real use; here a local server sends 5 bytes.
+/// let mut seen = Vec::new();
+/// let got = fetch(&base, "sheep", RemoteFormat::Simplified, dir.path(), |done, total| {
+///     seen.push((done, total))
+/// })?;
+/// assert_eq!((got.bytes, got.already_there), (5, false));
+/// assert_eq!(got.path, dir.path().join("sheep.ndjson"));
+/// assert_eq!(seen.last(), Some(&(5, Some(5))));
+/// // The file is there now: no second download (the server would not answer one).
+/// let again = fetch(&base, "sheep", RemoteFormat::Simplified, dir.path(), |_, _| {})?;
+/// assert!(again.already_there);
+/// // Names that could leave `dir` are refused before any request.
+/// assert!(fetch(&base, "../sheep", RemoteFormat::Raw, dir.path(), |_, _| {}).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn fetch(
     base: &str,
     category: &str,

@@ -56,6 +56,23 @@ pub fn detect_format(path: &Path) -> Result<Format, DataError> {
 /// Loads a file of any format as images of `opts.size`: drawings are rasterized (raw ones
 /// simplified first), bitmaps read as they are (they must already be `opts.size` square).
 /// `filter.random` then keeps a seeded random sample, in file order.
+///
+/// ```
+/// use mouton_data::{load_images, Filter, Format, RasterOptions};
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("three.ndjson");
+/// let line = |cc: &str| format!(
+///     r#"{{"word":"sheep","countrycode":"{cc}","timestamp":"","recognized":true,"key_id":"1","drawing":[[[10,200],[128,128]]]}}"#
+/// );
+/// std::fs::write(&path, [line("FR"), line("US"), line("FR")].join("\n"))?;
+/// let opts = RasterOptions { size: 16, ..Default::default() };
+/// let french = Filter { countries: vec!["FR".into()], ..Default::default() };
+/// let (images, summary) = load_images(&path, Format::Ndjson, &opts, &french, false)?;
+/// assert_eq!((images.len(), images.side), (2, 16));
+/// assert_eq!((summary.kept, summary.filtered), (2, 1));
+/// assert!(images.image(0).iter().any(|&v| v > 0)); // the stroke is drawn
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn load_images(
     path: &Path,
     format: Format,

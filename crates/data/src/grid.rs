@@ -36,6 +36,18 @@ pub fn tile(
 }
 
 /// Writes a greyscale PNG atomically (temporary file, then rename).
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("dot.png");
+/// mouton_data::write_png_gray(&path, 3, 2, &[0, 255, 0, 0, 128, 0])?;
+/// let img = image::open(&path)?.to_luma8();
+/// assert_eq!((img.width(), img.height(), img.get_pixel(1, 1).0), (3, 2, [128]));
+/// // Pixels that do not fill width x height are an error naming the file.
+/// let err = mouton_data::write_png_gray(&path, 3, 3, &[0; 6]).unwrap_err();
+/// assert!(err.to_string().contains("6 pixels do not make a 3x3 image"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_png_gray(
     path: &Path,
     width: usize,

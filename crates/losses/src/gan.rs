@@ -97,6 +97,24 @@ where
 }
 
 /// [`discriminator_bce`] with label smoothing and label noise (`rng` draws the flips).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use rand::SeedableRng;
+/// use mouton_losses::gan::{discriminator_bce, discriminator_bce_with, Labels};
+/// let dev = Cpu::default();
+/// let real = || dev.tensor_from_vec(vec![30.0f64; 2], (2usize,));
+/// let fake = || dev.tensor_from_vec(vec![-30.0f64; 2], (2usize,));
+/// let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0);
+/// // One-sided smoothing (real target 0.9): even a perfect discriminator pays for its
+/// // confidence, half the BCE of target 0.9 at logit 30, 0.1 * 30 + ln(1 + e^-30) ~ 3.
+/// let smooth = Labels { real: 0.9, flip: 0.0 };
+/// let loss = discriminator_bce_with(real(), fake(), &smooth, &mut rng).array();
+/// assert!((loss - 1.5).abs() < 1e-9, "{loss}");
+/// // Default labels draw no flips and give discriminator_bce's value.
+/// let plain = discriminator_bce_with(real(), fake(), &Labels::default(), &mut rng).array();
+/// assert_eq!(plain, discriminator_bce(real(), fake()).array());
+/// ```
 pub fn discriminator_bce_with<E, D, RT, FT>(
     real: Scores<E, D, RT>,
     fake: Scores<E, D, FT>,

@@ -37,6 +37,17 @@ where
 }
 
 /// Hinge generator loss (the same as WGAN's).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_losses::hinge::generator_hinge;
+/// let dev = Cpu::default();
+/// let fake = dev.tensor_from_vec(vec![1.5f32, -0.5], (2usize,));
+/// let loss = generator_hinge(fake.leaky_trace());
+/// assert_eq!(loss.array(), -0.5);
+/// // Unlike the critic's hinge, no margin: every fake keeps a gradient of -1/N.
+/// assert_eq!(loss.backward().get(&fake).as_vec(), [-0.5, -0.5]);
+/// ```
 pub fn generator_hinge<E, D, T>(fake: Scores<E, D, T>) -> Loss<E, D, T>
 where
     E: Dtype + Float,

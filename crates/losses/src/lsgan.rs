@@ -64,6 +64,18 @@ where
 }
 
 /// LSGAN generator loss.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_losses::lsgan::{generator_lsgan, LsganTargets};
+/// let dev = Cpu::default();
+/// let fake = dev.tensor_from_vec(vec![0.0f32, 3.0], (2usize,));
+/// // 1/2 mean (D - c)^2 with c = 1: 1/2 * mean(1, 4) = 1.25.
+/// assert_eq!(generator_lsgan(fake.clone(), &LsganTargets::default()).array(), 1.25);
+/// // The chi-squared coding (a = -1, b = 1, c = 0): 1/2 * mean(0, 9) = 2.25.
+/// let chi2 = LsganTargets { a: -1.0, b: 1.0, c: 0.0 };
+/// assert_eq!(generator_lsgan(fake, &chi2).array(), 2.25);
+/// ```
 pub fn generator_lsgan<E, D, T>(fake: Scores<E, D, T>, t: &LsganTargets) -> Loss<E, D, T>
 where
     E: Dtype + Float,

@@ -143,6 +143,21 @@ where
 
 /// Reconstruction error for images in [0, 1] given as decoder *logits*: binary cross-entropy
 /// summed over pixels, averaged over images.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_losses::vae::reconstruction_bce;
+/// let dev = Cpu::default();
+/// // Two images of two pixels; logit 0 says 1/2 for each pixel: ln 2 per pixel.
+/// let logits = dev.tensor_from_vec(vec![0.0f64; 4], (2usize, 2usize));
+/// let target = dev.tensor_from_vec(vec![0.0, 1.0, 1.0, 0.5], (2usize, 2usize));
+/// let loss = reconstruction_bce(logits, target.clone())?.array();
+/// assert!((loss - 2.0 * std::f64::consts::LN_2).abs() < 1e-12);
+/// // Shapes must agree.
+/// let short = dev.tensor_from_vec(vec![0.0f64; 2], (1usize, 2usize));
+/// assert!(reconstruction_bce(short, target).is_err());
+/// # Ok::<(), mouton_losses::LossError>(())
+/// ```
 pub fn reconstruction_bce<E, D, T>(
     logits: Flat<E, D, T>,
     target: Flat<E, D, NoneTape>,
@@ -172,6 +187,20 @@ fn check<E: Dtype, D: Device<E>, T>(
 }
 
 /// `reconstruction + k * kl`.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_losses::vae::{kl_divergence, reconstruction_mse, vae_loss, KlForm};
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![0.0f64, 1.0], (1usize, 2usize));
+/// let target = dev.tensor_from_vec(vec![1.0f64, 1.0], (1usize, 2usize));
+/// let mu = dev.tensor_from_vec(vec![2.0f64], (1usize, 1usize));
+/// let logvar = dev.tensor_from_vec(vec![0.0f64], (1usize, 1usize));
+/// let recon = reconstruction_mse(x, target)?; // 1
+/// let kl = kl_divergence(mu, logvar, KlForm::Exact)?; // 1/2 * 2^2 = 2
+/// assert_eq!(vae_loss(recon, kl, 0.25).array(), 1.5);
+/// # Ok::<(), mouton_losses::LossError>(())
+/// ```
 pub fn vae_loss<E, D, T>(reconstruction: Loss<E, D, T>, kl: Loss<E, D, T>, k: f64) -> Loss<E, D, T>
 where
     E: Dtype + Float,

@@ -33,6 +33,16 @@ where
 }
 
 /// Generator loss: `-mean D(G(z))`.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_losses::wasserstein::generator_loss;
+/// let dev = Cpu::default();
+/// let fake = dev.tensor_from_vec(vec![2.0f64, -1.0, 5.0], (3usize,));
+/// let loss = generator_loss(fake.leaky_trace());
+/// assert_eq!(loss.array(), -2.0);
+/// assert_eq!(loss.backward().get(&fake).as_vec(), [-1.0 / 3.0; 3]);
+/// ```
 pub fn generator_loss<E, D, T>(fake: Scores<E, D, T>) -> Loss<E, D, T>
 where
     E: Dtype + Float,
