@@ -31,6 +31,17 @@ pub use cuda::{fused_update, open_cuda, set_cudnn_convs, set_tf32_gemms};
 pub type Nchw<E, T, D = Cpu> = Tensor<(usize, usize, usize, usize), E, D, T>;
 
 /// "No bias" for [`conv2d`] and [`conv_transpose2d`] (a plain `None` leaves its type open).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::{conv2d, no_bias};
+/// use mouton_models::ops::conv2d::Padding;
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![1.0f32, 2.0], (1usize, 1usize, 1usize, 2usize));
+/// let w = dev.tensor_from_vec(vec![3.0f32], (1usize, 1usize, 1usize, 1usize));
+/// let y = conv2d(x, &w, no_bias(), 1, Padding::Valid).unwrap();
+/// assert_eq!(y.as_vec(), [3.0, 6.0]);
+/// ```
 pub fn no_bias<E: Dtype, D: Storage<E>>() -> Option<&'static Tensor<(usize,), E, D>> {
     None
 }
@@ -521,6 +532,20 @@ where
 /// Inference-mode batch normalization of (N, C, H, W) per channel, with the running statistics:
 /// an affine map per channel, `y = a x + b` with `a = gamma / sqrt(rv + eps)`,
 /// `b = beta - a rm` (the parameters get no gradient in inference).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::batch_norm_nchw_eval;
+/// let dev = Cpu::default();
+/// // Two channels of one pixel; channel 1's running mean 2, variance 4: y = (x - 2) / 2.
+/// let x = dev.tensor_from_vec(vec![0.0f64, 6.0], (1usize, 2usize, 1usize, 1usize));
+/// let (gamma, beta) = (dev.tensor([1.0f64, 1.0]), dev.tensor([0.0f64, 0.5]));
+/// let (mean, var) = (dev.tensor([0.0f64, 2.0]), dev.tensor([1.0f64, 4.0]));
+/// let y = batch_norm_nchw_eval(x.leaky_trace(), &gamma, &beta, &mean, &var, 0.0).unwrap();
+/// assert_eq!(y.as_vec(), [0.0, 2.5]);
+/// // The input still gets its gradient, a = gamma / sqrt(var + eps) per channel.
+/// assert_eq!(y.sum().backward().get(&x).as_vec(), [1.0, 0.5]);
+/// ```
 pub fn batch_norm_nchw_eval<E, D, T, SC>(
     x: Nchw<E, T, D>,
     gamma: &Tensor<SC, E, D>,
@@ -1023,6 +1048,17 @@ where
 }
 
 /// Inference-mode batch normalization of (N, C) with the running statistics.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::batch_norm_eval;
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![1.0f32, 5.0, 3.0, 9.0], (2usize, 2usize));
+/// let (gamma, beta) = (dev.tensor([2.0f32, 1.0]), dev.tensor([0.0f32, -1.0]));
+/// let (mean, var) = (dev.tensor([1.0f32, 1.0]), dev.tensor([1.0f32, 16.0]));
+/// let y = batch_norm_eval(x, &gamma, &beta, &mean, &var, 0.0).unwrap();
+/// assert_eq!(y.as_vec(), [0.0, 0.0, 4.0, 1.0]);
+/// ```
 pub fn batch_norm_eval<E, D, T, SC>(
     x: Tensor<(usize, usize), E, D, T>,
     gamma: &Tensor<SC, E, D>,

@@ -45,16 +45,30 @@ impl ModelSummary {
 }
 
 /// Parameters of a convolution (weights and bias).
+///
+/// ```
+/// // SHEEP2's second critic layer: 64 -> 128 channels, 4x4 kernels.
+/// assert_eq!(mouton_models::summary::conv_params(64, 128, 4), 131_200);
+/// ```
 pub fn conv_params(inp: usize, out: usize, k: usize) -> usize {
     out * inp * k * k + out
 }
 
 /// Parameters of a dense layer (weights and bias).
+///
+/// ```
+/// assert_eq!(mouton_models::summary::dense_params(2048, 1), 2049);
+/// ```
 pub fn dense_params(inp: usize, out: usize) -> usize {
     out * inp + out
 }
 
 /// `1234567` as `1,234,567`.
+///
+/// ```
+/// use mouton_models::summary::thousands;
+/// assert_eq!((thousands(1234567), thousands(999), thousands(1000)), ("1,234,567".into(), "999".into(), "1,000".into()));
+/// ```
 pub fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();

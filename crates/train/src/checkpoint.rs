@@ -13,16 +13,42 @@ use crate::optim::Optimizer;
 use crate::{io_err, TrainError};
 
 /// The checkpoint folder of a run directory.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(mouton_train::checkpoint::dir(Path::new("runs/s1")), Path::new("runs/s1/checkpoints"));
+/// ```
 pub fn dir(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoints")
 }
 
 /// The file for `step`.
+///
+/// ```
+/// use std::path::Path;
+/// let p = mouton_train::checkpoint::path_for(Path::new("runs/s1"), 985);
+/// assert_eq!(p, Path::new("runs/s1/checkpoints/step_000000985.safetensors"));
+/// ```
 pub fn path_for(run_dir: &Path, step: u64) -> PathBuf {
     dir(run_dir).join(format!("step_{step:09}.safetensors"))
 }
 
 /// The checkpoints present, oldest first, as (step, path).
+///
+/// ```
+/// use mouton_train::checkpoint::{dir, list, path_for};
+/// # let tmp = tempfile::tempdir()?;
+/// let run = tmp.path();
+/// assert!(list(run)?.is_empty()); // no folder yet: no checkpoint, no error
+/// std::fs::create_dir_all(dir(run))?;
+/// for step in [20, 3] {
+///     std::fs::write(path_for(run, step), b"")?;
+/// }
+/// std::fs::write(dir(run).join("notes.txt"), b"")?; // not a checkpoint's name: ignored
+/// let steps: Vec<u64> = list(run)?.into_iter().map(|(s, _)| s).collect();
+/// assert_eq!(steps, [3, 20]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn list(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>, TrainError> {
     let d = dir(run_dir);
     let entries = match std::fs::read_dir(&d) {
@@ -61,6 +87,36 @@ pub struct State<'a, G, D, B: Storage<f32> = Cpu> {
 const FORMAT: &str = "mouton-checkpoint/1";
 
 /// Writes the checkpoint of `step` and deletes all but the newest `keep`.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::mlp::{MlpDiscriminator, MlpGenerator};
+/// use mouton_train::checkpoint::{list, load, save, State};
+/// use mouton_train::config::{Preset, TrainConfig};
+/// use mouton_train::optim::Optimizer;
+/// use mouton_train::trainer::build;
+/// # let tmp = tempfile::tempdir()?;
+/// let cfg = TrainConfig::preset(Preset::Sheep1);
+/// let mut g: MlpGenerator<f32, Cpu> = build(&cfg, 0);
+/// let mut d: MlpDiscriminator<f32, Cpu> = build(&cfg, 1);
+/// let adam = || Optimizer::new(cfg.optimizer, 1e-4, 0.9, 0.999, 1e-7);
+/// let (mut opt_g, mut opt_d) = (adam(), adam());
+/// for step in 1..=3 {
+///     let state = State { g: &mut g, d: &mut d, opt_g: &mut opt_g, opt_d: &mut opt_d };
+///     save(tmp.path(), step, state, 2)?; // keep the newest two
+/// }
+/// let kept: Vec<u64> = list(tmp.path())?.into_iter().map(|(s, _)| s).collect();
+/// assert_eq!(kept, [2, 3]);
+/// // Into freshly built networks (other seeds), the weights come back exactly.
+/// let mut g2: MlpGenerator<f32, Cpu> = build(&TrainConfig { seed: 5, ..cfg.clone() }, 0);
+/// let mut d2: MlpDiscriminator<f32, Cpu> = build(&TrainConfig { seed: 5, ..cfg.clone() }, 1);
+/// let (mut o1, mut o2) = (adam(), adam());
+/// let state = State { g: &mut g2, d: &mut d2, opt_g: &mut o1, opt_d: &mut o2 };
+/// assert_eq!(load(&list(tmp.path())?[1].1, state)?, 3);
+/// assert_eq!(g2.l1.weight.as_vec(), g.l1.weight.as_vec());
+/// assert_eq!(d2.l3.weight.as_vec(), d.l3.weight.as_vec());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn save<G, D, B>(
     run_dir: &Path,
     step: u64,
@@ -93,6 +149,30 @@ where
 
 /// Loads a checkpoint into the state; returns its step. Every tensor is checked (names,
 /// shapes, dtype) and a file that is not a mouton checkpoint is refused.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::mlp::{MlpDiscriminator, MlpGenerator};
+/// use mouton_models::weights::WeightsWriter;
+/// use mouton_train::checkpoint::{load, State};
+/// use mouton_train::config::{Preset, TrainConfig};
+/// use mouton_train::optim::Optimizer;
+/// use mouton_train::trainer::build;
+/// # let tmp = tempfile::tempdir()?;
+/// let cfg = TrainConfig::preset(Preset::Sheep1);
+/// let mut g: MlpGenerator<f32, Cpu> = build(&cfg, 0);
+/// let mut d: MlpDiscriminator<f32, Cpu> = build(&cfg, 1);
+/// // A valid weights file holding only the generator is not a checkpoint.
+/// let path = tmp.path().join("g.safetensors");
+/// let mut w = WeightsWriter::new();
+/// w.add_module("g.", &g);
+/// w.write(&path)?;
+/// let adam = || Optimizer::new(cfg.optimizer, 1e-4, 0.9, 0.999, 1e-7);
+/// let (mut o1, mut o2) = (adam(), adam());
+/// let err = load(&path, State { g: &mut g, d: &mut d, opt_g: &mut o1, opt_d: &mut o2 });
+/// assert!(err.unwrap_err().to_string().contains("not a mouton checkpoint"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn load<G, D, B>(path: &Path, s: State<'_, G, D, B>) -> Result<u64, TrainError>
 where
     B: Device<f32>,
@@ -119,6 +199,20 @@ where
 }
 
 /// Loads only the generator of the newest checkpoint; returns its step and path.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::mlp::MlpGenerator;
+/// use mouton_train::checkpoint::load_generator;
+/// use mouton_train::config::{Preset, TrainConfig};
+/// use mouton_train::trainer::build;
+/// # let tmp = tempfile::tempdir()?;
+/// let mut g: MlpGenerator<f32, Cpu> = build(&TrainConfig::preset(Preset::Sheep1), 0);
+/// // An empty run directory: the error says what to do.
+/// let err = load_generator(tmp.path(), &mut g).unwrap_err().to_string();
+/// assert!(err.contains("no checkpoint (train first"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn load_generator<G: TensorCollection<f32, B>, B: Device<f32>>(
     run_dir: &Path,
     g: &mut G,

@@ -274,6 +274,15 @@ impl TrainConfig {
     /// Switches the loss, taking the defaults of its paper where it differs from the preset's:
     /// WGAN gets RMSprop 5e-5, n_critic 5, clip 0.01; WGAN-GP gets Adam 1e-4 with betas 0 / 0.9,
     /// lambda 10, n_critic 5.
+    ///
+    /// ```
+    /// use mouton_train::config::{LossKind, OptimizerKind, Preset, TrainConfig};
+    /// let c = TrainConfig::preset(Preset::Sheep1).with_loss(LossKind::Wgan);
+    /// assert_eq!((c.optimizer, c.lr_d, c.n_critic, c.clip), (OptimizerKind::Rmsprop, 5e-5, 5, 0.01));
+    /// // Back to a BCE loss: the preset's Adam and one critic update per step again.
+    /// let c = c.with_loss(LossKind::Hinge);
+    /// assert_eq!((c.optimizer, c.lr_d, c.n_critic), (OptimizerKind::Adam, 1e-4, 1));
+    /// ```
     pub fn with_loss(mut self, loss: LossKind) -> Self {
         if loss == self.loss {
             return self;
@@ -314,6 +323,14 @@ impl TrainConfig {
     }
 
     /// Checks every value; the error names the field.
+    ///
+    /// ```
+    /// use mouton_train::config::{Preset, TrainConfig};
+    /// let mut c = TrainConfig::preset(Preset::Sheep2);
+    /// assert!(c.validate().is_ok());
+    /// c.batch_size = 0;
+    /// assert_eq!(c.validate().unwrap_err().to_string(), "config: batch_size: must be at least 1");
+    /// ```
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |field: &str, why: &str| Err(TrainError::Config(format!("{field}: {why}")));
         let pos = |v: f64| v > 0.0 && v.is_finite();
@@ -478,6 +495,19 @@ pub struct Overrides {
 
 impl Overrides {
     /// Reads a TOML file of overrides; errors name the file and the line.
+    ///
+    /// ```
+    /// use mouton_train::config::Overrides;
+    /// # let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("run.toml");
+    /// std::fs::write(&path, "epochs = 3\nseed = 11\n")?;
+    /// let o = Overrides::load(&path)?;
+    /// assert_eq!((o.epochs, o.seed, o.batch_size), (Some(3), Some(11), None));
+    /// std::fs::write(&path, "epochs = 3\nbatch = 64\n")?; // not a key
+    /// let err = Overrides::load(&path).unwrap_err().to_string();
+    /// assert!(err.contains("run.toml:2: unknown field `batch`"), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
             path: path.to_path_buf(),
@@ -493,6 +523,14 @@ impl Overrides {
     }
 
     /// `other`'s fields where set, else `self`'s.
+    ///
+    /// ```
+    /// use mouton_train::config::Overrides;
+    /// let file = Overrides { epochs: Some(3), seed: Some(11), ..Default::default() };
+    /// let flags = Overrides { seed: Some(5), ..Default::default() };
+    /// let o = file.then(flags); // flags win over the file
+    /// assert_eq!((o.epochs, o.seed), (Some(3), Some(5)));
+    /// ```
     pub fn then(self, other: Overrides) -> Overrides {
         macro_rules! pick {
             ($($f:ident),*) => { Overrides { $($f: other.$f.or(self.$f)),* } };
@@ -532,6 +570,14 @@ impl Overrides {
     }
 
     /// `cfg` with every field set here replaced, as is (no preset or loss defaults).
+    ///
+    /// ```
+    /// use mouton_train::config::{LossKind, Overrides, Preset, TrainConfig};
+    /// let sheep1 = TrainConfig::preset(Preset::Sheep1);
+    /// let c = Overrides { loss: Some(LossKind::Wgan), ..Default::default() }.apply(sheep1.clone());
+    /// // Only the loss changes: unlike `resolve`, no WGAN defaults (RMSprop, n_critic 5) come along.
+    /// assert_eq!(sheep1.differences(&c), ["loss"]);
+    /// ```
     pub fn apply(&self, mut c: TrainConfig) -> TrainConfig {
         macro_rules! set {
             ($($f:ident),*) => { $( if let Some(v) = self.$f.clone() { c.$f = v; } )* };

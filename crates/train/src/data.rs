@@ -22,6 +22,14 @@ pub struct TrainingData {
 }
 
 /// Parses a format name (`ndjson`, `binary`, `npy`, `bitmap28`).
+///
+/// ```
+/// use mouton_train::data::parse_format;
+/// assert_eq!(parse_format("bitmap28")?, mouton_data::Format::Bitmap28);
+/// let err = parse_format("png").unwrap_err().to_string();
+/// assert!(err.contains("unknown format `png`"), "{err}");
+/// # Ok::<(), mouton_train::TrainError>(())
+/// ```
 pub fn parse_format(name: &str) -> Result<Format, TrainError> {
     Ok(match name {
         "ndjson" => Format::Ndjson,
@@ -37,6 +45,15 @@ pub fn parse_format(name: &str) -> Result<Format, TrainError> {
 }
 
 /// `n` synthetic sheep rendered at `side` x `side` as Google renders drawings.
+///
+/// ```
+/// use mouton_train::data::synthetic_bitmaps;
+/// let b = synthetic_bitmaps(3, 7, 28);
+/// assert_eq!((b.len(), b.side), (3, 28));
+/// assert!(b.image(0).iter().any(|&v| v == 255)); // ink
+/// assert_eq!(b, synthetic_bitmaps(3, 7, 28)); // seeded
+/// assert_ne!(b, synthetic_bitmaps(3, 8, 28));
+/// ```
 pub fn synthetic_bitmaps(n: usize, seed: u64, side: usize) -> Bitmaps {
     let opts = RasterOptions {
         size: side as u32,
@@ -56,6 +73,19 @@ pub fn synthetic_bitmaps(n: usize, seed: u64, side: usize) -> Bitmaps {
 /// Reads `side` x `side` images from any Quick Draw file (drawings are rasterized as Google
 /// does, at that size), as f32 in [0, 1]. `format`: a format name, or `None` to detect it.
 /// Bitmap files hold 28x28 images only.
+///
+/// ```
+/// use mouton_train::data::load_file;
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("two.npy");
+/// mouton_data::write_npy_u8(&path, &[255u8; 2 * 784], &[2, 784])?;
+/// let images = load_file(&path, None, 28)?; // format detected
+/// assert_eq!(images.len(), 2);
+/// // Bitmaps cannot be re-rendered at another size; the error says so.
+/// let err = load_file(&path, None, 32).unwrap_err().to_string();
+/// assert!(err.contains("28x28 bitmaps; they cannot be rendered at 32x32"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn load_file(
     path: &std::path::Path,
     format: Option<&str>,
@@ -87,6 +117,19 @@ pub fn load_file(
 }
 
 /// Loads (or draws) the images of `cfg` and splits off the validation set.
+///
+/// ```
+/// use mouton_train::config::{Preset, TrainConfig};
+/// let mut cfg = TrainConfig::preset(Preset::Sheep1); // no `data`: synthetic sheep
+/// cfg.synthetic_count = 100;
+/// let data = mouton_train::data::load(&cfg)?;
+/// assert!(data.synthetic && data.source == "100 synthetic sheep");
+/// assert_eq!((data.train.len(), data.validation.len()), (90, 10)); // 10 % held out
+/// // Too few images for one step (batch_size x n_critic) is an error, not an empty run.
+/// cfg.synthetic_count = 20;
+/// assert!(mouton_train::data::load(&cfg).is_err());
+/// # Ok::<(), mouton_train::TrainError>(())
+/// ```
 pub fn load(cfg: &TrainConfig) -> Result<TrainingData, TrainError> {
     let (all, source, synthetic) = match &cfg.data {
         Some(path) => (

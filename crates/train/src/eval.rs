@@ -40,6 +40,11 @@ pub struct Report {
 
 /// The pooling factor of [`features`] for `side` x `side` images: 2 at 28 px (14x14 features),
 /// side / 16 for multiples of 16 (16x16 features at 32 and 64 px), else 1.
+///
+/// ```
+/// use mouton_train::eval::pool_factor;
+/// assert_eq!([28, 32, 64, 15].map(pool_factor), [2, 2, 4, 1]);
+/// ```
 pub fn pool_factor(side: usize) -> usize {
     if side % 16 == 0 {
         (side / 16).max(1)
@@ -51,6 +56,14 @@ pub fn pool_factor(side: usize) -> usize {
 }
 
 /// `side` x `side` images average-pooled by [`pool_factor`]: 28x28 to 14x14 by 2x2 averaging.
+///
+/// ```
+/// use mouton_train::eval::features;
+/// // One 4x4 image whose top-left 2x2 block is half ink: pooled 2x2, that cell is 0.5.
+/// let mut img = [0.0f32; 16];
+/// (img[0], img[5]) = (1.0, 1.0);
+/// assert_eq!(features(&img, 4), [0.5, 0.0, 0.0, 0.0]);
+/// ```
 pub fn features(images: &[f32], side: usize) -> Vec<f32> {
     let f = pool_factor(side);
     let s = side / f;
@@ -127,6 +140,19 @@ pub fn precision_recall(fake: &[f32], real: &[f32], side: usize) -> (f64, f64) {
 }
 
 /// Sliced Wasserstein distance between two sets of `side` x `side` images.
+///
+/// ```
+/// use mouton_train::eval::swd;
+/// let a: Vec<f32> = (0..8 * 16).map(|i| ((i * 37) % 11) as f32 / 11.0).collect();
+/// assert_eq!(swd(&a, &a, 4, 50, 0)?, 0.0);
+/// // Shifting every pixel by 0.5 moves every point by 0.5 * |(1, ..., 1)| = 2 along the
+/// // diagonal: each projection sees a shift of 2 cos(angle), so 0 < SWD < 2.
+/// let b: Vec<f32> = a.iter().map(|v| v + 0.5).collect();
+/// let d = swd(&a, &b, 4, 50, 0)?;
+/// assert!(d > 0.1 && d < 2.0, "{d}");
+/// assert_eq!(d, swd(&a, &b, 4, 50, 0)?); // seeded projections
+/// # Ok::<(), mouton_train::TrainError>(())
+/// ```
 pub fn swd(
     a: &[f32],
     b: &[f32],
@@ -145,6 +171,21 @@ pub fn swd(
 
 /// The full report: `fake` against one half of `real`, baselines between the halves. Uses
 /// `n = min(fake count, real count / 2)` images per side.
+///
+/// ```
+/// use mouton_train::data::synthetic_bitmaps;
+/// use mouton_train::eval::report;
+/// let to_f32 = |b: mouton_data::Bitmaps| b.data.iter().map(|&v| v as f32 / 255.0).collect::<Vec<f32>>();
+/// let real = to_f32(synthetic_bitmaps(40, 1, 28));
+/// let blank = vec![0.0f32; 20 * 784];
+/// let r = report(&blank, &real, 28, 0)?;
+/// assert_eq!(r.n, 20);
+/// // Blank images are far worse than another half of the real ones.
+/// assert!(r.swd > r.swd_baseline && r.precision < r.precision_baseline);
+/// // Too few images for a baseline is an error.
+/// assert!(report(&blank, &real[..6 * 784], 28, 0).is_err());
+/// # Ok::<(), mouton_train::TrainError>(())
+/// ```
 pub fn report(fake: &[f32], real: &[f32], side: usize, seed: u64) -> Result<Report, TrainError> {
     let px = side * side;
     let n_real = real.len() / px;
@@ -171,6 +212,13 @@ pub fn report(fake: &[f32], real: &[f32], side: usize, seed: u64) -> Result<Repo
 }
 
 /// Mean pairwise Euclidean distance within a set of images (a diversity measure).
+///
+/// ```
+/// use mouton_train::eval::mean_pairwise_distance;
+/// // Three 1x1 images 0, 3 and 4: distances 3, 4 and 1.
+/// assert_eq!(mean_pairwise_distance(&[0.0, 3.0, 4.0], 1), 8.0 / 3.0);
+/// assert_eq!(mean_pairwise_distance(&[1.0; 4 * 9], 3), 0.0); // a collapsed set
+/// ```
 pub fn mean_pairwise_distance(images: &[f32], side: usize) -> f64 {
     let pts: Vec<&[f32]> = images.chunks(side * side).collect();
     let n = pts.len();

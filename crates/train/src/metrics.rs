@@ -66,6 +66,23 @@ pub struct EpochRecord {
 }
 
 /// Appends one record as a line (a single write, then flush).
+///
+/// ```
+/// use mouton_train::metrics::{append, read, EpochRecord};
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("metrics.jsonl");
+/// let epoch = |step| EpochRecord {
+///     kind: "epoch".into(), step, epoch: step / 10, swd: Some(0.25),
+///     swd_real_baseline: None, diversity_ratio: None, seconds: 1.5,
+/// };
+/// append(&path, &epoch(10))?;
+/// append(&path, &epoch(20))?;
+/// let text = std::fs::read_to_string(&path)?;
+/// assert_eq!(text.lines().count(), 2);
+/// assert!(text.starts_with(r#"{"kind":"epoch","step":10,"epoch":1,"swd":0.25,"seconds":1.5}"#));
+/// assert_eq!(read(&path)?.1, [epoch(10), epoch(20)]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn append<T: Serialize>(path: &Path, record: &T) -> Result<(), TrainError> {
     let mut line = serde_json::to_vec(record).map_err(|e| TrainError::Metric(e.to_string()))?;
     line.push(b'\n');
@@ -80,6 +97,22 @@ pub fn append<T: Serialize>(path: &Path, record: &T) -> Result<(), TrainError> {
 
 /// Every step record and epoch record of a file. A torn last line (a crash mid-write) is
 /// ignored; any other unreadable line is an error naming the line.
+///
+/// ```
+/// use mouton_train::metrics::read;
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("metrics.jsonl");
+/// let epoch = r#"{"kind":"epoch","step":7,"epoch":1,"seconds":2.0}"#;
+/// // A crash in the middle of the last line: that line is dropped.
+/// std::fs::write(&path, format!("{epoch}\n{{\"kind\":\"ste"))?;
+/// let (steps, epochs) = read(&path)?;
+/// assert_eq!((steps.len(), epochs.len(), epochs[0].step), (0, 1, 7));
+/// // The same damage on an earlier line is an error naming it.
+/// std::fs::write(&path, format!("{{\"kind\":\"ste\n{epoch}\n"))?;
+/// let err = read(&path).unwrap_err().to_string();
+/// assert!(err.contains("metrics.jsonl:1:"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn read(path: &Path) -> Result<(Vec<StepRecord>, Vec<EpochRecord>), TrainError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -123,6 +156,18 @@ pub fn read(path: &Path) -> Result<(Vec<StepRecord>, Vec<EpochRecord>), TrainErr
 
 /// Keeps only the records up to `step` (after a resume from that step's checkpoint, the lines
 /// written past it belong to work that is being redone). Rewritten atomically.
+///
+/// ```
+/// use mouton_train::metrics::{read, truncate_after};
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("metrics.jsonl");
+/// let epoch = |step: u64| format!(r#"{{"kind":"epoch","step":{step},"epoch":1,"seconds":2.0}}"#);
+/// std::fs::write(&path, format!("{}\n{}\n{}\n", epoch(5), epoch(10), epoch(15)))?;
+/// truncate_after(&path, 10)?; // resumed from step 10's checkpoint
+/// let steps: Vec<u64> = read(&path)?.1.iter().map(|e| e.step).collect();
+/// assert_eq!(steps, [5, 10]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn truncate_after(path: &Path, step: u64) -> Result<(), TrainError> {
     let (steps, epochs) = read(path)?;
     let mut out = Vec::new();

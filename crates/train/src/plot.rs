@@ -29,6 +29,24 @@ fn smooth(points: &[(f64, f64)], buckets: usize) -> Vec<(f64, f64)> {
 }
 
 /// Draws the losses of `steps` into a PNG at `path` (written atomically).
+///
+/// ```
+/// use mouton_train::metrics::StepRecord;
+/// # let dir = tempfile::tempdir()?;
+/// let rec = |step: u64| StepRecord {
+///     kind: "step".into(), step, epoch: 1, d_loss: 1.0 / step as f64, g_loss: 0.5,
+///     gp: None, d_real: 0.0, d_fake: 0.0, grad_norm_d: 1.0, grad_norm_g: 1.0,
+///     images_per_s: 100.0, recon: None, kl: None,
+/// };
+/// let steps: Vec<StepRecord> = (1..=50).map(rec).collect();
+/// let path = dir.path().join("loss.png");
+/// mouton_train::plot::loss_png(&steps, &path)?;
+/// let img = image::open(&path)?.to_rgb8();
+/// assert_eq!(img.dimensions(), (800, 480));
+/// // The critic's curve is drawn in red.
+/// assert!(img.pixels().any(|p| p.0[0] > 200 && p.0[1] < 80 && p.0[2] < 80));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn loss_png(steps: &[StepRecord], path: &Path) -> Result<(), TrainError> {
     let (w, h) = (800u32, 480u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];

@@ -36,6 +36,17 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// A 64-bit seed for (`seed`, `stream`, `a`, `b`).
+///
+/// ```
+/// use mouton_train::rng::{derive, Stream};
+/// let s = derive(0, Stream::Shuffle, 1, 0); // the data order of epoch 1
+/// assert_eq!(s, derive(0, Stream::Shuffle, 1, 0));
+/// // Every argument changes it: another seed, stream, epoch, or second index.
+/// for other in [derive(1, Stream::Shuffle, 1, 0), derive(0, Stream::Dropout, 1, 0),
+///               derive(0, Stream::Shuffle, 2, 0), derive(0, Stream::Shuffle, 1, 1)] {
+///     assert_ne!(s, other);
+/// }
+/// ```
 pub fn derive(seed: u64, stream: Stream, a: u64, b: u64) -> u64 {
     mix(mix(mix(seed ^ mix(stream as u64)) ^ a) ^ b.wrapping_mul(0xD6E8_FEB8_6659_FD93))
 }

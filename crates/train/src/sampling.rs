@@ -26,6 +26,16 @@ pub fn latent(seed: u64, a: u64, n: usize) -> Vec<f32> {
 }
 
 /// `n` latent vectors of length `k` (see [`latent`]).
+///
+/// ```
+/// use mouton_train::sampling::{latent, latent_of};
+/// let z = latent_of(3, 0, 1000, 2); // a VAE's 2-D latent points
+/// assert_eq!(z.len(), 2000);
+/// let mean = z.iter().sum::<f32>() / 2000.0;
+/// let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 2000.0;
+/// assert!(mean.abs() < 0.1 && (var - 1.0).abs() < 0.1, "N(0, 1): {mean} {var}");
+/// assert_eq!(latent_of(3, 0, 2, 128), latent(3, 0, 2));
+/// ```
 pub fn latent_of(seed: u64, a: u64, n: usize, k: usize) -> Vec<f32> {
     let mut r = rng(seed, Stream::Samples, a, 0);
     (0..n * k).map(|_| StandardNormal.sample(&mut r)).collect()
@@ -33,6 +43,22 @@ pub fn latent_of(seed: u64, a: u64, n: usize, k: usize) -> Vec<f32> {
 
 /// Images (n x side x side, in [0, 1] whatever the generator's range) for latent vectors
 /// (n x latent), 64 at a time, in inference mode.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::sheep::Sheep1Generator;
+/// use mouton_train::sampling::{generate, latent};
+/// let dev = Cpu::seed_from_u64(0);
+/// let mut g = Sheep1Generator::<f32, Cpu>::build(&dev); // tanh output, in [-1, 1]
+/// let images = generate(&mut g, &latent(0, 0, 70), &dev)?; // two batches: 64 + 6
+/// assert_eq!(images.len(), 70 * 784);
+/// assert!(images.iter().all(|v| (0.0..=1.0).contains(v))); // mapped to [0, 1]
+/// // Inference mode: an image does not depend on the rest of its batch (up to the
+/// // rounding of differently blocked products).
+/// let one = generate(&mut g, &latent(0, 0, 70)[69 * 128..], &dev)?;
+/// assert!(one.iter().zip(&images[69 * 784..]).all(|(a, b)| (a - b).abs() < 1e-5));
+/// # Ok::<(), mouton_train::TrainError>(())
+/// ```
 pub fn generate<G, B>(g: &mut G, z: &[f32], dev: &B) -> Result<Vec<f32>, TrainError>
 where
     G: Generator<f32, B>,
@@ -55,6 +81,10 @@ where
 }
 
 /// Pixels in [0, 1] to grey levels.
+///
+/// ```
+/// assert_eq!(mouton_train::sampling::to_u8(&[-0.5, 0.0, 0.5, 1.0, 7.0]), [0, 0, 128, 255, 255]);
+/// ```
 pub fn to_u8(images: &[f32]) -> Vec<u8> {
     images
         .iter()
@@ -63,6 +93,17 @@ pub fn to_u8(images: &[f32]) -> Vec<u8> {
 }
 
 /// Writes `side` x `side` images (in [0, 1]) as a grid PNG with `cols` columns, atomically.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("grid.png");
+/// // Three white 4x4 images, two columns: 2 rows, 2-pixel gaps.
+/// mouton_train::sampling::write_grid(&path, &[1.0f32; 3 * 16], 4, 2)?;
+/// let img = image::open(&path)?.to_luma8();
+/// assert_eq!(img.dimensions(), (14, 14));
+/// assert_eq!((img.get_pixel(2, 2).0, img.get_pixel(8, 8).0), ([255], [0])); // cell 4 is empty
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn write_grid(path: &Path, images: &[f32], side: usize, cols: usize) -> Result<(), TrainError> {
     let px = to_u8(images);
     let cells: Vec<&[u8]> = px.chunks(side * side).collect();
@@ -104,6 +145,14 @@ pub fn slerp(a: &[f32], b: &[f32], t: f64) -> Vec<f32> {
 }
 
 /// `steps` latent vectors from `a` to `b` (both included) along [`slerp`].
+///
+/// ```
+/// use mouton_train::sampling::interpolation;
+/// let path = interpolation(&[1.0, 0.0], &[0.0, 1.0], 3);
+/// assert_eq!((&path[..2], &path[4..]), (&[1.0f32, 0.0][..], &[0.0f32, 1.0][..]));
+/// let norm = (path[2].powi(2) + path[3].powi(2)).sqrt();
+/// assert!((norm - 1.0).abs() < 1e-6); // on the arc, not the chord
+/// ```
 pub fn interpolation(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
     let steps = steps.max(2);
     (0..steps)
@@ -113,6 +162,23 @@ pub fn interpolation(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
 
 /// Images for latent vectors `z` from the newest checkpoint of a run directory (whatever its
 /// architecture); returns them with the checkpoint's step.
+///
+/// ```
+/// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
+/// use mouton_train::sampling::{generate_from_run, latent, run_image_size, run_latent};
+/// use mouton_train::trainer::{train, RunOptions};
+/// # let dir = tempfile::tempdir()?;
+/// let mut cfg = TrainConfig::preset(Preset::Sheep1);
+/// (cfg.generator, cfg.critic) = (GeneratorArch::MlpG, CriticArch::MlpD);
+/// (cfg.synthetic_count, cfg.batch_size, cfg.max_steps) = (80, 16, Some(2));
+/// let run = dir.path().join("run");
+/// let data = mouton_train::data::load(&cfg)?;
+/// train(&cfg, &data, &run, &RunOptions::default(), &mut |_| {})?;
+/// assert_eq!((run_latent(&run)?, run_image_size(&run)?), (128, 28));
+/// let (images, step) = generate_from_run(&run, &latent(1, 0, 4))?;
+/// assert_eq!((images.len(), step), (4 * 784, 2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn generate_from_run(
     run_dir: &std::path::Path,
     z: &[f32],
@@ -141,7 +207,19 @@ where
     Ok((generate(&mut g, z, &Cpu::default())?, step))
 }
 
-/// The latent length of a run directory's generator.
+/// The latent length of a run directory's generator (read from its `config.toml`).
+///
+/// ```
+/// use mouton_train::config::{Preset, TrainConfig};
+/// # let dir = tempfile::tempdir()?;
+/// let cfg = TrainConfig::preset(Preset::Vae);
+/// std::fs::write(dir.path().join("config.toml"), cfg.to_toml())?;
+/// assert_eq!(mouton_train::sampling::run_latent(dir.path())?, 2);
+/// // No run there: the error names the missing file.
+/// let err = mouton_train::sampling::run_latent(&dir.path().join("nope")).unwrap_err();
+/// assert!(err.to_string().contains("config.toml"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn run_latent(run_dir: &std::path::Path) -> Result<usize, TrainError> {
     let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
     Ok(match cfg.generator {
@@ -152,6 +230,16 @@ pub fn run_latent(run_dir: &std::path::Path) -> Result<usize, TrainError> {
 }
 
 /// The image side of the run in `run_dir` (its config's `image_size`).
+///
+/// ```
+/// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
+/// # let dir = tempfile::tempdir()?;
+/// let mut cfg = TrainConfig::preset(Preset::Sheep1);
+/// (cfg.generator, cfg.critic, cfg.image_size) = (GeneratorArch::DcganG, CriticArch::DcganD, 64);
+/// std::fs::write(dir.path().join("config.toml"), cfg.to_toml())?;
+/// assert_eq!(mouton_train::sampling::run_image_size(dir.path())?, 64);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn run_image_size(run_dir: &std::path::Path) -> Result<usize, TrainError> {
     Ok(crate::config::TrainConfig::load(&run_dir.join("config.toml"))?.image_size)
 }

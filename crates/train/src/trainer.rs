@@ -305,12 +305,37 @@ where
 
 /// Builds a network from the run's seed; `which` (0: generator, 1: critic) selects the stream,
 /// so a generator's initialization does not depend on the critic chosen.
+///
+/// ```
+/// use mouton_models::mlp::MlpGenerator;
+/// use mouton_train::config::{Preset, TrainConfig};
+/// use mouton_train::trainer::build;
+/// let mut cfg = TrainConfig::preset(Preset::Sheep1);
+/// let a: MlpGenerator<f32, dfdx::prelude::Cpu> = build(&cfg, 0);
+/// let b: MlpGenerator<f32, dfdx::prelude::Cpu> = build(&cfg, 0);
+/// assert_eq!(a.l1.weight.as_vec(), b.l1.weight.as_vec()); // the same seed, the same weights
+/// cfg.seed = 1;
+/// let c: MlpGenerator<f32, dfdx::prelude::Cpu> = build(&cfg, 0);
+/// assert_ne!(a.l1.weight.as_vec(), c.l1.weight.as_vec());
+/// ```
 pub fn build<M: BuildModule<Cpu, f32>>(cfg: &TrainConfig, which: u64) -> M {
     let dev = Cpu::seed_from_u64(derive(cfg.seed, Stream::Init, which, 0));
     M::build(&dev)
 }
 
 /// [`build`] on the CPU, then moved to `dev`: the same initial weights on every device.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::mlp::MlpDiscriminator;
+/// use mouton_train::config::{Preset, TrainConfig};
+/// use mouton_train::trainer::{build, build_on};
+/// let cfg = TrainConfig::preset(Preset::Sheep1);
+/// // Any dfdx device (`Cuda` with the `cuda` feature): here a second CPU device.
+/// let moved: MlpDiscriminator<f32, Cpu> = build_on(&cfg, 1, &Cpu::seed_from_u64(99));
+/// let built: MlpDiscriminator<f32, Cpu> = build(&cfg, 1);
+/// assert_eq!(moved.l1.weight.as_vec(), built.l1.weight.as_vec());
+/// ```
 pub fn build_on<M, B>(cfg: &TrainConfig, which: u64, dev: &B) -> M
 where
     B: Device<f32>,
@@ -327,6 +352,15 @@ fn optimizers<B: Device<f32>>(cfg: &TrainConfig) -> (Optimizer<f32, B>, Optimize
 }
 
 /// Steps per epoch and in total for `cfg` on `n_train` images.
+///
+/// ```
+/// use mouton_train::config::{Preset, TrainConfig};
+/// use mouton_train::trainer::schedule;
+/// let mut cfg = TrainConfig::preset(Preset::Sheep2); // batch 64, n_critic 2: 128 images a step
+/// assert_eq!(schedule(&cfg, 126_121), (985, 9_850)); // 10 epochs; the last partial step dropped
+/// cfg.max_steps = Some(100);
+/// assert_eq!(schedule(&cfg, 126_121), (985, 100));
+/// ```
 pub fn schedule(cfg: &TrainConfig, n_train: usize) -> (u64, u64) {
     let per = (n_train / (cfg.batch_size * cfg.n_critic)).max(1) as u64;
     let total = cfg.epochs.saturating_mul(per);
@@ -391,6 +425,31 @@ macro_rules! with_architectures {
 /// Trains on `data` into `run_dir` (created if needed), with the architectures `cfg` names.
 /// With `opts.resume`, continues from the newest checkpoint there (from scratch, with a
 /// warning, if none was written yet); without it, refuses a directory that already holds a run.
+///
+/// ```
+/// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
+/// use mouton_train::trainer::{train, Event, RunOptions};
+/// # let dir = tempfile::tempdir()?;
+/// let mut cfg = TrainConfig::preset(Preset::Sheep1);
+/// // FIDLE's small fully connected pair on 80 synthetic sheep: 4 steps of 16 images.
+/// (cfg.generator, cfg.critic) = (GeneratorArch::MlpG, CriticArch::MlpD);
+/// (cfg.synthetic_count, cfg.batch_size, cfg.epochs) = (80, 16, 1);
+/// let data = mouton_train::data::load(&cfg)?; // 72 to train on, 8 held out
+/// let run = dir.path().join("run");
+/// let mut steps = 0;
+/// let summary = train(&cfg, &data, &run, &RunOptions::default(), &mut |e| {
+///     if let Event::Step(s) = e {
+///         steps += 1;
+///         assert!(s.d_loss.is_finite() && s.g_loss.is_finite());
+///     }
+/// })?;
+/// assert_eq!((summary.steps, steps), (4, 4));
+/// assert!(summary.checkpoint.unwrap().is_file());
+/// assert!(run.join("samples/epoch_001.png").is_file() && run.join("config.toml").is_file());
+/// // The directory now holds a run: training again there needs `resume`.
+/// assert!(train(&cfg, &data, &run, &RunOptions::default(), &mut |_| {}).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn train(
     cfg: &TrainConfig,
     data: &TrainingData,
@@ -456,9 +515,6 @@ fn train_cuda(
     )))
 }
 
-/// Trains on `data` into `run_dir` (created if needed). With `opts.resume`, continues from the
-/// newest checkpoint there (from scratch, with a warning, if none was written yet); without
-/// it, refuses a directory that already holds a run.
 /// One step's updates: networks, optimizers, the epoch's batches, step, epoch -> its record.
 type StepFn<'a, G, D, B> = dyn FnMut(
         &mut G,

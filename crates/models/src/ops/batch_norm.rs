@@ -16,6 +16,17 @@ pub struct BatchNormSaved<T> {
 
 /// y = gamma (x - mean) / sqrt(var + eps) + beta per feature; returns the batch means and
 /// biased variances too.
+///
+/// ```
+/// use mouton_models::ops::batch_norm::batch_norm_forward;
+/// // N = 2 images, C = 1 feature, L = 2 values each: mean 2.5, biased variance 1.25.
+/// let x = [1.0f64, 2.0, 3.0, 4.0];
+/// let mut y = [0.0; 4];
+/// let (saved, mean, var) = batch_norm_forward(&x, 2, 1, 2, &[2.0], &[1.0], 0.0, &mut y);
+/// assert_eq!((mean, var), (vec![2.5], vec![1.25]));
+/// let s = 1.0 / 1.25f64.sqrt();
+/// assert!((y[0] - (1.0 - 3.0 * s)).abs() < 1e-12 && (saved.x_hat[3] - 1.5 * s).abs() < 1e-12);
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_forward<T: Real>(
     x: &[T],
@@ -65,6 +76,31 @@ pub fn batch_norm_forward<T: Real>(
 }
 
 /// Accumulates the gradients of x, gamma and beta from dy.
+///
+/// ```
+/// use mouton_models::ops::batch_norm::{batch_norm_backward, batch_norm_forward};
+/// let (n, c, l) = (3, 2, 2);
+/// let x: Vec<f64> = (0..n * c * l).map(|i| (i as f64 * 1.3).sin()).collect();
+/// let (gamma, beta) = ([1.5, 0.5], [0.0, 1.0]);
+/// let dy: Vec<f64> = (0..x.len()).map(|i| (i as f64 * 0.7).cos()).collect();
+/// let mut y = vec![0.0; x.len()];
+/// let (saved, _, _) = batch_norm_forward(&x, n, c, l, &gamma, &beta, 1e-5, &mut y);
+/// let (mut dx, mut dg, mut db) = (vec![0.0; x.len()], [0.0; 2], [0.0; 2]);
+/// batch_norm_backward(&saved, n, c, l, &gamma, &dy, &mut dx, &mut dg, &mut db);
+/// // Against central differences of L = <y, dy> in x[4] (feature 0 of the second image).
+/// let loss = |x: &[f64]| {
+///     let mut y = vec![0.0; x.len()];
+///     batch_norm_forward(x, n, c, l, &gamma, &beta, 1e-5, &mut y);
+///     y.iter().zip(&dy).map(|(a, b)| a * b).sum::<f64>()
+/// };
+/// let (mut up, mut down) = (x.clone(), x.clone());
+/// up[4] += 1e-6;
+/// down[4] -= 1e-6;
+/// assert!((dx[4] - (loss(&up) - loss(&down)) / 2e-6).abs() < 1e-6);
+/// // dL/dbeta is dy summed per feature.
+/// let f1: f64 = dy.chunks(l).skip(1).step_by(c).flatten().sum();
+/// assert!((db[1] - f1).abs() < 1e-12);
+/// ```
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward<T: Real>(
     saved: &BatchNormSaved<T>,

@@ -648,6 +648,16 @@ pub fn conv2d_backward<T: Real>(
 }
 
 /// `grad_b += ` the bias gradient: `grad_out` summed over images and positions, per channel.
+///
+/// ```
+/// use mouton_models::ops::conv2d::{conv2d_backward_bias, Conv2dGeometry, Padding};
+/// // Two images, two output channels of 1x2 pixels each.
+/// let g = Conv2dGeometry::new(2, 1, 1, 2, 2, (1, 1), 1, Padding::Valid).unwrap();
+/// let grad_out = [1.0f64, 2.0, 10.0, 20.0, 3.0, 4.0, 30.0, 40.0];
+/// let mut grad_b = [0.5, 0.0]; // gradients accumulate
+/// conv2d_backward_bias(&g, &grad_out, &mut grad_b);
+/// assert_eq!(grad_b, [10.5, 100.0]);
+/// ```
 pub fn conv2d_backward_bias<T: Real>(g: &Conv2dGeometry, grad_out: &[T], grad_b: &mut [T]) {
     let (n, img_out) = (g.oh * g.ow, g.out_ch * g.oh * g.ow);
     assert!(
@@ -664,6 +674,21 @@ pub fn conv2d_backward_bias<T: Real>(g: &Conv2dGeometry, grad_out: &[T], grad_b:
 
 /// `grad_x += ` the input gradient: W^T dY per image, scattered back onto the image (col2im).
 /// This is also the forward pass of the transposed convolution.
+///
+/// ```
+/// use mouton_models::ops::conv2d::*;
+/// // The adjoint of the forward pass: <conv(x), dy> = <x, conv2d_backward_input(dy)>.
+/// let g = Conv2dGeometry::new(2, 3, 7, 7, 4, (4, 4), 2, Padding::Same).unwrap();
+/// let (nx, nw, no) = g.sizes();
+/// let x: Vec<f64> = (0..nx).map(|i| (i as f64 * 0.7).sin()).collect();
+/// let w: Vec<f64> = (0..nw).map(|i| (i as f64 * 0.3).cos()).collect();
+/// let dy: Vec<f64> = (0..no).map(|i| (i as f64 * 0.11).sin()).collect();
+/// let (mut y, mut gx) = (vec![0.0; no], vec![0.0; nx]);
+/// conv2d_forward(&g, &x, &w, None, &mut y);
+/// conv2d_backward_input(&g, &w, &dy, &mut gx);
+/// let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
+/// assert!((dot(&y, &dy) - dot(&x, &gx)).abs() < 1e-9 * dot(&y, &dy).abs());
+/// ```
 pub fn conv2d_backward_input<T: Real>(
     g: &Conv2dGeometry,
     weights: &[T],
@@ -731,6 +756,21 @@ fn gather_group<T: Real>(src: &[T], ch: usize, n: usize, dst: &mut [T]) {
 
 /// `grad_w += ` the weight gradient: the sum over images of dY cols(X)^T, computed in fixed
 /// chunks of images and reduced in order, so the result does not depend on the thread count.
+///
+/// ```
+/// use mouton_models::ops::conv2d::*;
+/// // The output is linear in the weights: <conv(x, w), dy> = <w, dL/dw>.
+/// let g = Conv2dGeometry::new(3, 2, 9, 9, 5, (3, 3), 1, Padding::Same).unwrap();
+/// let (nx, nw, no) = g.sizes();
+/// let x: Vec<f64> = (0..nx).map(|i| (i as f64 * 0.7).sin()).collect();
+/// let w: Vec<f64> = (0..nw).map(|i| (i as f64 * 0.3).cos()).collect();
+/// let dy: Vec<f64> = (0..no).map(|i| (i as f64 * 0.11).sin()).collect();
+/// let (mut y, mut gw) = (vec![0.0; no], vec![0.0; nw]);
+/// conv2d_forward(&g, &x, &w, None, &mut y);
+/// conv2d_backward_weights(&g, &x, &dy, &mut gw);
+/// let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
+/// assert!((dot(&y, &dy) - dot(&w, &gw)).abs() < 1e-9 * dot(&y, &dy).abs());
+/// ```
 pub fn conv2d_backward_weights<T: Real>(
     g: &Conv2dGeometry,
     x: &[T],
@@ -750,6 +790,21 @@ pub fn conv2d_backward_weights<T: Real>(
 
 /// [`conv2d_backward_weights`] from the columns [`conv2d_forward_keep`] kept (the same sums,
 /// grouped differently).
+///
+/// ```
+/// use mouton_models::ops::activation::Activation;
+/// use mouton_models::ops::conv2d::*;
+/// // A 1x1 convolution of two pixels x = (1, 2) into two channels: dL/dw_c = sum x dy_c.
+/// let g = Conv2dGeometry::new(1, 1, 1, 2, 2, (1, 1), 1, Padding::Valid).unwrap();
+/// let mut y = [0.0f64; 4];
+/// let kept = conv2d_forward_keep(&g, &[1.0, 2.0], &[3.0, 5.0], None, Activation::Identity, &mut y);
+/// let kept = kept.expect("small enough to keep");
+/// let dy = [1.0, 10.0, 0.0, 1.0];
+/// let mut gw = [0.0; 2];
+/// conv2d_backward_weights_kept(&kept, &dy, &mut gw);
+/// conv2d_backward_weights_kept(&kept, &dy, &mut gw); // gradients accumulate
+/// assert_eq!(gw, [42.0, 4.0]);
+/// ```
 pub fn conv2d_backward_weights_kept<T: Real>(
     kept: &KeptColumns<T>,
     grad_out: &[T],

@@ -115,6 +115,27 @@ pub fn conv_transpose2d_forward<T: Real>(
 }
 
 /// Backward: adds the gradients with respect to the input, weights and bias (`None` skips one).
+///
+/// ```
+/// use mouton_models::ops::conv_transpose2d::*;
+/// let g = ConvTranspose2dGeometry::new(2, 3, 4, 4, 2, (4, 4), 2, 1, 0).unwrap(); // 4x4 -> 8x8
+/// let (nx, nw, no) = g.sizes();
+/// let x: Vec<f64> = (0..nx).map(|i| (i as f64 * 0.7).sin()).collect();
+/// let w: Vec<f64> = (0..nw).map(|i| (i as f64 * 0.3).cos()).collect();
+/// let dy: Vec<f64> = (0..no).map(|i| (i as f64 * 0.11).sin()).collect();
+/// let (mut gx, mut gw, mut gb) = (vec![0.0; nx], vec![0.0; nw], vec![0.0; 2]);
+/// conv_transpose2d_backward(&g, &x, &w, &dy, Some(&mut gx), Some(&mut gw), Some(&mut gb));
+/// // The output is linear in x and in w: L = <y(x, w), dy> equals <x, dL/dx> and <w, dL/dw>.
+/// let mut y = vec![0.0; no];
+/// conv_transpose2d_forward(&g, &x, &w, None, &mut y);
+/// let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(a, b)| a * b).sum::<f64>();
+/// let l = dot(&y, &dy);
+/// assert!((dot(&x, &gx) - l).abs() < 1e-9 * l.abs() && (dot(&w, &gw) - l).abs() < 1e-9 * l.abs());
+/// // The bias gradient: dy summed per output channel.
+/// let plane = 8 * 8;
+/// let per_channel = |c: usize| dy.chunks(plane).skip(c).step_by(2).flatten().sum::<f64>();
+/// assert!((gb[0] - per_channel(0)).abs() < 1e-12 && (gb[1] - per_channel(1)).abs() < 1e-12);
+/// ```
 pub fn conv_transpose2d_backward<T: Real>(
     g: &ConvTranspose2dGeometry,
     x: &[T],

@@ -38,6 +38,15 @@ pub fn upsample_nearest_forward<T: Real>(
 }
 
 /// `grad_x += ` the sum of each `f x f` block of `grad_out`.
+///
+/// ```
+/// use mouton_models::ops::upsample::upsample_nearest_backward;
+/// // One 1x2 plane upsampled x2 (to 2x4): each input pixel fed a 2x2 block.
+/// let grad_out = [1.0f32, 2.0, 10.0, 20.0, 3.0, 4.0, 30.0, 40.0];
+/// let mut grad_x = [100.0f32, 0.0]; // gradients accumulate
+/// upsample_nearest_backward(&grad_out, 1, 1, 2, 2, &mut grad_x);
+/// assert_eq!(grad_x, [110.0, 100.0]);
+/// ```
 pub fn upsample_nearest_backward<T: Real>(
     grad_out: &[T],
     planes: usize,
