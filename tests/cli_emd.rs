@@ -121,7 +121,10 @@ fn bad_input_exits_2_with_one_clear_line() {
         "p[1] = -2 is negative",
     );
     fails_with(&["emd", "--p", "1,2", "--q", "1,2,0"], "length mismatch");
-    fails_with(&["emd", "--p", "1,2", "--q", "1,1"], "unequal total mass");
+    fails_with(
+        &["emd", "--p", "1,2", "--q", "1,1"],
+        "--p sums to 3 but --q sums to 2 (pass --normalize to compare shapes only)",
+    );
     fails_with(
         &[
             "emd",

@@ -121,5 +121,16 @@ pub fn run(args: &EmdArgs) -> Result<()> {
 }
 
 fn bad(e: EmdError) -> BadInput {
-    BadInput(format!("invalid input: {e}"))
+    match e {
+        // The library's hint names its API; here the flag is what the user can change.
+        EmdError::UnequalMass {
+            left_total,
+            right_total,
+            ..
+        } => BadInput(format!(
+            "invalid input: unequal total mass: --p sums to {left_total} but --q sums to \
+             {right_total} (pass --normalize to compare shapes only)"
+        )),
+        e => BadInput(format!("invalid input: {e}")),
+    }
 }
