@@ -196,3 +196,30 @@ fn synth_writes_a_deterministic_flock_and_says_it_is_synthetic() {
         .stdout(predicate::str::contains("drawings: 50"))
         .stdout(predicate::str::contains("countries: 1 (ZZ 50)"));
 }
+
+#[test]
+fn an_output_that_cannot_be_written_is_exit_1_naming_the_file_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("flock.ndjson");
+    mouton()
+        .args(["data", "synth", "-n", "3", "-o"])
+        .arg(&input)
+        .assert()
+        .success();
+    let out = dir.path().join("missing/out.npy");
+    let assert = mouton()
+        .args(["data", "rasterize"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("error: cannot write the output: "));
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
+    assert_eq!(
+        stderr.matches(&*out.to_string_lossy()).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

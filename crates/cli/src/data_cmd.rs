@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
 use mouton_data::{
     detect_format, file_info, load_images, rasterize_to_npy, tile, write_atomically,
@@ -172,6 +172,11 @@ fn parse_grid(s: &str) -> Result<(usize, usize), String> {
     }
 }
 
+/// A failure to write an output (exit 1, not bad input); the error already names the file.
+fn cannot_write(e: DataError) -> anyhow::Error {
+    anyhow::Error::new(e).context("cannot write the output")
+}
+
 fn bad(e: DataError) -> BadInput {
     BadInput(e.to_string())
 }
@@ -240,8 +245,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
             report_skipped(&summary);
             let list: Vec<&[u8]> = (0..images.len()).map(|k| images.image(k)).collect();
             let (w, h, px) = tile(&list, images.side, grid.0, grid.1, 2);
-            write_png_gray(output, w, h, &px)
-                .with_context(|| format!("writing {}", output.display()))?;
+            write_png_gray(output, w, h, &px).map_err(cannot_write)?;
             println!(
                 "wrote {} ({}x{} grid of {} drawings, {w}x{h} px)",
                 output.display(),
@@ -265,7 +269,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
                     |e| {
                         // Errors about the output file are failures to write, not bad input.
                         if e.file == *output {
-                            anyhow::Error::new(e).context(format!("writing {}", output.display()))
+                            cannot_write(e)
                         } else {
                             bad(e).into()
                         }
@@ -299,7 +303,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
                 write_simplified_line(&mut out, d)?;
             }
             write_atomically(output, |f| std::io::Write::write_all(f, &out))
-                .with_context(|| format!("writing {}", output.display()))?;
+                .map_err(cannot_write)?;
             println!(
                 "wrote {}: {count} synthetic sheep (seed {seed})",
                 output.display()
@@ -337,7 +341,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
                 }
             }
             write_atomically(output, |f| std::io::Write::write_all(f, &out))
-                .with_context(|| format!("writing {}", output.display()))?;
+                .map_err(cannot_write)?;
             if !skipped.is_empty() {
                 eprintln!("skipped {} invalid line(s), for example:", skipped.len());
                 for e in skipped.iter().take(5) {
