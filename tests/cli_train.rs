@@ -185,6 +185,18 @@ fn bad_settings_and_corrupt_checkpoints_are_exit_2_with_the_file_named() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("batch_size"));
+    for (flag, field) in [("--epochs", "epochs"), ("--max-steps", "max_steps")] {
+        let dir = tmp.path().join(field);
+        mouton()
+            .args(["train", flag, "0", "--run-dir"])
+            .arg(&dir)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "{field}: must be at least 1"
+            )));
+        assert!(!dir.exists(), "a refused run leaves no directory");
+    }
     let cfg = tmp.path().join("c.toml");
     std::fs::write(&cfg, "epochs = 1\nlearning_rate = 3\n").unwrap();
     mouton()
@@ -276,6 +288,21 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_end() {
         steps,
         (1..=24).collect::<Vec<_>>(),
         "every step recorded once, in order"
+    );
+    // Resuming a finished run (or asking for fewer epochs) trains nothing, and says so.
+    for epochs in ["6", "2"] {
+        tiny(&run)
+            .args(["--epochs", epochs, "--resume"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("no step to train"))
+            .stderr(predicate::str::contains(
+                "the run already has 24 steps and epochs/max_steps ask for",
+            ));
+    }
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.jsonl")).unwrap(),
+        metrics
     );
 }
 

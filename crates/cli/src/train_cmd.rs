@@ -327,9 +327,15 @@ impl Progress {
                 images,
             } => {
                 self.per_epoch = steps_per_epoch;
+                // (A resumed run that is already complete trains nothing: a warning said so.)
+                let steps = if start_step < total_steps {
+                    format!("steps {}..{total_steps}", start_step + 1)
+                } else {
+                    "no step to train".into()
+                };
                 println!(
-                    "training on {data}: {} images (+{} held out), {steps_per_epoch} steps per epoch, steps {}..{total_steps}",
-                    images.0, images.1, start_step + 1
+                    "training on {data}: {} images (+{} held out), {steps_per_epoch} steps per epoch, {steps}",
+                    images.0, images.1
                 );
             }
             Event::Step(s) => {

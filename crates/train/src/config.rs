@@ -340,6 +340,13 @@ impl TrainConfig {
         if self.n_critic == 0 {
             return bad("n_critic", "must be at least 1");
         }
+        // A run of no step would write a configuration and nothing else.
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1");
+        }
+        if self.max_steps == Some(0) {
+            return bad("max_steps", "must be at least 1");
+        }
         if (self.loss == LossKind::Vae) != (self.generator == GeneratorArch::Vae) {
             return bad(
                 "loss/generator",

@@ -592,6 +592,12 @@ where
     }
 
     let (per_epoch, total) = schedule(cfg, data.train.len());
+    if start >= total {
+        on_event(Event::Warning(format!(
+            "the run already has {start} steps and epochs/max_steps ask for {total}: nothing \
+             to train (raise epochs or max_steps to go on)"
+        )));
+    }
     on_event(Event::Start {
         start_step: start,
         total_steps: total,

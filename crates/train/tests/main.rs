@@ -3,5 +3,6 @@
 //! `cargo test -p mouton-train --test train MODULE::`. The workspace test `tests/layout.rs`
 //! checks that no file here is left out.
 
+mod metrics_file;
 mod optim;
 mod training;
