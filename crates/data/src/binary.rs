@@ -7,7 +7,7 @@
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use crate::source::{io_message, open};
+use crate::source::{io_message, open, GZIP_MAGIC};
 use crate::{DataError, Drawing, Location, Meta, Strokes, Timestamp};
 
 /// Streams the drawings of a Google `.bin` file (plain or gzip); errors name the byte offset of
@@ -137,7 +137,7 @@ fn bitmap28_hint(path: &Path) -> Option<String> {
         .ok()?
         .read_exact(&mut magic)
         .ok()?;
-    (len % 784 == 0 && magic != [0x1f, 0x8b]).then(|| {
+    (len % 784 == 0 && magic != GZIP_MAGIC).then(|| {
         format!(
             " (not Google's binary format? the file's {len} bytes are {} images of 28x28: \
              headerless bitmaps are the `bitmap28` format, which is never detected, \

@@ -6,6 +6,9 @@ use std::path::Path;
 
 use crate::{DataError, Location};
 
+/// The first bytes of a gzip stream.
+pub(crate) const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
 /// Opens `path` for buffered reading, decompressing it when it starts with gzip's magic bytes
 /// (1f 8b). Concatenated gzip members are read as one stream.
 ///
@@ -28,7 +31,7 @@ pub fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, DataError> {
     let head = buf
         .fill_buf()
         .map_err(|e| DataError::new(path, Location::File, format!("cannot read: {e}")))?;
-    if head.starts_with(&[0x1f, 0x8b]) {
+    if head.starts_with(&GZIP_MAGIC) {
         let gz = flate2::bufread::MultiGzDecoder::new(buf);
         Ok(Box::new(BufReader::with_capacity(1 << 16, gz)))
     } else {
