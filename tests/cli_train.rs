@@ -307,6 +307,73 @@ fn a_run_killed_with_sigkill_resumes_to_the_same_end() {
 }
 
 #[test]
+fn a_step_capped_run_resumed_with_epochs_alone_trains_its_whole_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // A smoke test of 3 steps stops inside epoch 1 (4 steps) and says so.
+    tiny(&run)
+        .args(["--epochs", "2", "--max-steps", "3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "epoch 1 stopped after 3 of its 4 steps (step 3",
+        ));
+    // --epochs alone lifts the saved cap, and says so.
+    tiny(&run)
+        .args(["--epochs", "2", "--resume"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "the saved max_steps = 3 no longer caps the run",
+        ))
+        .stdout(
+            predicate::str::contains("epoch 1 done (step 4")
+                .and(predicate::str::contains("epoch 2 done (step 8")),
+        );
+    assert!(run.join("checkpoints/step_000000008.safetensors").is_file());
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(!cfg.contains("max_steps"), "{cfg}");
+
+    // Epoch 1 has two records (steps 3 and 4): each history row averages its own steps.
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let d_losses: Vec<f64> = metrics
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"step\""))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["d_loss"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(d_losses.len(), 8);
+    let out = mouton()
+        .arg("history")
+        .arg(&run)
+        .arg("-o")
+        .arg(tmp.path().join("loss.png"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<(u64, u64, f64)> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            Some((f[0].parse().ok()?, f[1].parse().ok()?, f[2].parse().ok()?))
+        })
+        .collect();
+    let mean =
+        |r: std::ops::Range<usize>| r.clone().map(|i| d_losses[i]).sum::<f64>() / r.len() as f64;
+    let want = [(1, 3, mean(0..3)), (1, 4, mean(0..4)), (2, 8, mean(4..8))];
+    assert_eq!(rows.len(), want.len(), "{table}");
+    for ((e, s, d), (we, ws, wd)) in rows.iter().zip(want) {
+        assert_eq!((*e, *s), (we, ws), "{table}");
+        assert!((d - wd).abs() < 1e-4, "{table}: {d} vs {wd}");
+    }
+}
+
+#[test]
 fn the_vae_preset_trains_and_samples() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("vae");

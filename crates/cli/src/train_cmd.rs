@@ -65,7 +65,7 @@ pub struct TrainArgs {
     #[arg(long)]
     run_dir: PathBuf,
     /// Continue the run in --run-dir from its newest checkpoint (only --epochs and
-    /// --max-steps may change).
+    /// --max-steps may change; --epochs alone lifts a saved --max-steps cap).
     #[arg(long)]
     resume: bool,
     /// Training images (any Quick Draw format); without it, synthetic sheep.
@@ -286,6 +286,18 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         }
         if let Some(e) = flags.epochs {
             cfg.epochs = e;
+            // A new length in epochs replaces the run's length; a step cap left from a short
+            // first run (a smoke test) would otherwise keep it from going on.
+            if flags.max_steps.is_none() {
+                if let Some(m) = cfg.max_steps.take() {
+                    if !args.quiet {
+                        eprintln!(
+                            "note: --epochs {e} without --max-steps: the saved max_steps = {m} \
+                             no longer caps the run"
+                        );
+                    }
+                }
+            }
         }
         if flags.max_steps.is_some() {
             cfg.max_steps = flags.max_steps;
@@ -380,8 +392,13 @@ impl Progress {
                     ),
                     _ => "no metric (fewer than 8 held-out images)".into(),
                 };
+                let per = self.per_epoch.max(1);
+                let ended = match r.step % per {
+                    0 => "done".to_string(),
+                    k => format!("stopped after {k} of its {per} steps"),
+                };
                 println!(
-                    "epoch {} done (step {}, {:.1} s): {quality}; checkpoint {}",
+                    "epoch {} {ended} (step {}, {:.1} s): {quality}; checkpoint {}",
                     r.epoch,
                     r.step,
                     r.seconds,
@@ -603,7 +620,12 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
         "epoch", "step", "d_loss", "g_loss", "SWD", "real SWD"
     );
     for e in &epochs {
-        let in_epoch: Vec<_> = steps.iter().filter(|s| s.epoch == e.epoch).collect();
+        // A run stopped mid-epoch (max_steps) and resumed has two records of that epoch: each
+        // row averages the steps up to its own.
+        let in_epoch: Vec<_> = steps
+            .iter()
+            .filter(|s| s.epoch == e.epoch && s.step <= e.step)
+            .collect();
         let m = |f: &dyn Fn(&metrics::StepRecord) -> f64| {
             in_epoch.iter().map(|s| f(s)).sum::<f64>() / in_epoch.len().max(1) as f64
         };
