@@ -135,6 +135,22 @@ fn bad_input_exits_2_with_one_clear_line() {
         ],
         "/nonexistent/u: cannot read",
     );
+    for order in ["0.5", "inf", "NaN"] {
+        fails_with(
+            &[
+                "emd",
+                "--u-file",
+                "/nonexistent/u",
+                "--v-file",
+                "/nonexistent/v",
+                "--order",
+                order,
+            ],
+            &format!(
+                "--order {order}: the order of a Wasserstein distance must be a finite number >= 1"
+            ),
+        );
+    }
     fails_with(&["emd", "--q", "1,2"], "--p");
     fails_with(&["emd"], "required");
 }

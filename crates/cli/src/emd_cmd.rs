@@ -84,6 +84,14 @@ pub fn run(args: &EmdArgs) -> Result<()> {
         return Ok(());
     }
     if let (Some(uf), Some(vf)) = (&args.u_file, &args.v_file) {
+        // Checked here too so that the message names the flag, not the library's parameter.
+        if !(args.order.is_finite() && args.order >= 1.0) {
+            return Err(BadInput(format!(
+                "--order {}: the order of a Wasserstein distance must be a finite number >= 1",
+                args.order
+            ))
+            .into());
+        }
         let u = read_numbers(uf)?;
         let v = read_numbers(vf)?;
         let uw = args.u_weights.as_deref().map(read_numbers).transpose()?;
