@@ -206,7 +206,18 @@ fn an_output_that_cannot_be_written_is_exit_1_naming_the_file_once() {
         .arg(&input)
         .assert()
         .success();
-    let out = dir.path().join("missing/out.npy");
+    // A folder that does not exist is a usage error, found before any work.
+    let missing = dir.path().join("missing/out.npy");
+    mouton()
+        .args(["data", "rasterize"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&missing)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("missing does not exist"));
+    // A name the file system refuses (longer than 255 bytes) fails only at the write.
+    let out = dir.path().join(format!("{}.npy", "o".repeat(300)));
     let assert = mouton()
         .args(["data", "rasterize"])
         .arg(&input)

@@ -80,6 +80,49 @@ fn train_then_sample_interpolate_history_eval() {
         .success();
     assert_eq!(image::open(&strip).unwrap().width(), 5 * 28 + 6 * 2);
 
+    // Grids too big to hold (a huge -n aborted on a failed allocation) and outputs that cannot
+    // be written as asked are refused before the generator runs.
+    for (cmd, args, name, says) in [
+        (
+            "sample",
+            vec!["-n", "65537"],
+            "a.png",
+            "-n 65537: a grid holds 1 to 65536",
+        ),
+        (
+            "sample",
+            vec!["-n", "0"],
+            "a.png",
+            "-n 0: a grid holds 1 to 65536",
+        ),
+        (
+            "interpolate",
+            vec!["--steps", "1000", "--rows", "1000"],
+            "a.png",
+            "--steps 1000 x --rows 1000",
+        ),
+        (
+            "sample",
+            vec![],
+            "a.jpg",
+            "writes PNG (name it *.png), not .jpg",
+        ),
+        ("interpolate", vec![], "no/a.png", "does not exist"),
+        ("history", vec![], "a.npy", "writes PNG"),
+    ] {
+        let out = tmp.path().join(name);
+        mouton()
+            .arg(cmd)
+            .arg(&run)
+            .args(args)
+            .arg("-o")
+            .arg(&out)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+        assert!(!out.exists());
+    }
+
     let plot = tmp.path().join("loss.png");
     mouton()
         .arg("history")
@@ -194,6 +237,26 @@ fn bad_settings_and_corrupt_checkpoints_are_exit_2_with_the_file_named() {
             .code(2)
             .stderr(predicate::str::contains(format!(
                 "{field}: must be at least 1"
+            )));
+        assert!(!dir.exists(), "a refused run leaves no directory");
+    }
+    // Too many synthetic sheep to hold is refused up front; it aborted on a failed allocation.
+    for (size, most) in [("28", "1369568 at 28x28"), ("64", "262144 at 64x64")] {
+        let dir = tmp.path().join(format!("huge{size}"));
+        mouton()
+            .args([
+                "train",
+                "--synthetic-count",
+                "1000000000000",
+                "--image-size",
+                size,
+            ])
+            .args(["--generator", "dcgan-g", "--critic", "dcgan-d", "--run-dir"])
+            .arg(&dir)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "synthetic_count: must be 1 to {most} px"
             )));
         assert!(!dir.exists(), "a refused run leaves no directory");
     }

@@ -11,6 +11,7 @@ use mouton_data::{
     RasterOptions, Simplifier, Strokes,
 };
 
+use crate::output::check_output;
 use crate::BadInput;
 
 #[derive(Debug, Subcommand)]
@@ -233,6 +234,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
         } => {
             let fmt = format_of(file, format)?;
             let opts = raster_options(*size)?;
+            check_output(output, Some("png"))?;
             let cells = grid.0 * grid.1;
             let (images, summary) = load_images(
                 file,
@@ -263,6 +265,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
         } => {
             let fmt = format_of(file, format)?;
             let opts = raster_options(*size)?;
+            check_output(output, Some("npy"))?;
             let filt = filter.filter(None);
             let (count, summary) =
                 rasterize_to_npy(file, fmt, &opts, &filt, filter.skip_invalid, output).map_err(
@@ -297,13 +300,20 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
             output,
             seed,
         } => {
-            let flock = mouton_data::synth_flock(*count, *seed);
-            let mut out = Vec::new();
-            for d in &flock {
-                write_simplified_line(&mut out, d)?;
-            }
-            write_atomically(output, |f| std::io::Write::write_all(f, &out))
-                .map_err(cannot_write)?;
+            check_output(output, None)?;
+            // A piece at a time, so that memory stays flat however many are asked for.
+            write_atomically(output, |f| {
+                let mut start = 0;
+                while start < *count as u64 {
+                    let end = (start + 8192).min(*count as u64);
+                    for d in &mouton_data::synth_range(start..end, *seed) {
+                        write_simplified_line(f, d)?;
+                    }
+                    start = end;
+                }
+                Ok(())
+            })
+            .map_err(cannot_write)?;
             println!(
                 "wrote {}: {count} synthetic sheep (seed {seed})",
                 output.display()
@@ -321,6 +331,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
             output,
             skip_invalid,
         } => {
+            check_output(output, None)?;
             // Read everything first so that bad input leaves no output at all.
             let mut simplifier = Simplifier::default();
             let mut out = Vec::new();

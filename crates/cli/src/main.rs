@@ -7,6 +7,7 @@ mod data_cmd;
 mod emd_cmd;
 mod input;
 mod model_cmd;
+mod output;
 mod train_cmd;
 
 use std::process::ExitCode;

@@ -14,6 +14,7 @@ use mouton_train::config::{
 use mouton_train::trainer::{Event, RunOptions};
 use mouton_train::{data, eval, metrics, sampling, TrainError};
 
+use crate::output::check_output;
 use crate::BadInput;
 use mouton_train::trainer::DeviceChoice;
 
@@ -466,7 +467,7 @@ fn run_dir_check(dir: &Path) -> Result<()> {
 pub struct SampleArgs {
     /// A run directory.
     dir: PathBuf,
-    /// How many sheep.
+    /// How many sheep (1 to 65,536).
     #[arg(short, default_value_t = 64)]
     n: usize,
     /// Output PNG.
@@ -477,11 +478,20 @@ pub struct SampleArgs {
     seed: u64,
 }
 
+/// The most images one grid holds: 256 x 256 cells, a few minutes of CPU and a PNG of at most
+/// about 17,000 pixels a side. More used to abort on a failed allocation, not say why.
+const MAX_GRID_IMAGES: usize = 65_536;
+
 pub fn sample(a: &SampleArgs) -> Result<()> {
-    if a.n == 0 {
-        return Err(BadInput("-n must be at least 1".into()).into());
+    if a.n == 0 || a.n > MAX_GRID_IMAGES {
+        return Err(BadInput(format!(
+            "-n {}: a grid holds 1 to {MAX_GRID_IMAGES} sheep",
+            a.n
+        ))
+        .into());
     }
     run_dir_check(&a.dir)?;
+    check_output(&a.output, Some("png"))?;
     let k = sampling::run_latent(&a.dir).map_err(lib_err)?;
     let z = sampling::latent_of(a.seed, 2, a.n, k);
     let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
@@ -519,7 +529,15 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
     if a.steps < 2 || a.rows == 0 {
         return Err(BadInput("--steps must be at least 2 and --rows at least 1".into()).into());
     }
+    if a.steps.saturating_mul(a.rows) > MAX_GRID_IMAGES {
+        return Err(BadInput(format!(
+            "--steps {} x --rows {}: a grid holds at most {MAX_GRID_IMAGES} images",
+            a.steps, a.rows
+        ))
+        .into());
+    }
     run_dir_check(&a.dir)?;
+    check_output(&a.output, Some("png"))?;
     let d = sampling::run_latent(&a.dir).map_err(lib_err)?;
     let ends = sampling::latent_of(a.seed, 3, 2 * a.rows, d);
     let mut z = Vec::new();
@@ -613,6 +631,7 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
         ))
         .into());
     }
+    check_output(&a.output, Some("png"))?;
     let (steps, epochs) = metrics::read(&path).map_err(|e| BadInput(e.to_string()))?;
     mouton_train::plot::loss_png(&steps, &a.output).map_err(lib_err)?;
     println!(

@@ -211,7 +211,18 @@ pub fn synth_sheep(seed: u64, index: u64) -> Drawing {
 /// assert_eq!(flock[5], mouton_data::synth_sheep(3, 5));
 /// ```
 pub fn synth_flock(n: usize, seed: u64) -> Vec<Drawing> {
-    (0..n as u64)
+    synth_range(0..n as u64, seed)
+}
+
+/// The synthetic sheep at `indices` of the stream seeded by `seed` (in parallel, in order): a
+/// large flock can be made, and written, a piece at a time.
+///
+/// ```
+/// let piece = mouton_data::synth_range(10..13, 3);
+/// assert_eq!(piece, mouton_data::synth_flock(13, 3)[10..]);
+/// ```
+pub fn synth_range(indices: std::ops::Range<u64>, seed: u64) -> Vec<Drawing> {
+    indices
         .into_par_iter()
         .map(|i| synth_sheep(seed, i))
         .collect()

@@ -141,7 +141,8 @@ pub struct TrainConfig {
     pub data: Option<PathBuf>,
     /// The data's format (`ndjson`, `binary`, `npy`, `bitmap28`); `None`: detected.
     pub data_format: Option<String>,
-    /// How many synthetic sheep to draw when `data` is `None`.
+    /// How many synthetic sheep to draw when `data` is `None` (at most 2^30 pixels in all:
+    /// 1,369,568 at 28 px).
     pub synthetic_count: usize,
     /// Fraction of the images held out for the per-epoch quality metric.
     pub validation_fraction: f64,
@@ -403,8 +404,18 @@ impl TrainConfig {
         if self.swd_projections == 0 {
             return bad("swd_projections", "must be at least 1");
         }
-        if self.data.is_none() && self.synthetic_count == 0 {
-            return bad("synthetic_count", "must be at least 1");
+        if self.data.is_none() {
+            // Held as f32 pixels: at most 2^30 of them (4 GiB), not an allocation that aborts.
+            let most = (1usize << 30) / (self.image_size * self.image_size);
+            if !(1..=most).contains(&self.synthetic_count) {
+                return bad(
+                    "synthetic_count",
+                    &format!(
+                        "must be 1 to {most} at {0}x{0} px (4 GiB of pixels)",
+                        self.image_size
+                    ),
+                );
+            }
         }
         if let Some(f) = self.detect_collapse {
             if !(f > 0.0 && f < 1.0) {

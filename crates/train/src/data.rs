@@ -60,13 +60,20 @@ pub fn synthetic_bitmaps(n: usize, seed: u64, side: usize) -> Bitmaps {
         ..RasterOptions::default()
     };
     let side = opts.size as usize;
-    let flock = mouton_data::synth_flock(n, seed);
-    let data: Vec<u8> = flock
-        .par_iter()
-        .flat_map_iter(|d| {
-            mouton_data::rasterize(&d.strokes, &opts).unwrap_or_else(|| vec![0; side * side])
-        })
-        .collect();
+    // A piece at a time: the drawings of a whole large flock would outweigh its pixels.
+    let mut data = Vec::with_capacity(n * side * side);
+    let mut start = 0;
+    while start < n as u64 {
+        let end = (start + 8192).min(n as u64);
+        let piece: Vec<u8> = mouton_data::synth_range(start..end, seed)
+            .par_iter()
+            .flat_map_iter(|d| {
+                mouton_data::rasterize(&d.strokes, &opts).unwrap_or_else(|| vec![0; side * side])
+            })
+            .collect();
+        data.extend(piece);
+        start = end;
+    }
     Bitmaps { side, data }
 }
 
@@ -157,7 +164,7 @@ pub fn load(cfg: &TrainConfig) -> Result<TrainingData, TrainError> {
     let need = cfg.batch_size * cfg.n_critic;
     if train.len() < need {
         return Err(TrainError::NoData(format!(
-            "{source}: {} training images, but one step needs batch_size x n_critic = {need}",
+            "{source}: {} training image(s), but one step needs batch_size x n_critic = {need}",
             train.len()
         )));
     }
