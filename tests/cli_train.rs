@@ -122,6 +122,16 @@ fn train_then_sample_interpolate_history_eval() {
             .stderr(predicate::str::contains(says));
         assert!(!out.exists());
     }
+    // A name the file system refuses fails at the write: exit 1, as in the data commands.
+    let long = tmp.path().join(format!("{}.png", "g".repeat(300)));
+    mouton()
+        .arg("sample")
+        .arg(&run)
+        .arg("-o")
+        .arg(&long)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("error: cannot write the output: "));
 
     let plot = tmp.path().join("loss.png");
     mouton()
@@ -240,6 +250,15 @@ fn bad_settings_and_corrupt_checkpoints_are_exit_2_with_the_file_named() {
             )));
         assert!(!dir.exists(), "a refused run leaves no directory");
     }
+    // A file where the run directory should go; the error said the I/O cause twice, exit 1.
+    let file = tmp.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    mouton()
+        .args(["train", "--run-dir"])
+        .arg(&file)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("a-file is a file, not a folder"));
     // Too many synthetic sheep to hold is refused up front; it aborted on a failed allocation.
     for (size, most) in [("28", "1369568 at 28x28"), ("64", "262144 at 64x64")] {
         let dir = tmp.path().join(format!("huge{size}"));

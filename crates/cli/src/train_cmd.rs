@@ -22,8 +22,15 @@ fn lib_err(e: TrainError) -> anyhow::Error {
     if e.is_bad_input() {
         BadInput(e.to_string()).into()
     } else {
-        anyhow::Error::new(e)
+        // The message already holds its cause (an I/O error's text): printing the error chain
+        // as well said it twice.
+        anyhow::Error::msg(e.to_string())
     }
+}
+
+/// A failure to write an output that passed `check_output` (exit 1, like the data commands).
+fn cannot_write(e: TrainError) -> anyhow::Error {
+    anyhow::Error::msg(e.to_string()).context("cannot write the output")
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -413,6 +420,8 @@ impl Progress {
 pub fn train(args: &TrainArgs) -> Result<()> {
     let device = check_device(&args.device)?;
     let cfg = resolve(args)?;
+    // Before the data, which can take a while to load.
+    mouton_train::trainer::check_run_dir(&args.run_dir, args.resume).map_err(lib_err)?;
     let data = data::load(&cfg).map_err(lib_err)?;
     if data.synthetic && !args.quiet {
         eprintln!(
@@ -497,7 +506,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
     let cols = (a.n as f64).sqrt().ceil() as usize;
     let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
-    sampling::write_grid(&a.output, &images, side, cols).map_err(lib_err)?;
+    sampling::write_grid(&a.output, &images, side, cols).map_err(cannot_write)?;
     println!(
         "wrote {}: {} sheep from the step-{step} generator (seed {})",
         a.output.display(),
@@ -550,7 +559,7 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
     }
     let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
     let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
-    sampling::write_grid(&a.output, &images, side, a.steps).map_err(lib_err)?;
+    sampling::write_grid(&a.output, &images, side, a.steps).map_err(cannot_write)?;
     println!(
         "wrote {}: {} row(s) of {} steps (slerp), step-{step} generator",
         a.output.display(),
@@ -633,7 +642,7 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
     }
     check_output(&a.output, Some("png"))?;
     let (steps, epochs) = metrics::read(&path).map_err(|e| BadInput(e.to_string()))?;
-    mouton_train::plot::loss_png(&steps, &a.output).map_err(lib_err)?;
+    mouton_train::plot::loss_png(&steps, &a.output).map_err(cannot_write)?;
     println!(
         "{:>5} {:>7} {:>10} {:>10} {:>9} {:>10}",
         "epoch", "step", "d_loss", "g_loss", "SWD", "real SWD"

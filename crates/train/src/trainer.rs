@@ -422,6 +422,38 @@ macro_rules! with_architectures {
     }};
 }
 
+/// Whether `run_dir` can take a run: it must be a folder or not exist yet, and hold no run
+/// unless `resume`. [`train`] checks this too; call it first to refuse before loading data.
+///
+/// ```
+/// use mouton_train::trainer::check_run_dir;
+/// # let dir = tempfile::tempdir()?;
+/// assert!(check_run_dir(&dir.path().join("new"), false).is_ok());
+/// std::fs::write(dir.path().join("f"), "")?;
+/// let err = check_run_dir(&dir.path().join("f"), false).unwrap_err();
+/// assert!(err.to_string().ends_with("f is a file, not a folder"), "{err}");
+/// std::fs::write(dir.path().join("metrics.jsonl"), "")?;
+/// assert!(check_run_dir(dir.path(), false).unwrap_err().is_bad_input());
+/// assert!(check_run_dir(dir.path(), true).is_ok());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn check_run_dir(run_dir: &Path, resume: bool) -> Result<(), TrainError> {
+    if run_dir.exists() && !run_dir.is_dir() {
+        return Err(TrainError::RunDir(format!(
+            "{} is a file, not a folder",
+            run_dir.display()
+        )));
+    }
+    if !resume && (!checkpoint::list(run_dir)?.is_empty() || run_dir.join("metrics.jsonl").exists())
+    {
+        return Err(TrainError::RunDir(format!(
+            "{} already holds a run: continue it with --resume, or choose another --run-dir",
+            run_dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Trains on `data` into `run_dir` (created if needed), with the architectures `cfg` names.
 /// With `opts.resume`, continues from the newest checkpoint there (from scratch, with a
 /// warning, if none was written yet); without it, refuses a directory that already holds a run.
@@ -547,13 +579,8 @@ where
     D: TensorCollection<f32, B>,
 {
     cfg.validate()?;
+    check_run_dir(run_dir, opts.resume)?;
     let existing = checkpoint::list(run_dir)?;
-    if !opts.resume && (!existing.is_empty() || run_dir.join("metrics.jsonl").exists()) {
-        return Err(TrainError::RunDir(format!(
-            "{} already holds a run: continue it with --resume, or choose another --run-dir",
-            run_dir.display()
-        )));
-    }
     let samples_dir = run_dir.join("samples");
     std::fs::create_dir_all(&samples_dir).map_err(io_err(&samples_dir))?;
     let config_path = run_dir.join("config.toml");
