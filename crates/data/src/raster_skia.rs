@@ -29,8 +29,8 @@ pub struct SkiaRasterizer {
 }
 
 impl SkiaRasterizer {
-    /// A renderer for `opts`; `None` if the size is 0 or above [`MAX_SIZE`], or the pen or
-    /// padding is negative or not finite.
+    /// A renderer for `opts`; `None` if the size is 0 or above [`MAX_SIZE`](crate::MAX_SIZE),
+    /// or the pen or padding is negative or not finite.
     pub fn new(opts: RasterOptions) -> Option<Self> {
         if !opts.is_valid() {
             return None;

@@ -16,10 +16,10 @@ use crate::TrainError;
 use mouton_models::layers::fused_update;
 
 /// An optimizer and its state. On the CPU an update is one fused pass per parameter; on
-/// dfdx's CUDA device (`f32`), one fused kernel per parameter
-/// ([`mouton_models::layers::fused_update`], which also keeps the mirrors of the parameters
-/// that the layers read); on another device the state stays on the device and an update is a
-/// few element-wise device passes per parameter. Nothing is copied to the host.
+/// dfdx's CUDA device (`f32`), one fused kernel per parameter (`fused_update` in
+/// `mouton_models::layers` with the `cuda` feature, which also keeps the mirrors of the
+/// parameters that the layers read); on another device the state stays on the device and an
+/// update is a few element-wise device passes per parameter. Nothing is copied to the host.
 ///
 /// On CUDA, parameters must change only through their optimizers while those live: after
 /// writing them another way (weight clipping), call [`Optimizer::forget_mirrors`].
