@@ -49,8 +49,23 @@ impl Bitmaps {
 /// ```
 pub fn read_npy_bitmaps(path: &Path) -> Result<Bitmaps, DataError> {
     let bad = |m: String| DataError::new(path, Location::File, m);
-    let npy =
-        npyz::NpyFile::new(open(path)?).map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
+    let mut reader = open(path)?;
+    let header =
+        read_npy_header(&mut reader).map_err(|m| bad(format!("not a valid .npy file: {m}")))?;
+    // The shape is checked before npyz sees it: npyz multiplies it out unchecked.
+    let shape = npy_header_shape(&header)
+        .ok_or_else(|| bad("not a valid .npy file: the header has no readable 'shape'".into()))?;
+    if shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .is_none()
+    {
+        return Err(bad(format!(
+            "shape {shape:?} holds more elements than 64 bits count"
+        )));
+    }
+    let npy = npyz::NpyFile::new(header.as_slice())
+        .map_err(|e| bad(format!("not a valid .npy file: {e}")))?;
     let dtype = npy.dtype();
     if dtype != npyz::DType::new_scalar("|u1".parse().expect("valid type string")) {
         return Err(bad(format!("dtype {} is not uint8 ('|u1')", dtype.descr())));
@@ -62,7 +77,7 @@ pub fn read_npy_bitmaps(path: &Path) -> Result<Bitmaps, DataError> {
     let side = match shape.as_slice() {
         [_, cols] => {
             let s = (*cols as f64).sqrt().round() as u64;
-            if s * s != *cols || s == 0 {
+            if s.checked_mul(s) != Some(*cols) || s == 0 {
                 return Err(bad(format!(
                     "shape {shape:?}: {cols} columns is not a square image"
                 )));
@@ -76,18 +91,77 @@ pub fn read_npy_bitmaps(path: &Path) -> Result<Bitmaps, DataError> {
             )))
         }
     } as usize;
-    let expected = shape.iter().product::<u64>() as usize;
-    let data: Vec<u8> = npy
-        .into_vec()
-        .map_err(|e| DataError::new(path, Location::Offset(0), io_message(&e)))?;
-    if data.len() != expected {
+    // The product fits in u64 (checked above); uint8 C-order data is the bytes that follow.
+    let expected = npy.len();
+    let mut data = Vec::new();
+    let got = (&mut reader)
+        .take(expected)
+        .read_to_end(&mut data)
+        .map_err(|e| {
+            DataError::new(
+                path,
+                Location::Offset(header.len() as u64 + data.len() as u64),
+                io_message(&e),
+            )
+        })?;
+    if got as u64 != expected {
         return Err(DataError::new(
             path,
-            Location::Offset(data.len() as u64),
-            format!("data ends after {} of {expected} bytes", data.len()),
+            Location::Offset(header.len() as u64 + got as u64),
+            format!("data ends after {got} of {expected} bytes"),
         ));
     }
     Ok(Bitmaps { side, data })
+}
+
+/// The bytes of a .npy preamble: magic, version, header length and header text.
+fn read_npy_header(r: &mut impl Read) -> Result<Vec<u8>, String> {
+    let cut = |e: std::io::Error| format!("the header is cut short ({e})");
+    let mut head = vec![0u8; 8];
+    r.read_exact(&mut head).map_err(cut)?;
+    if &head[..6] != b"\x93NUMPY" {
+        return Err("no \\x93NUMPY magic".into());
+    }
+    let len = match head[6] {
+        1 => {
+            let mut b = [0u8; 2];
+            r.read_exact(&mut b).map_err(cut)?;
+            head.extend_from_slice(&b);
+            u16::from_le_bytes(b) as usize
+        }
+        2 | 3 => {
+            let mut b = [0u8; 4];
+            r.read_exact(&mut b).map_err(cut)?;
+            head.extend_from_slice(&b);
+            u32::from_le_bytes(b) as usize
+        }
+        v => return Err(format!("unknown format version {v}")),
+    };
+    // Real headers are a few hundred bytes; a huge length is a corrupt file.
+    if len > 1 << 20 {
+        return Err(format!("a header of {len} bytes"));
+    }
+    let start = head.len();
+    head.resize(start + len, 0);
+    r.read_exact(&mut head[start..]).map_err(cut)?;
+    Ok(head)
+}
+
+/// The `'shape': (...)` of a .npy header (as `read_npy_header` returns it) when it reads as
+/// integers.
+fn npy_header_shape(header: &[u8]) -> Option<Vec<u64>> {
+    let start = if *header.get(6)? == 1 { 10 } else { 12 };
+    let text = std::str::from_utf8(header.get(start..)?).ok()?;
+    let at = text.find("'shape'").or_else(|| text.find("\"shape\""))?;
+    let rest = &text[at..];
+    let open = rest.find('(')?;
+    let close = open + rest[open..].find(')')?;
+    rest[open + 1..close]
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim_end_matches('L').parse::<u64>().ok())
+        .collect()
 }
 
 /// Reads a headerless concatenation of `side x side` uint8 images (like

@@ -182,6 +182,40 @@ fn npy_errors_say_what_is_wrong() {
         "{e}"
     );
 
+    // A header whose shape multiplies past u64 made npyz panic (overflow) in debug builds.
+    let npy_with = |name: &str, shape: &str, data: &[u8]| {
+        let mut h = format!("{{'descr': '|u1', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        b.extend((h.len() as u16).to_le_bytes());
+        b.extend(h.as_bytes());
+        b.extend(data);
+        write(dir.path(), name, &b)
+    };
+    let p = npy_with("huge.npy", "(23529411764705883, 784)", &[0; 784]);
+    let e = read_npy_bitmaps(&p).unwrap_err().to_string();
+    assert!(
+        e.ends_with(
+            "huge.npy: shape [23529411764705883, 784] holds more elements than 64 bits count"
+        ),
+        "{e}"
+    );
+    // Data cut short is named by its byte offset (128-byte preamble + 884 bytes).
+    let p = npy_with("short.npy", "(2, 784)", &[0; 884]);
+    let e = read_npy_bitmaps(&p).unwrap_err().to_string();
+    assert!(
+        e.ends_with("short.npy at byte 1012: data ends after 884 of 1568 bytes"),
+        "{e}"
+    );
+    let p = npy_with("ok.npy", "(2, 784)", &[9; 1568]);
+    assert_eq!(read_npy_bitmaps(&p).unwrap().image(1)[783], 9);
+    let p = npy_with("noshape.npy", "None", &[]);
+    let e = read_npy_bitmaps(&p).unwrap_err().to_string();
+    assert!(e.contains("no readable 'shape'"), "{e}");
+
     let raw = write(dir.path(), "r.bin", &[0u8; 785]);
     let e = read_raw_bitmaps(&raw, 28).unwrap_err().to_string();
     assert!(
