@@ -250,6 +250,32 @@ fn bad_settings_and_corrupt_checkpoints_are_exit_2_with_the_file_named() {
             )));
         assert!(!dir.exists(), "a refused run leaves no directory");
     }
+    // Sizes whose product overflowed (a panic in debug builds, a division by zero in release)
+    // or that asked for terabytes at the first epoch's end are refused before any work.
+    for (text, says) in [
+        (
+            "batch_size = 4611686018427387904\nn_critic = 4\n",
+            "batch_size: must be at most 65536",
+        ),
+        ("n_critic = 1000000000\n", "n_critic: must be at most 100"),
+        (
+            "swd_projections = 1000000000000\n",
+            "swd_projections: must be 1 to 65536",
+        ),
+    ] {
+        let cfg = tmp.path().join("sizes.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let dir = tmp.path().join("sizes");
+        mouton()
+            .args(["train", "--run-dir"])
+            .arg(&dir)
+            .arg("--config")
+            .arg(&cfg)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+        assert!(!dir.exists(), "a refused run leaves no directory");
+    }
     // A file where the run directory should go; the error said the I/O cause twice, exit 1.
     let file = tmp.path().join("a-file");
     std::fs::write(&file, "").unwrap();

@@ -151,7 +151,7 @@ pub struct TrainConfig {
     /// Stop after this many steps in total (a step: `n_critic` critic updates and one
     /// generator update), whatever `epochs` says.
     pub max_steps: Option<u64>,
-    /// Images per batch.
+    /// Images per batch (1 to 65,536).
     pub batch_size: usize,
     /// Seed of everything random: initialization, data order, latent vectors, dropout, labels.
     pub seed: u64,
@@ -167,7 +167,7 @@ pub struct TrainConfig {
     pub beta2: f64,
     /// Adam's / RMSprop's epsilon.
     pub eps: f64,
-    /// Critic updates per generator update.
+    /// Critic updates per generator update (1 to 100).
     pub n_critic: usize,
     /// WGAN-GP's penalty weight.
     pub gp_lambda: f64,
@@ -181,7 +181,7 @@ pub struct TrainConfig {
     pub label_flip: f64,
     /// Checkpoints kept (the oldest are deleted).
     pub keep_checkpoints: usize,
-    /// Random projections of the sliced Wasserstein metric.
+    /// Random projections of the sliced Wasserstein metric (1 to 65,536).
     pub swd_projections: usize,
     /// Warn when the samples' diversity falls below this fraction of the real images'.
     pub detect_collapse: Option<f64>,
@@ -335,11 +335,19 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<(), TrainError> {
         let bad = |field: &str, why: &str| Err(TrainError::Config(format!("{field}: {why}")));
         let pos = |v: f64| v > 0.0 && v.is_finite();
+        // Upper bounds far above any real run, so that products of these cannot overflow
+        // and a typo cannot ask for terabytes after an epoch of training.
         if self.batch_size == 0 {
             return bad("batch_size", "must be at least 1");
         }
+        if self.batch_size > 65_536 {
+            return bad("batch_size", "must be at most 65536");
+        }
         if self.n_critic == 0 {
             return bad("n_critic", "must be at least 1");
+        }
+        if self.n_critic > 100 {
+            return bad("n_critic", "must be at most 100");
         }
         // A run of no step would write a configuration and nothing else.
         if self.epochs == 0 {
@@ -401,8 +409,8 @@ impl TrainConfig {
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints", "must be at least 1");
         }
-        if self.swd_projections == 0 {
-            return bad("swd_projections", "must be at least 1");
+        if !(1..=65_536).contains(&self.swd_projections) {
+            return bad("swd_projections", "must be 1 to 65536");
         }
         if self.data.is_none() {
             // Held as f32 pixels: at most 2^30 of them (4 GiB), not an allocation that aborts.
