@@ -487,8 +487,9 @@ pub struct SampleArgs {
     seed: u64,
 }
 
-/// The most images one grid holds: 256 x 256 cells, a few minutes of CPU and a PNG of at most
-/// about 17,000 pixels a side. More used to abort on a failed allocation, not say why.
+/// The most images one grid holds: a few minutes of CPU, and at most 285 MB of pixels at 64 px
+/// (a square grid of 256 x 256 cells is about 17,000 pixels a side). More used to abort on a
+/// failed allocation, not say why.
 const MAX_GRID_IMAGES: usize = 65_536;
 
 pub fn sample(a: &SampleArgs) -> Result<()> {

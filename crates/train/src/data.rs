@@ -161,7 +161,7 @@ pub fn load(cfg: &TrainConfig) -> Result<TrainingData, TrainError> {
         cfg.validation_fraction,
         derive(cfg.seed, Stream::Split, 0, 0),
     );
-    let need = cfg.batch_size * cfg.n_critic;
+    let need = cfg.batch_size.saturating_mul(cfg.n_critic);
     if train.len() < need {
         return Err(TrainError::NoData(format!(
             "{source}: {} training image(s), but one step needs batch_size x n_critic = {need}",

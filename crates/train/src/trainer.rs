@@ -362,7 +362,7 @@ fn optimizers<B: Device<f32>>(cfg: &TrainConfig) -> (Optimizer<f32, B>, Optimize
 /// assert_eq!(schedule(&cfg, 126_121), (985, 100));
 /// ```
 pub fn schedule(cfg: &TrainConfig, n_train: usize) -> (u64, u64) {
-    let per = (n_train / (cfg.batch_size * cfg.n_critic)).max(1) as u64;
+    let per = (n_train / cfg.batch_size.saturating_mul(cfg.n_critic).max(1)).max(1) as u64;
     let total = cfg.epochs.saturating_mul(per);
     (per, cfg.max_steps.map_or(total, |m| m.min(total)))
 }
