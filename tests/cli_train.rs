@@ -122,6 +122,25 @@ fn train_then_sample_interpolate_history_eval() {
             .stderr(predicate::str::contains(says));
         assert!(!out.exists());
     }
+    // An edited config.toml that no longer validates is named, not a panic in the grid code.
+    let cfg_path = run.join("config.toml");
+    let saved = std::fs::read_to_string(&cfg_path).unwrap();
+    std::fs::write(
+        &cfg_path,
+        saved.replace("image_size = 28", "image_size = 64"),
+    )
+    .unwrap();
+    mouton()
+        .arg("sample")
+        .arg(&run)
+        .args(["-o"])
+        .arg(tmp.path().join("edited.png"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "config.toml: image_size: 32 and 64 px",
+        ));
+    std::fs::write(&cfg_path, saved).unwrap();
     // A name the file system refuses fails at the write: exit 1, as in the data commands.
     let long = tmp.path().join(format!("{}.png", "g".repeat(300)));
     mouton()

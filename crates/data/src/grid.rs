@@ -13,6 +13,9 @@ use crate::{write_atomically, DataError, Location};
 /// assert_eq!((w, h), (7, 7));
 /// assert_eq!(px[8], 255); // first pixel of the first cell, after the 1-px border
 /// assert_eq!(px.iter().filter(|&&v| v == 255).count(), 12);
+/// // A cell given too few pixels fills only its whole rows.
+/// let (_, _, px) = mouton_data::tile(&[&[255u8; 3]], 2, 1, 1, 0);
+/// assert_eq!(px, [255, 255, 0, 0]);
 /// ```
 pub fn tile(
     images: &[&[u8]],
@@ -27,8 +30,8 @@ pub fn tile(
     for (k, img) in images.iter().take(cols * rows).enumerate() {
         let (cx, cy) = (k % cols, k / cols);
         let (x0, y0) = (gap + cx * (side + gap), gap + cy * (side + gap));
-        for y in 0..side {
-            let row = &img[y * side..(y + 1) * side];
+        // An image shorter than side x side fills the rows it has (no panic on a bad size).
+        for (y, row) in img.chunks_exact(side.max(1)).take(side).enumerate() {
             px[(y0 + y) * w + x0..(y0 + y) * w + x0 + side].copy_from_slice(row);
         }
     }

@@ -471,14 +471,46 @@ impl TrainConfig {
         toml::to_string(self).unwrap_or_else(|e| format!("# unserializable config: {e}\n"))
     }
 
-    /// Reads a saved configuration.
+    /// Reads a saved configuration; one that does not validate is an error naming the file.
+    ///
+    /// ```
+    /// use mouton_train::config::{Preset, TrainConfig};
+    /// # let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("config.toml");
+    /// let mut cfg = TrainConfig::preset(Preset::Sheep1);
+    /// std::fs::write(&path, cfg.to_toml())?;
+    /// assert_eq!(TrainConfig::load(&path)?, cfg);
+    /// cfg.image_size = 64; // SHEEP1's networks take 28x28 only
+    /// std::fs::write(&path, cfg.to_toml())?;
+    /// let err = TrainConfig::load(&path).unwrap_err().to_string();
+    /// assert!(err.contains("config.toml: image_size: 32 and 64 px are for the DCGAN pair"), "{err}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
-            path: path.to_path_buf(),
-            source,
+        let cfg: Self = parse_toml(path)?;
+        // mouton writes only valid configurations: a file that fails here was edited, and
+        // would otherwise build a network whose shapes do not fit its checkpoints.
+        cfg.validate().map_err(|e| match e {
+            TrainError::Config(m) => TrainError::Config(format!("{}: {m}", path.display())),
+            other => other,
         })?;
-        toml::from_str(&text).map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))
+        Ok(cfg)
     }
+}
+
+/// Reads a TOML file into `T`; errors name the file and the line.
+fn parse_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let at = line.map_or(String::new(), |l| format!(":{l}"));
+        TrainError::Config(format!("{}{at}: {}", path.display(), e.message()))
+    })
 }
 
 /// Partial settings from a TOML file (`mouton train --config FILE`) or flags; every field
@@ -535,17 +567,7 @@ impl Overrides {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let at = line.map_or(String::new(), |l| format!(":{l}"));
-            TrainError::Config(format!("{}{at}: {}", path.display(), e.message()))
-        })
+        parse_toml(path)
     }
 
     /// `other`'s fields where set, else `self`'s.
