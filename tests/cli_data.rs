@@ -234,3 +234,49 @@ fn an_output_that_cannot_be_written_is_exit_1_naming_the_file_once() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn pipes_need_a_named_format_and_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let flock = dir.path().join("flock.ndjson");
+    mouton()
+        .args(["data", "synth", "-n", "300", "-o"])
+        .arg(&flock)
+        .assert()
+        .success();
+    let text = std::fs::read(&flock).unwrap();
+    // Detecting the format used up the pipe's first bytes: it read 0 drawings and said so as
+    // if the file were empty.
+    mouton()
+        .args(["data", "info", "/dev/stdin"])
+        .write_stdin(text.clone())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/dev/stdin: not a regular file"))
+        .stderr(predicate::str::contains("name its format"));
+    mouton()
+        .args(["data", "info", "/dev/stdin", "--format", "ndjson"])
+        .write_stdin(text)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("drawings: 300"));
+
+    // stdout is a pipe whose reader is already gone: the process ends on SIGPIPE, like `cat`,
+    // instead of panicking in println! (exit 101 and a backtrace).
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(mouton_tests::mouton_bin())
+        .args(["data", "info"])
+        .arg(&flock)
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        // 13: SIGPIPE on Linux and the BSDs.
+        assert_eq!(out.status.signal(), Some(13), "{:?}", out.status);
+    }
+}

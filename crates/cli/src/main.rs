@@ -49,7 +49,18 @@ enum Command {
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// Lets a closed pipe end the process quietly, as it does `cat` or `grep` (`mouton data info
+/// f | head -1`): Rust ignores SIGPIPE, so `println!` would panic on the broken pipe instead.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition at startup, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     mouton_train::keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

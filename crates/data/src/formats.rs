@@ -27,16 +27,31 @@ pub enum Format {
 
 /// Guesses the format from the first bytes (after gzip decompression): `{` starts ndjson
 /// (after blanks, or a UTF-8 byte order mark), `\x93NUMPY` a `.npy`; anything else is taken
-/// for Google's binary format.
+/// for Google's binary format. A pipe or device is refused: the bytes looked at would be gone
+/// when the file is opened again to be read.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
 /// let p = dir.path().join("a");
 /// std::fs::write(&p, "\n{\"word\": \"sheep\"}\n")?;
 /// assert_eq!(mouton_data::detect_format(&p)?, mouton_data::Format::Ndjson);
+/// # #[cfg(unix)] {
+/// let err = mouton_data::detect_format(std::path::Path::new("/dev/null")).unwrap_err();
+/// assert!(err.to_string().contains("name its format"), "{err}");
+/// # }
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn detect_format(path: &Path) -> Result<Format, DataError> {
+    // A missing file or a folder goes on to `open`, whose error says so.
+    let special = std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir());
+    if special {
+        return Err(DataError::new(
+            path,
+            Location::File,
+            "not a regular file (a pipe or device is read once, and detecting the format would \
+             use up its first bytes): name its format (`--format` on the command line)",
+        ));
+    }
     let mut input = crate::open(path)?;
     let head = input
         .fill_buf()
