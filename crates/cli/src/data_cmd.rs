@@ -11,7 +11,7 @@ use mouton_data::{
     RasterOptions, Simplifier, Strokes,
 };
 
-use crate::output::check_output;
+use crate::output::{cannot_write, check_output};
 use crate::BadInput;
 
 #[derive(Debug, Subcommand)]
@@ -173,11 +173,6 @@ fn parse_grid(s: &str) -> Result<(usize, usize), String> {
     }
 }
 
-/// A failure to write an output (exit 1, not bad input); the error already names the file.
-fn cannot_write(e: DataError) -> anyhow::Error {
-    anyhow::Error::new(e).context("cannot write the output")
-}
-
 fn bad(e: DataError) -> BadInput {
     BadInput(e.to_string())
 }
@@ -303,13 +298,10 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
             check_output(output, None)?;
             // A piece at a time, so that memory stays flat however many are asked for.
             write_atomically(output, |f| {
-                let mut start = 0;
-                while start < *count as u64 {
-                    let end = (start + 8192).min(*count as u64);
-                    for d in &mouton_data::synth_range(start..end, *seed) {
+                for piece in mouton_data::synth_pieces(*count, *seed) {
+                    for d in &piece {
                         write_simplified_line(f, d)?;
                     }
-                    start = end;
                 }
                 Ok(())
             })

@@ -35,6 +35,12 @@ pub fn check_output(path: &Path, ext: Option<&str>) -> Result<(), BadInput> {
     Ok(())
 }
 
+/// A failure to write an output that passed [`check_output`] (exit 1: not bad input). The
+/// error's message already names the file and holds its cause.
+pub fn cannot_write(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::msg(e.to_string()).context("cannot write the output")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use mouton_train::config::{
 use mouton_train::trainer::{Event, RunOptions};
 use mouton_train::{data, eval, metrics, sampling, TrainError};
 
-use crate::output::check_output;
+use crate::output::{cannot_write, check_output};
 use crate::BadInput;
 use mouton_train::trainer::DeviceChoice;
 
@@ -26,11 +26,6 @@ fn lib_err(e: TrainError) -> anyhow::Error {
         // as well said it twice.
         anyhow::Error::msg(e.to_string())
     }
-}
-
-/// A failure to write an output that passed `check_output` (exit 1, like the data commands).
-fn cannot_write(e: TrainError) -> anyhow::Error {
-    anyhow::Error::msg(e.to_string()).context("cannot write the output")
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

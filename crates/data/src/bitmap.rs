@@ -114,12 +114,15 @@ pub fn read_npy_bitmaps(path: &Path) -> Result<Bitmaps, DataError> {
     Ok(Bitmaps { side, data })
 }
 
+/// The first bytes of a .npy file.
+pub(crate) const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
+
 /// The bytes of a .npy preamble: magic, version, header length and header text.
 fn read_npy_header(r: &mut impl Read) -> Result<Vec<u8>, String> {
     let cut = |e: std::io::Error| format!("the header is cut short ({e})");
     let mut head = vec![0u8; 8];
     r.read_exact(&mut head).map_err(cut)?;
-    if &head[..6] != b"\x93NUMPY" {
+    if &head[..6] != NPY_MAGIC {
         return Err("no \\x93NUMPY magic".into());
     }
     let len = match head[6] {

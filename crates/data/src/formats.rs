@@ -56,7 +56,7 @@ pub fn detect_format(path: &Path) -> Result<Format, DataError> {
     let head = input
         .fill_buf()
         .map_err(|e| DataError::new(path, Location::File, crate::source::io_message(&e)))?;
-    if head.starts_with(b"\x93NUMPY") {
+    if head.starts_with(crate::bitmap::NPY_MAGIC) {
         return Ok(Format::Npy);
     }
     // A UTF-8 byte order mark, as some Windows editors save text, may precede the JSON.

@@ -13,7 +13,7 @@
 //! - [`rasterize_file`] / [`load_images`]: whole files on all cores, with [`Filter`]s;
 //!   [`load_images_cached`] skips the work the second time;
 //! - [`Dataset`]: f32 (N, 1, H, W) in [0, 1] or [-1, 1], seeded split and batches;
-//! - [`synth_sheep`] / [`synth_flock`] / [`synth_range`]: seeded synthetic sheep, for running offline;
+//! - [`synth_sheep`] / [`synth_flock`] / [`synth_pieces`]: seeded synthetic sheep, for running offline;
 //! - `fetch` (feature `fetch`): resumable download from Google's public bucket.
 //!
 //! ```
@@ -70,4 +70,4 @@ pub use raster::{rasterize, RasterOptions, Rasterizer, MAX_SIZE};
 pub use raster_skia::SkiaRasterizer;
 pub use simplify::{simplify, Simplifier, RDP_EPSILON};
 pub use source::open;
-pub use synth::{synth_flock, synth_range, synth_sheep, SYNTH_COUNTRY, SYNTH_NOTICE};
+pub use synth::{synth_flock, synth_pieces, synth_sheep, SYNTH_COUNTRY, SYNTH_NOTICE};

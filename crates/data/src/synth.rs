@@ -214,14 +214,23 @@ pub fn synth_flock(n: usize, seed: u64) -> Vec<Drawing> {
     synth_range(0..n as u64, seed)
 }
 
-/// The synthetic sheep at `indices` of the stream seeded by `seed` (in parallel, in order): a
-/// large flock can be made, and written, a piece at a time.
+/// The flock of [`synth_flock`] in pieces of at most 8,192 sheep, each generated in parallel:
+/// a large flock can be written or rasterized with flat memory.
 ///
 /// ```
-/// let piece = mouton_data::synth_range(10..13, 3);
-/// assert_eq!(piece, mouton_data::synth_flock(13, 3)[10..]);
+/// let pieces: Vec<_> = mouton_data::synth_pieces(10_000, 3).collect();
+/// assert_eq!(pieces.iter().map(Vec::len).collect::<Vec<_>>(), [8192, 1808]);
+/// assert_eq!(pieces[1][0], mouton_data::synth_sheep(3, 8192));
+/// assert_eq!(mouton_data::synth_pieces(0, 3).count(), 0);
 /// ```
-pub fn synth_range(indices: std::ops::Range<u64>, seed: u64) -> Vec<Drawing> {
+pub fn synth_pieces(n: usize, seed: u64) -> impl Iterator<Item = Vec<Drawing>> {
+    const PIECE: u64 = 8192;
+    let n = n as u64;
+    (0..n.div_ceil(PIECE)).map(move |k| synth_range(k * PIECE..((k + 1) * PIECE).min(n), seed))
+}
+
+/// The synthetic sheep at `indices` of the stream seeded by `seed`, in parallel, in order.
+fn synth_range(indices: std::ops::Range<u64>, seed: u64) -> Vec<Drawing> {
     indices
         .into_par_iter()
         .map(|i| synth_sheep(seed, i))

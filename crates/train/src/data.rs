@@ -62,17 +62,14 @@ pub fn synthetic_bitmaps(n: usize, seed: u64, side: usize) -> Bitmaps {
     let side = opts.size as usize;
     // A piece at a time: the drawings of a whole large flock would outweigh its pixels.
     let mut data = Vec::with_capacity(n * side * side);
-    let mut start = 0;
-    while start < n as u64 {
-        let end = (start + 8192).min(n as u64);
-        let piece: Vec<u8> = mouton_data::synth_range(start..end, seed)
+    for piece in mouton_data::synth_pieces(n, seed) {
+        let pixels: Vec<u8> = piece
             .par_iter()
             .flat_map_iter(|d| {
                 mouton_data::rasterize(&d.strokes, &opts).unwrap_or_else(|| vec![0; side * side])
             })
             .collect();
-        data.extend(piece);
-        start = end;
+        data.extend(pixels);
     }
     Bitmaps { side, data }
 }
