@@ -1,6 +1,6 @@
 //! `mouton train`, `sample`, `interpolate`, `eval`, `history` end to end, on synthetic sheep and
-//! on the shared real ones: files, exit codes, the NaN guard, checkpoint errors, and a run
-//! killed with SIGKILL that `--resume` continues.
+//! on the shared real ones: files, exit codes, the NaN guard, checkpoint errors, a run killed
+//! with SIGKILL that `--resume` continues, and runs stopped cleanly by SIGTERM or SIGINT.
 
 use std::path::Path;
 use std::process::Command;
@@ -370,9 +370,7 @@ fn bad_settings_and_corrupt_checkpoints_are_exit_2_with_the_file_named() {
         .arg(&run)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(
-            "only --epochs and --max-steps may change, not batch_size",
-        ));
+        .stderr(predicate::str::contains("may change, not batch_size"));
 }
 
 #[test]
@@ -619,4 +617,184 @@ fn dcgan_trains_at_32_px_and_other_sizes_are_refused() {
             .code(2)
             .stderr(predicate::str::contains(msg));
     }
+}
+
+/// Starts `cmd` and waits for its "training on" line (the signal handlers are in place by
+/// then); stdout goes on being read so that the run never blocks on a full pipe.
+#[cfg(unix)]
+fn start_training(mut cmd: Command) -> std::process::Child {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.starts_with("training on") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("the run never started training");
+    child
+}
+
+#[cfg(unix)]
+fn send(child: &std::process::Child, signal: i32) {
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+#[cfg(unix)]
+fn stderr_of(child: std::process::Child) -> (Option<i32>, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// FIDLE's fully connected pair on 400 synthetic sheep, batch 16: 22 fast steps per epoch.
+#[cfg(unix)]
+fn mlp_run(dir: &Path) -> Command {
+    let mut c = mouton();
+    c.args([
+        "train",
+        "--generator",
+        "mlp-g",
+        "--critic",
+        "mlp-d",
+        "--synthetic-count",
+        "400",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "50",
+        "--seed",
+        "5",
+        "--run-dir",
+    ])
+    .arg(dir);
+    c
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_at_a_step_with_a_checkpoint_that_resumes_to_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, straight) = (tmp.path().join("run"), tmp.path().join("straight"));
+    let child = start_training(mlp_run(&run));
+    std::thread::sleep(Duration::from_millis(300));
+    send(&child, libc::SIGTERM);
+    let (code, stderr) = stderr_of(child);
+    assert_eq!(code, Some(128 + 15), "{stderr}");
+    assert!(stderr.contains("SIGTERM: finishing this step"), "{stderr}");
+    let step: u64 = stderr
+        .split("stopped by SIGTERM after step ")
+        .nth(1)
+        .and_then(|t| t.split(':').next())
+        .and_then(|k| k.parse().ok())
+        .unwrap_or_else(|| panic!("no step in: {stderr}"));
+    assert!(step < 1100, "the run of 1,100 steps stopped early");
+    let saved = run.join(format!("checkpoints/step_{step:09}.safetensors"));
+    assert!(saved.is_file(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("checkpoint {}", saved.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--resume"), "{stderr}");
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let steps = metrics
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"step\""))
+        .count();
+    assert_eq!(
+        steps as u64, step,
+        "every step up to the stop recorded once"
+    );
+
+    // Resumed for three more steps, it ends on the bytes of a run that was never stopped.
+    let end = (step + 3).to_string();
+    mlp_run(&run)
+        .args(["--resume", "--max-steps", &end, "--quiet"])
+        .assert()
+        .success();
+    mlp_run(&straight)
+        .args(["--max-steps", &end, "--quiet"])
+        .assert()
+        .success();
+    let last = format!("checkpoints/step_{:09}.safetensors", step + 3);
+    assert!(
+        std::fs::read(run.join(&last)).unwrap() == std::fs::read(straight.join(&last)).unwrap(),
+        "stopped at step {step} and resumed: different weights"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_second_sigint_quits_at_once_and_checkpoint_every_saves_inside_epochs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // SHEEP1 steps of 256 images take seconds: both signals land in the first one.
+    let mut cmd = mouton();
+    cmd.args(["train", "--batch-size", "256", "--run-dir"])
+        .arg(&run);
+    let child = start_training(cmd);
+    send(&child, libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(100));
+    send(&child, libc::SIGINT);
+    let (code, stderr) = stderr_of(child);
+    assert_eq!(code, Some(128 + 2), "{stderr}");
+    assert!(
+        stderr.contains("SIGINT: a second stop signal, quitting now"),
+        "{stderr}"
+    );
+    assert!(!run.join("checkpoints/step_000000001.safetensors").exists());
+
+    // --checkpoint-every: mid-epoch checkpoints, announced; resume may change it.
+    let every = tmp.path().join("every");
+    mlp_run(&every)
+        .args(["--max-steps", "7", "--checkpoint-every", "3"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("step 3: checkpoint")
+                .and(predicate::str::contains("step 6: checkpoint")),
+        );
+    let cfg = std::fs::read_to_string(every.join("config.toml")).unwrap();
+    assert!(cfg.contains("checkpoint_every = 3"), "{cfg}");
+    mlp_run(&every)
+        .args([
+            "--resume",
+            "--max-steps",
+            "9",
+            "--checkpoint-every",
+            "2",
+            "--quiet",
+        ])
+        .assert()
+        .success();
+    let listed: Vec<String> = std::fs::read_dir(every.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        listed.contains(&"step_000000008.safetensors".to_string()),
+        "{listed:?}"
+    );
+    mlp_run(&tmp.path().join("zero"))
+        .args(["--checkpoint-every", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "checkpoint_every: must be at least 1",
+        ));
 }

@@ -8,6 +8,7 @@ mod emd_cmd;
 mod input;
 mod model_cmd;
 mod output;
+mod signals;
 mod train_cmd;
 
 use std::process::ExitCode;
@@ -49,6 +50,17 @@ enum Command {
 #[error("{0}")]
 pub struct BadInput(pub String);
 
+/// A run stopped by a signal after saving its state: not an error, but the exit code a shell
+/// expects of that signal (130 for SIGINT), so that scripts stop too.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Interrupted {
+    /// What happened and how to go on.
+    pub message: String,
+    /// 128 + the signal's number.
+    pub code: u8,
+}
+
 /// Lets a closed pipe end the process quietly, as it does `cat` or `grep` (`mouton data info
 /// f | head -1`): Rust ignores SIGPIPE, so `println!` would panic on the broken pipe instead.
 fn default_sigpipe() {
@@ -83,6 +95,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(i) = e.downcast_ref::<Interrupted>() {
+                eprintln!("{i}");
+                return ExitCode::from(i.code);
+            }
             eprintln!("error: {e:#}");
             if e.downcast_ref::<BadInput>().is_some() {
                 ExitCode::from(2)

@@ -15,7 +15,7 @@ use mouton_train::trainer::{Event, RunOptions};
 use mouton_train::{data, eval, metrics, sampling, TrainError};
 
 use crate::output::{cannot_write, check_output};
-use crate::BadInput;
+use crate::{signals, BadInput, Interrupted};
 use mouton_train::trainer::DeviceChoice;
 
 fn lib_err(e: TrainError) -> anyhow::Error {
@@ -67,8 +67,9 @@ pub struct TrainArgs {
     /// The run directory: config.toml, metrics.jsonl, samples/, loss.png, checkpoints/.
     #[arg(long)]
     run_dir: PathBuf,
-    /// Continue the run in --run-dir from its newest checkpoint (only --epochs and
-    /// --max-steps may change; --epochs alone lifts a saved --max-steps cap).
+    /// Continue the run in --run-dir from its newest checkpoint (only --epochs, --max-steps,
+    /// --checkpoint-every, --keep-checkpoints and --detect-collapse may change; --epochs alone
+    /// lifts a saved --max-steps cap).
     #[arg(long)]
     resume: bool,
     /// Training images (any Quick Draw format); without it, synthetic sheep.
@@ -157,6 +158,10 @@ pub struct TrainArgs {
     /// Checkpoints kept in the run directory (the oldest are deleted).
     #[arg(long)]
     keep_checkpoints: Option<usize>,
+    /// Also write a checkpoint every this many steps, not only at each epoch's end (SIGINT,
+    /// SIGTERM and SIGHUP write one too, then stop).
+    #[arg(long, value_name = "STEPS")]
+    checkpoint_every: Option<u64>,
     /// Warn when the samples' diversity falls below this fraction of the real images'.
     #[arg(long, num_args = 0..=1, default_missing_value = "0.25")]
     detect_collapse: Option<f64>,
@@ -231,6 +236,7 @@ impl TrainArgs {
             real_label: self.real_label,
             label_flip: self.label_flip,
             keep_checkpoints: self.keep_checkpoints,
+            checkpoint_every: self.checkpoint_every,
             swd_projections: None,
             detect_collapse: self.detect_collapse,
             kl_weight: self.kl_weight,
@@ -255,6 +261,15 @@ fn check_device(device: &str) -> Result<DeviceChoice> {
     Ok(choice)
 }
 
+/// The settings a resumed run may change: none of them touches the weights' arithmetic.
+const RESUMABLE: [&str; 5] = [
+    "epochs",
+    "max_steps",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "detect_collapse",
+];
+
 fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     let flags = args.overrides();
     if args.resume {
@@ -273,37 +288,32 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             )
             .into());
         }
-        let mut cfg = TrainConfig::load(&path).map_err(lib_err)?;
-        let changed = flags.apply(cfg.clone()).differences(&cfg);
-        let changed: Vec<String> = changed
+        let saved = TrainConfig::load(&path).map_err(lib_err)?;
+        let mut cfg = flags.apply(saved.clone());
+        let changed: Vec<String> = cfg
+            .differences(&saved)
             .into_iter()
-            .filter(|k| k != "epochs" && k != "max_steps")
+            .filter(|k| !RESUMABLE.contains(&k.as_str()))
             .collect();
         if !changed.is_empty() {
             return Err(BadInput(format!(
-                "--resume continues the saved config.toml: only --epochs and --max-steps may \
-                 change, not {}",
+                "--resume continues the saved config.toml: only --epochs, --max-steps, \
+                 --checkpoint-every, --keep-checkpoints and --detect-collapse may change, not {}",
                 changed.join(", ")
             ))
             .into());
         }
-        if let Some(e) = flags.epochs {
-            cfg.epochs = e;
+        if let (Some(e), None) = (flags.epochs, flags.max_steps) {
             // A new length in epochs replaces the run's length; a step cap left from a short
             // first run (a smoke test) would otherwise keep it from going on.
-            if flags.max_steps.is_none() {
-                if let Some(m) = cfg.max_steps.take() {
-                    if !args.quiet {
-                        eprintln!(
-                            "note: --epochs {e} without --max-steps: the saved max_steps = {m} \
-                             no longer caps the run"
-                        );
-                    }
+            if let Some(m) = cfg.max_steps.take() {
+                if !args.quiet {
+                    eprintln!(
+                        "note: --epochs {e} without --max-steps: the saved max_steps = {m} no \
+                         longer caps the run"
+                    );
                 }
             }
-        }
-        if flags.max_steps.is_some() {
-            cfg.max_steps = flags.max_steps;
         }
         cfg.validate().map_err(lib_err)?;
         return Ok(cfg);
@@ -384,6 +394,13 @@ impl Progress {
                     println!("epoch {} step {}: {msg}", s.epoch, s.step);
                 }
             }
+            Event::Checkpoint(step, path) => {
+                let line = format!("step {step}: checkpoint {}", path.display());
+                match &self.bar {
+                    Some(b) => b.suspend(|| println!("{line}")),
+                    None => println!("{line}"),
+                }
+            }
             Event::Epoch(r, path) => {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
@@ -425,12 +442,17 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         );
         eprintln!("{}", mouton_data::SYNTH_NOTICE);
     }
+    // From here on a signal stops the run at a step's end with a checkpoint (before, nothing
+    // is written yet, and the default handling ends the process).
+    let stop =
+        signals::install().map_err(|e| anyhow::anyhow!("cannot watch for SIGINT/SIGTERM: {e}"))?;
     let opts = RunOptions {
         resume: args.resume,
         inject_nan_at_step: args.debug_inject_nan_at_step,
         device,
         tf32: args.tf32,
         cudnn: args.cudnn,
+        stop: Some(stop.flag.clone()),
     };
     let mut progress = Progress {
         quiet: args.quiet,
@@ -443,6 +465,25 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         progress.event(e)
     })
     .map_err(lib_err)?;
+    if let Some(b) = progress.bar.take() {
+        b.finish_and_clear();
+    }
+    if summary.interrupted {
+        let (signal, code) = stop.received().unwrap_or(("a stop request", 130));
+        let saved = summary.checkpoint.map_or("no checkpoint".into(), |p| {
+            format!("checkpoint {}", p.display())
+        });
+        return Err(Interrupted {
+            message: format!(
+                "stopped by {signal} after step {}: {saved}; go on with `mouton train --run-dir \
+                 {} --resume`",
+                summary.steps,
+                args.run_dir.display()
+            ),
+            code,
+        }
+        .into());
+    }
     if !args.quiet {
         println!(
             "done: {} steps; run directory {} (config.toml, metrics.jsonl, samples/, loss.png{})",

@@ -181,6 +181,11 @@ pub struct TrainConfig {
     pub label_flip: f64,
     /// Checkpoints kept (the oldest are deleted).
     pub keep_checkpoints: usize,
+    /// Also write a checkpoint every this many steps, not only at each epoch's end (an
+    /// epoch of 126,121 images can take an hour on a CPU). Counted from step 0, like
+    /// `max_steps`.
+    #[serde(default)]
+    pub checkpoint_every: Option<u64>,
     /// Random projections of the sliced Wasserstein metric (1 to 65,536).
     pub swd_projections: usize,
     /// Warn when the samples' diversity falls below this fraction of the real images'.
@@ -240,6 +245,7 @@ impl TrainConfig {
             real_label: 1.0,
             label_flip: 0.0,
             keep_checkpoints: 3,
+            checkpoint_every: None,
             swd_projections: 64,
             detect_collapse: None,
             kl_weight: 1.0,
@@ -409,6 +415,9 @@ impl TrainConfig {
         if self.keep_checkpoints == 0 {
             return bad("keep_checkpoints", "must be at least 1");
         }
+        if self.checkpoint_every == Some(0) {
+            return bad("checkpoint_every", "must be at least 1");
+        }
         if !(1..=65_536).contains(&self.swd_projections) {
             return bad("swd_projections", "must be 1 to 65536");
         }
@@ -544,6 +553,7 @@ pub struct Overrides {
     pub real_label: Option<f64>,
     pub label_flip: Option<f64>,
     pub keep_checkpoints: Option<usize>,
+    pub checkpoint_every: Option<u64>,
     pub swd_projections: Option<usize>,
     pub detect_collapse: Option<f64>,
     pub kl_weight: Option<f64>,
@@ -609,6 +619,7 @@ impl Overrides {
             real_label,
             label_flip,
             keep_checkpoints,
+            checkpoint_every,
             swd_projections,
             detect_collapse,
             kl_weight,
@@ -669,6 +680,9 @@ impl Overrides {
         }
         if self.detect_collapse.is_some() {
             c.detect_collapse = self.detect_collapse;
+        }
+        if self.checkpoint_every.is_some() {
+            c.checkpoint_every = self.checkpoint_every;
         }
         c
     }

@@ -4,13 +4,16 @@
 //! generated ones, followed by one generator update; an epoch is as many steps as the training
 //! images allow without reusing one (`floor(N / (batch_size * n_critic))`). Each epoch ends
 //! with a sample grid from fixed latent vectors, the sliced Wasserstein distance to held-out
-//! real images, a checkpoint and `loss.png`.
+//! real images, a checkpoint and `loss.png`; `checkpoint_every` and a stop request
+//! ([`RunOptions::stop`]) write checkpoints inside epochs too.
 //!
 //! Determinism: every random draw comes from a stream derived from (seed, purpose, step), the
 //! CPU kernels reduce in a fixed order, so the same seed gives bit-identical weights, and a run
 //! resumed from a checkpoint continues bit-identically to an uninterrupted one.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use dfdx::nn::tensor_collection::TensorCollection;
@@ -57,6 +60,9 @@ pub enum Event<'a> {
     Step(&'a StepRecord),
     /// An epoch finished (its checkpoint, samples and plot are written).
     Epoch(&'a EpochRecord, &'a Path),
+    /// A checkpoint was written inside an epoch (`checkpoint_every`, or a stop request) after
+    /// this many steps.
+    Checkpoint(u64, &'a Path),
     /// Something the user should know (mode collapse suspected, no checkpoint to resume).
     Warning(String),
 }
@@ -78,6 +84,31 @@ pub struct RunOptions {
     /// cuDNN, opened at run time, with deterministic algorithms only (FP32 unless `tf32`).
     /// Off by default: mouton's own kernels.
     pub cudnn: bool,
+    /// A stop request, checked after every step: once it is set, the run writes a checkpoint
+    /// (unless that step's was just written) and returns with [`Summary::interrupted`], so that
+    /// a resumed run goes on bit-identically. The CLI sets it on SIGINT, SIGTERM and SIGHUP.
+    ///
+    /// ```
+    /// use std::sync::{atomic::{AtomicBool, Ordering}, Arc};
+    /// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
+    /// use mouton_train::trainer::{train, Event, RunOptions};
+    /// # let dir = tempfile::tempdir()?;
+    /// let mut cfg = TrainConfig::preset(Preset::Sheep1);
+    /// (cfg.generator, cfg.critic) = (GeneratorArch::MlpG, CriticArch::MlpD);
+    /// (cfg.synthetic_count, cfg.batch_size, cfg.epochs) = (80, 16, 1); // 4 steps
+    /// let data = mouton_train::data::load(&cfg)?;
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let opts = RunOptions { stop: Some(stop.clone()), ..Default::default() };
+    /// let summary = train(&cfg, &data, dir.path(), &opts, &mut |e| {
+    ///     if let Event::Step(s) = e {
+    ///         stop.store(s.step == 2, Ordering::SeqCst); // as a signal handler would
+    ///     }
+    /// })?;
+    /// assert!(summary.interrupted && summary.steps == 2);
+    /// assert!(summary.checkpoint.unwrap().ends_with("step_000000002.safetensors"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// The device a run trains on.
@@ -123,6 +154,8 @@ pub struct Summary {
     pub checkpoint: Option<PathBuf>,
     /// The last epoch's record.
     pub last_epoch: Option<EpochRecord>,
+    /// The run stopped early on a [`RunOptions::stop`] request, after `steps` steps.
+    pub interrupted: bool,
 }
 
 type Images<B> = Tensor<(usize, usize, usize, usize), f32, B>;
@@ -662,6 +695,7 @@ where
         metrics::append(&metrics_path, &record)?;
         on_event(Event::Step(&record));
 
+        let mut epoch_saved = false;
         if k + 1 == per_epoch || step + 1 == total {
             let (side, px) = (cfg.image_size, cfg.image_size * cfg.image_size);
             let samples = sampling::generate(&mut g, &fixed_z, dev)?;
@@ -728,12 +762,40 @@ where
             on_event(Event::Epoch(&rec, &path));
             last_checkpoint = Some(path);
             last_epoch = Some(rec);
+            epoch_saved = true;
+        }
+        let done = step + 1;
+        let stop = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && done < total;
+        let periodic = cfg.checkpoint_every.is_some_and(|n| done % n == 0);
+        if (stop || periodic) && !epoch_saved {
+            let path = checkpoint::save(
+                run_dir,
+                done,
+                State {
+                    g: &mut g,
+                    d: &mut d,
+                    opt_g: &mut opt_g,
+                    opt_d: &mut opt_d,
+                },
+                cfg.keep_checkpoints,
+            )?;
+            on_event(Event::Checkpoint(done, &path));
+            last_checkpoint = Some(path);
+        }
+        if stop {
+            return Ok(Summary {
+                steps: done,
+                checkpoint: last_checkpoint,
+                last_epoch,
+                interrupted: true,
+            });
         }
     }
     Ok(Summary {
         steps: total.max(start),
         checkpoint: last_checkpoint,
         last_epoch,
+        interrupted: false,
     })
 }
 

@@ -2,10 +2,12 @@
 //! errors, every loss running, and the run directory's files.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use mouton_models::weights::WeightsFile;
 use mouton_train::config::{LossKind, Overrides, Preset, TrainConfig};
-use mouton_train::trainer::{train, RunOptions};
+use mouton_train::trainer::{train, Event, RunOptions};
 use mouton_train::{checkpoint, data, metrics, TrainError};
 
 fn small(loss: Option<LossKind>, epochs: u64) -> TrainConfig {
@@ -395,4 +397,133 @@ fn builds_without_cuda_refuse_cuda_runs_and_say_how_to_get_one() {
         assert!(err.to_string().contains(name), "{err}");
         assert!(!dir.path().join(sub).join("metrics.jsonl").exists());
     }
+}
+
+/// Runs `cfg` in `dir`, setting the stop request when step `stop_at` ends; returns the summary
+/// and the steps of the mid-epoch checkpoints reported.
+fn run_stopping_at(
+    cfg: &TrainConfig,
+    dir: &Path,
+    resume: bool,
+    stop_at: Option<u64>,
+) -> (mouton_train::trainer::Summary, Vec<u64>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = RunOptions {
+        resume,
+        stop: Some(stop.clone()),
+        ..Default::default()
+    };
+    let data = data::load(cfg).unwrap();
+    let mut saved = Vec::new();
+    let summary = train(cfg, &data, dir, &opts, &mut |e| match e {
+        Event::Step(s) if Some(s.step) == stop_at => stop.store(true, Ordering::SeqCst),
+        Event::Checkpoint(step, path) => {
+            assert!(path.is_file());
+            saved.push(step);
+        }
+        _ => {}
+    })
+    .unwrap();
+    (summary, saved)
+}
+
+#[test]
+fn a_stop_request_checkpoints_inside_the_epoch_and_the_resumed_run_matches_bit_for_bit() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let two = small(None, 2); // 3 steps per epoch, 6 in all
+    run(&two, a.path(), &RunOptions::default()).unwrap();
+
+    let (s, saved) = run_stopping_at(&two, b.path(), false, Some(2));
+    assert!(s.interrupted);
+    assert_eq!((s.steps, saved), (2, vec![2]));
+    assert_eq!(s.checkpoint, Some(checkpoint::path_for(b.path(), 2)));
+    assert!(s.last_epoch.is_none(), "no epoch ended");
+    let (steps, epochs) = metrics::read(&b.path().join("metrics.jsonl")).unwrap();
+    assert_eq!((steps.len(), epochs.len()), (2, 0));
+
+    let (s, saved) = run_stopping_at(&two, b.path(), true, None);
+    assert!(!s.interrupted);
+    assert_eq!((s.steps, saved), (6, vec![]));
+    assert!(
+        tensors(&checkpoint::path_for(a.path(), 6)) == tensors(&checkpoint::path_for(b.path(), 6)),
+        "the run stopped at step 2 and resumed differs from the uninterrupted one"
+    );
+    let (sa, ea) = metrics::read(&a.path().join("metrics.jsonl")).unwrap();
+    let (sb, eb) = metrics::read(&b.path().join("metrics.jsonl")).unwrap();
+    let key = |r: &mouton_train::metrics::StepRecord| (r.step, r.d_loss, r.g_loss, r.grad_norm_d);
+    assert_eq!(
+        sa.iter().map(key).collect::<Vec<_>>(),
+        sb.iter().map(key).collect::<Vec<_>>()
+    );
+    let ekey = |r: &mouton_train::metrics::EpochRecord| (r.epoch, r.step, r.swd);
+    assert_eq!(
+        ea.iter().map(ekey).collect::<Vec<_>>(),
+        eb.iter().map(ekey).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_stop_request_at_an_epoch_end_reuses_its_checkpoint_and_at_the_last_step_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let two = small(None, 2);
+    let (s, saved) = run_stopping_at(&two, dir.path(), false, Some(3));
+    assert!(s.interrupted);
+    assert_eq!(
+        (s.steps, saved),
+        (3, vec![]),
+        "the epoch's checkpoint serves"
+    );
+    assert_eq!(s.last_epoch.map(|e| e.epoch), Some(1));
+    let listed: Vec<u64> = checkpoint::list(dir.path())
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, [3]);
+    // Asked during its last step, the run simply ends.
+    let (s, saved) = run_stopping_at(&two, dir.path(), true, Some(6));
+    assert!(!s.interrupted);
+    assert_eq!((s.steps, saved), (6, vec![]));
+}
+
+#[test]
+fn checkpoint_every_writes_checkpoints_inside_epochs_that_resume_exactly() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let two = small(None, 2);
+    let every2 = TrainConfig {
+        checkpoint_every: Some(2),
+        keep_checkpoints: 10,
+        ..two.clone()
+    };
+    let (s, saved) = run_stopping_at(&every2, a.path(), false, None);
+    assert_eq!(
+        (s.steps, saved),
+        (6, vec![2, 4]),
+        "6 ends epoch 2: its own checkpoint"
+    );
+    let listed: Vec<u64> = checkpoint::list(a.path())
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, [2, 3, 4, 6]);
+    let end = tensors(&checkpoint::path_for(a.path(), 6));
+    // The same run without periodic checkpoints ends on the same bytes...
+    run(&two, b.path(), &RunOptions::default()).unwrap();
+    assert!(end == tensors(&checkpoint::path_for(b.path(), 6)));
+    // ...and so does one resumed from step 4, inside epoch 2.
+    std::fs::remove_file(checkpoint::path_for(a.path(), 6)).unwrap();
+    let (s, _) = run_stopping_at(&every2, a.path(), true, None);
+    assert_eq!(s.steps, 6);
+    assert!(end == tensors(&checkpoint::path_for(a.path(), 6)));
+
+    let zero = TrainConfig {
+        checkpoint_every: Some(0),
+        ..two
+    };
+    let err = zero.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("checkpoint_every: must be at least 1"),
+        "{err}"
+    );
 }

@@ -1,0 +1,81 @@
+//! Stopping `mouton train` cleanly: SIGINT (Ctrl-C), SIGTERM (a batch scheduler's notice) or
+//! SIGHUP (a closed terminal) asks the training loop to finish its step, write a checkpoint and
+//! return; a second signal quits at once, leaving the last checkpoint written.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
+
+/// The stop request handed to the training loop, and the signal that made it.
+pub struct StopOnSignal {
+    /// Set by the first signal.
+    pub flag: Arc<AtomicBool>,
+    signal: Arc<AtomicI32>,
+}
+
+impl StopOnSignal {
+    /// The first signal received: its name and the exit code a shell expects (128 + number).
+    pub fn received(&self) -> Option<(&'static str, u8)> {
+        match self.signal.load(Ordering::SeqCst) {
+            0 => None,
+            s => Some((name(s), 128u8.saturating_add(s.clamp(0, 127) as u8))),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn name(signal: i32) -> &'static str {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    match signal {
+        SIGINT => "SIGINT",
+        SIGTERM => "SIGTERM",
+        SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}
+
+#[cfg(not(unix))]
+fn name(_signal: i32) -> &'static str {
+    "a signal"
+}
+
+/// Routes SIGINT, SIGTERM and SIGHUP to a stop request from now on (a thread of its own
+/// receives them: signal handlers themselves can do next to nothing safely).
+#[cfg(unix)]
+pub fn install() -> std::io::Result<StopOnSignal> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let stop = StopOnSignal {
+        flag: Arc::new(AtomicBool::new(false)),
+        signal: Arc::new(AtomicI32::new(0)),
+    };
+    let (flag, first) = (stop.flag.clone(), stop.signal.clone());
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            for s in signals.forever() {
+                if flag.swap(true, Ordering::SeqCst) {
+                    eprintln!(
+                        "\n{}: a second stop signal, quitting now (the last checkpoint stays)",
+                        name(s)
+                    );
+                    std::process::exit(128 + s);
+                }
+                first.store(s, Ordering::SeqCst);
+                eprintln!(
+                    "\n{}: finishing this step and writing a checkpoint (send it again to quit \
+                     at once)",
+                    name(s)
+                );
+            }
+        })?;
+    Ok(stop)
+}
+
+/// Elsewhere the default handling stays: the process ends, keeping the last checkpoint.
+#[cfg(not(unix))]
+pub fn install() -> std::io::Result<StopOnSignal> {
+    Ok(StopOnSignal {
+        flag: Arc::new(AtomicBool::new(false)),
+        signal: Arc::new(AtomicI32::new(0)),
+    })
+}
