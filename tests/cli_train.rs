@@ -692,7 +692,12 @@ fn sigterm_stops_at_a_step_with_a_checkpoint_that_resumes_to_the_same_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let (run, straight) = (tmp.path().join("run"), tmp.path().join("straight"));
     let child = start_training(mlp_run(&run));
-    std::thread::sleep(Duration::from_millis(300));
+    // While it trains, a second training in its directory is refused before any work.
+    mlp_run(&run)
+        .arg("--resume")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is in use by another training"));
     send(&child, libc::SIGTERM);
     let (code, stderr) = stderr_of(child);
     assert_eq!(code, Some(128 + 15), "{stderr}");

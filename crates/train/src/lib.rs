@@ -8,6 +8,7 @@
 //! - [`trainer`]: the loop for GAN, non-saturating GAN, LSGAN, hinge, WGAN and WGAN-GP with
 //!   any generator/critic pair of mouton-models, and for the VAE;
 //! - [`checkpoint`], [`metrics`]: the run directory's files, all written atomically;
+//!   [`run_lock`]: one training at a time per run directory;
 //! - [`sampling`], [`eval`], [`plot`]: drawing new sheep, latent interpolation, quality
 //!   metrics against real drawings, loss curves.
 //!
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod optim;
 pub mod plot;
 pub mod rng;
+pub mod run_lock;
 pub mod sampling;
 pub mod trainer;
 

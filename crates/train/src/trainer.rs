@@ -455,8 +455,9 @@ macro_rules! with_architectures {
     }};
 }
 
-/// Whether `run_dir` can take a run: it must be a folder or not exist yet, and hold no run
-/// unless `resume`. [`train`] checks this too; call it first to refuse before loading data.
+/// Whether `run_dir` can take a run: it must be a folder or not exist yet, hold no run unless
+/// `resume`, and not be in use by another training ([`run_lock`](crate::run_lock)). [`train`]
+/// checks this too, under the lock; call it first to refuse before loading data.
 ///
 /// ```
 /// use mouton_train::trainer::check_run_dir;
@@ -477,6 +478,11 @@ pub fn check_run_dir(run_dir: &Path, resume: bool) -> Result<(), TrainError> {
             run_dir.display()
         )));
     }
+    crate::run_lock::check_free(run_dir)?;
+    check_holds_no_run(run_dir, resume)
+}
+
+fn check_holds_no_run(run_dir: &Path, resume: bool) -> Result<(), TrainError> {
     if !resume && (!checkpoint::list(run_dir)?.is_empty() || run_dir.join("metrics.jsonl").exists())
     {
         return Err(TrainError::RunDir(format!(
@@ -613,9 +619,12 @@ where
 {
     cfg.validate()?;
     check_run_dir(run_dir, opts.resume)?;
-    let existing = checkpoint::list(run_dir)?;
     let samples_dir = run_dir.join("samples");
     std::fs::create_dir_all(&samples_dir).map_err(io_err(&samples_dir))?;
+    let _lock = crate::run_lock::lock(run_dir)?;
+    // Again under the lock: a run that held it a moment ago may have left a run here.
+    check_holds_no_run(run_dir, opts.resume)?;
+    let existing = checkpoint::list(run_dir)?;
     let config_path = run_dir.join("config.toml");
     let text = cfg.to_toml();
     mouton_data::write_atomically(&config_path, |f| {

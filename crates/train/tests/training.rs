@@ -487,6 +487,39 @@ fn a_stop_request_at_an_epoch_end_reuses_its_checkpoint_and_at_the_last_step_cha
 }
 
 #[test]
+fn a_run_directory_in_use_by_another_training_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small(None, 1);
+    let held = mouton_train::run_lock::lock(dir.path()).unwrap();
+    for resume in [false, true] {
+        let opts = RunOptions {
+            resume,
+            ..Default::default()
+        };
+        let err = run(&cfg, dir.path(), &opts).unwrap_err();
+        assert!(err.is_bad_input(), "{err}");
+        assert!(
+            err.to_string().contains("is in use by another training"),
+            "{err}"
+        );
+        let err = mouton_train::trainer::check_run_dir(dir.path(), resume).unwrap_err();
+        assert!(
+            err.to_string().contains("is in use by another training"),
+            "{err}"
+        );
+    }
+    assert!(!dir.path().join("config.toml").exists(), "nothing written");
+    drop(held);
+    run(&cfg, dir.path(), &RunOptions::default()).unwrap();
+    // The lock is released when the run ends, so the next one may go on.
+    let resumed = RunOptions {
+        resume: true,
+        ..Default::default()
+    };
+    run(&small(None, 2), dir.path(), &resumed).unwrap();
+}
+
+#[test]
 fn checkpoint_every_writes_checkpoints_inside_epochs_that_resume_exactly() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let two = small(None, 2);
