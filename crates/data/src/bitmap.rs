@@ -369,7 +369,7 @@ impl NpyRowWriter {
     /// Appends whole rows (`data.len()` a multiple of the row length).
     pub fn write_rows(&mut self, data: &[u8]) -> Result<(), DataError> {
         let fail = |m: String| DataError::new(&self.path, Location::File, m);
-        if data.len() as u64 % self.row_len != 0 {
+        if !(data.len() as u64).is_multiple_of(self.row_len) {
             return Err(fail(format!(
                 "{} bytes are not whole rows of {}",
                 data.len(),

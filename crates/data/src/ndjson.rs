@@ -577,7 +577,7 @@ mod tests {
             let mut bytes = LINE.as_bytes().to_vec();
             for (at, v) in edits {
                 let at = at % (bytes.len() + 1);
-                if at % 2 == 0 && at < bytes.len() {
+                if at.is_multiple_of(2) && at < bytes.len() {
                     bytes[at] = v;
                 } else {
                     bytes.insert(at, v);

@@ -82,7 +82,7 @@ fn split_and_batches_cover_everything_once() {
 #[test]
 fn random_sample_is_seeded_and_in_file_order() {
     let b: Vec<u8> = (0..50u8)
-        .flat_map(|k| std::iter::repeat(k).take(784))
+        .flat_map(|k| std::iter::repeat_n(k, 784))
         .collect();
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("b.bin");

@@ -168,7 +168,7 @@ fn npy_errors_say_what_is_wrong() {
             .writer(file)
             .begin_nd()
             .unwrap();
-        w.extend(std::iter::repeat(0f32).take(784)).unwrap();
+        w.extend(std::iter::repeat_n(0f32, 784)).unwrap();
         w.finish().unwrap();
     }
     let e = read_npy_bitmaps(&f32s).unwrap_err().to_string();

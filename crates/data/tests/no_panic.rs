@@ -41,7 +41,7 @@ fn npy_like() -> impl Strategy<Value = Vec<u8>> {
             .writer(&mut valid)
             .begin_nd()
             .unwrap();
-        w.extend(std::iter::repeat(9u8).take(2 * 784)).unwrap();
+        w.extend(std::iter::repeat_n(9u8, 2 * 784)).unwrap();
         w.finish().unwrap();
     }
     (any::<usize>(), any::<u8>(), any::<usize>()).prop_map(move |(pos, byte, cut)| {

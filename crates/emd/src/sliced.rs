@@ -126,7 +126,7 @@ fn points<T: Copy + Into<f64>>(name: &'static str, v: &[T], dim: usize) -> Resul
     if v.is_empty() {
         return Err(EmdError::Empty { name });
     }
-    if v.len() % dim != 0 {
+    if !v.len().is_multiple_of(dim) {
         return Err(EmdError::InvalidParameter {
             name: "dim",
             value: dim as f64,

@@ -46,9 +46,9 @@ pub struct Report {
 /// assert_eq!([28, 32, 64, 15].map(pool_factor), [2, 2, 4, 1]);
 /// ```
 pub fn pool_factor(side: usize) -> usize {
-    if side % 16 == 0 {
+    if side.is_multiple_of(16) {
         (side / 16).max(1)
-    } else if side % 2 == 0 {
+    } else if side.is_multiple_of(2) {
         2
     } else {
         1
