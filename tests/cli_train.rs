@@ -69,6 +69,32 @@ fn train_then_sample_interpolate_history_eval() {
         (img.width(), img.height()),
         (3 * 28 + 4 * 2, 3 * 28 + 4 * 2)
     );
+    // The same sheep as uint8 rows: what the grid shows, cell by cell, in a file mouton reads.
+    let rows = tmp.path().join("sheep.npy");
+    mouton()
+        .arg("sample")
+        .arg(&run)
+        .args(["-n", "9", "-o"])
+        .arg(&rows)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("9 sheep (uint8, 9 x 784)"));
+    let b = mouton_data::read_npy_bitmaps(&rows).unwrap();
+    assert_eq!((b.len(), b.side), (9, 28));
+    let g = img.to_luma8();
+    for i in 0..9 {
+        let (x0, y0) = (2 + 30 * (i as u32 % 3), 2 + 30 * (i as u32 / 3));
+        for (j, &v) in b.image(i).iter().enumerate() {
+            let (x, y) = (j as u32 % 28, j as u32 / 28);
+            assert_eq!(g.get_pixel(x0 + x, y0 + y).0[0], v, "sheep {i}, pixel {j}");
+        }
+    }
+    mouton()
+        .args(["data", "info"])
+        .arg(&rows)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("images: 9 of 28x28"));
 
     let strip = tmp.path().join("strip.png");
     mouton()
@@ -105,8 +131,15 @@ fn train_then_sample_interpolate_history_eval() {
             "sample",
             vec![],
             "a.jpg",
-            "writes PNG (name it *.png), not .jpg",
+            "sample writes a grid (name it *.png) or the images as uint8 rows (*.npy), not .jpg",
         ),
+        (
+            "sample",
+            vec!["-n", "16777217"],
+            "a.npy",
+            "-n 16777217: a .npy holds 1 to 16777216",
+        ),
+        ("sample", vec![], "no/a.npy", "does not exist"),
         ("interpolate", vec![], "no/a.png", "does not exist"),
         ("history", vec![], "a.npy", "writes PNG"),
     ] {
@@ -142,15 +175,17 @@ fn train_then_sample_interpolate_history_eval() {
         ));
     std::fs::write(&cfg_path, saved).unwrap();
     // A name the file system refuses fails at the write: exit 1, as in the data commands.
-    let long = tmp.path().join(format!("{}.png", "g".repeat(300)));
-    mouton()
-        .arg("sample")
-        .arg(&run)
-        .arg("-o")
-        .arg(&long)
-        .assert()
-        .code(1)
-        .stderr(predicate::str::contains("error: cannot write the output: "));
+    for ext in ["png", "npy"] {
+        let long = tmp.path().join(format!("{}.{ext}", "g".repeat(300)));
+        mouton()
+            .arg("sample")
+            .arg(&run)
+            .arg("-o")
+            .arg(&long)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("error: cannot write the output: "));
+    }
 
     let plot = tmp.path().join("loss.png");
     mouton()
@@ -745,7 +780,7 @@ fn sigterm_stops_at_a_step_with_a_checkpoint_that_resumes_to_the_same_bytes() {
 
 #[cfg(unix)]
 #[test]
-fn a_second_sigint_quits_at_once_and_checkpoint_every_saves_inside_epochs() {
+fn a_second_sigint_quits_at_once_checkpoint_every_saves_inside_epochs_and_sample_stops_clean() {
     let tmp = tempfile::tempdir().unwrap();
     let run = tmp.path().join("run");
     // SHEEP1 steps of 256 images take seconds: both signals land in the first one.
@@ -795,6 +830,32 @@ fn a_second_sigint_quits_at_once_and_checkpoint_every_saves_inside_epochs() {
         listed.contains(&"step_000000008.safetensors".to_string()),
         "{listed:?}"
     );
+    // Ctrl-C stops a long `sample` between chunks, leaving nothing behind.
+    let out = tmp.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let child = mouton()
+        .arg("sample")
+        .arg(&every)
+        .args(["-n", "16777216", "-o"])
+        .arg(out.join("many.npy"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    send(&child, libc::SIGINT);
+    let (code, stderr) = stderr_of(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("stopped by SIGINT: nothing written"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "left in the folder"
+    );
+
     mlp_run(&tmp.path().join("zero"))
         .args(["--checkpoint-every", "0"])
         .assert()

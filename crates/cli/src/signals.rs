@@ -1,6 +1,7 @@
-//! Stopping `mouton train` cleanly: SIGINT (Ctrl-C), SIGTERM (a batch scheduler's notice) or
-//! SIGHUP (a closed terminal) asks the training loop to finish its step, write a checkpoint and
-//! return; a second signal quits at once, leaving the last checkpoint written.
+//! Stopping long commands cleanly: SIGINT (Ctrl-C), SIGTERM (a batch scheduler's notice) or
+//! SIGHUP (a closed terminal) sets a stop request that the work checks at safe points (`mouton
+//! train` finishes its step and writes a checkpoint; `mouton sample` drops its unfinished
+//! file); a second signal quits at once.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
@@ -39,33 +40,27 @@ fn name(_signal: i32) -> &'static str {
 }
 
 /// Routes SIGINT, SIGTERM and SIGHUP to a stop request from now on (a thread of its own
-/// receives them: signal handlers themselves can do next to nothing safely).
+/// receives them: signal handlers themselves can do next to nothing safely). `first` says
+/// what the first signal does ("finishing this step..."), `second` what quitting leaves.
 #[cfg(unix)]
-pub fn install() -> std::io::Result<StopOnSignal> {
+pub fn install(first: &'static str, second: &'static str) -> std::io::Result<StopOnSignal> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     let stop = StopOnSignal {
         flag: Arc::new(AtomicBool::new(false)),
         signal: Arc::new(AtomicI32::new(0)),
     };
-    let (flag, first) = (stop.flag.clone(), stop.signal.clone());
+    let (flag, received) = (stop.flag.clone(), stop.signal.clone());
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for s in signals.forever() {
                 if flag.swap(true, Ordering::SeqCst) {
-                    eprintln!(
-                        "\n{}: a second stop signal, quitting now (the last checkpoint stays)",
-                        name(s)
-                    );
+                    eprintln!("\n{}: a second stop signal, quitting now{second}", name(s));
                     std::process::exit(128 + s);
                 }
-                first.store(s, Ordering::SeqCst);
-                eprintln!(
-                    "\n{}: finishing this step and writing a checkpoint (send it again to quit \
-                     at once)",
-                    name(s)
-                );
+                received.store(s, Ordering::SeqCst);
+                eprintln!("\n{}: {first} (send it again to quit at once)", name(s));
             }
         })?;
     Ok(stop)
@@ -73,7 +68,7 @@ pub fn install() -> std::io::Result<StopOnSignal> {
 
 /// Elsewhere the default handling stays: the process ends, keeping the last checkpoint.
 #[cfg(not(unix))]
-pub fn install() -> std::io::Result<StopOnSignal> {
+pub fn install(_first: &'static str, _second: &'static str) -> std::io::Result<StopOnSignal> {
     Ok(StopOnSignal {
         flag: Arc::new(AtomicBool::new(false)),
         signal: Arc::new(AtomicI32::new(0)),

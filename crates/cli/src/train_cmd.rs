@@ -444,8 +444,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     }
     // From here on a signal stops the run at a step's end with a checkpoint (before, nothing
     // is written yet, and the default handling ends the process).
-    let stop =
-        signals::install().map_err(|e| anyhow::anyhow!("cannot watch for SIGINT/SIGTERM: {e}"))?;
+    let stop = signals::install(
+        "finishing this step and writing a checkpoint",
+        " (the last checkpoint stays)",
+    )
+    .map_err(|e| anyhow::anyhow!("cannot watch for SIGINT/SIGTERM: {e}"))?;
     let opts = RunOptions {
         resume: args.resume,
         inject_nan_at_step: args.debug_inject_nan_at_step,
@@ -512,13 +515,14 @@ fn run_dir_check(dir: &Path) -> Result<()> {
 pub struct SampleArgs {
     /// A run directory.
     dir: PathBuf,
-    /// How many sheep (1 to 65,536).
+    /// How many sheep: 1 to 65,536 in a grid, up to 16,777,216 in a .npy.
     #[arg(short, default_value_t = 64)]
     n: usize,
-    /// Output PNG.
+    /// Output: a grid (*.png), or every image as uint8 rows (*.npy, Google's numpy_bitmap
+    /// layout, which `mouton data` and `mouton eval --real` read).
     #[arg(short, long)]
     output: PathBuf,
-    /// Seed of the latent vectors.
+    /// Seed of the latent vectors (the same seed draws the same sheep in either output).
     #[arg(long, default_value_t = 0)]
     seed: u64,
 }
@@ -528,24 +532,99 @@ pub struct SampleArgs {
 /// failed allocation, not say why.
 const MAX_GRID_IMAGES: usize = 65_536;
 
+/// The most images one `.npy` holds: 13 GB at 28 px, about 17 hours of a 2-core CPU. The
+/// images are streamed to the file, so memory is not the limit; a typo's 10^12 is.
+const MAX_NPY_IMAGES: usize = 1 << 24;
+
+/// Latent vectors per generated chunk (a multiple of the generator's 64-image batches, so the
+/// images do not depend on it): a progress update every few seconds on a CPU.
+const SAMPLE_CHUNK: usize = 1024;
+
 pub fn sample(a: &SampleArgs) -> Result<()> {
-    if a.n == 0 || a.n > MAX_GRID_IMAGES {
+    let ext = a
+        .output
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase());
+    let npy = ext.as_deref() == Some("npy");
+    if let Some(e) = ext.as_deref().filter(|e| !["png", "npy"].contains(e)) {
         return Err(BadInput(format!(
-            "-n {}: a grid holds 1 to {MAX_GRID_IMAGES} sheep",
-            a.n
+            "{}: sample writes a grid (name it *.png) or the images as uint8 rows (*.npy), \
+             not .{e}",
+            a.output.display()
         ))
         .into());
     }
+    let most = if npy { MAX_NPY_IMAGES } else { MAX_GRID_IMAGES };
+    if a.n == 0 || a.n > most {
+        let what = if npy { "a .npy" } else { "a grid" };
+        return Err(BadInput(format!("-n {}: {what} holds 1 to {most} sheep", a.n)).into());
+    }
     run_dir_check(&a.dir)?;
-    check_output(&a.output, Some("png"))?;
+    check_output(&a.output, ext.as_deref())?;
     let k = sampling::run_latent(&a.dir).map_err(lib_err)?;
-    let z = sampling::latent_of(a.seed, 2, a.n, k);
-    let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
-    let cols = (a.n as f64).sqrt().ceil() as usize;
     let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
-    sampling::write_grid(&a.output, &images, side, cols).map_err(cannot_write)?;
+    let mut npy_out = if npy {
+        Some(mouton_data::NpyRowWriter::create(&a.output, side * side).map_err(cannot_write)?)
+    } else {
+        None
+    };
+    // Ctrl-C between chunks drops the unfinished file (nothing is left at -o, nor beside it).
+    let stop = signals::install("stopping after this chunk of sheep, writing nothing", "")
+        .map_err(|e| anyhow::anyhow!("cannot watch for SIGINT/SIGTERM: {e}"))?;
+    let bar = ProgressBar::new(a.n as u64);
+    bar.set_style(
+        ProgressStyle::with_template("sampling [{bar:30}] {pos}/{len} ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut grid = Vec::new();
+    let mut write_failed = None;
+    let mut z = sampling::latent_chunks(a.seed, 2, a.n, k, SAMPLE_CHUNK);
+    let step = sampling::generate_each(&a.dir, &mut z, &mut |images| {
+        if stop.flag.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(TrainError::RunDir("sampling stopped".into()));
+        }
+        match &mut npy_out {
+            Some(w) => w.write_rows(&sampling::to_u8(images)).map_err(|e| {
+                write_failed = Some(e.to_string());
+                TrainError::from(e)
+            })?,
+            None => grid.extend_from_slice(images),
+        }
+        bar.inc((images.len() / (side * side)) as u64);
+        Ok(())
+    });
+    bar.finish_and_clear();
+    if let Some((signal, code)) = stop.received() {
+        return Err(Interrupted {
+            message: format!(
+                "stopped by {signal}: nothing written to {}",
+                a.output.display()
+            ),
+            code,
+        }
+        .into());
+    }
+    if let Some(e) = write_failed {
+        return Err(cannot_write(e));
+    }
+    let step = step.map_err(lib_err)?;
+    match npy_out {
+        Some(w) => {
+            w.finish().map_err(cannot_write)?;
+        }
+        None => {
+            let cols = (a.n as f64).sqrt().ceil() as usize;
+            sampling::write_grid(&a.output, &grid, side, cols).map_err(cannot_write)?;
+        }
+    }
+    let layout = if npy {
+        format!(" (uint8, {} x {})", a.n, side * side)
+    } else {
+        String::new()
+    };
     println!(
-        "wrote {}: {} sheep from the step-{step} generator (seed {})",
+        "wrote {}: {} sheep{layout} from the step-{step} generator (seed {})",
         a.output.display(),
         a.n,
         a.seed

@@ -41,6 +41,32 @@ pub fn latent_of(seed: u64, a: u64, n: usize, k: usize) -> Vec<f32> {
     (0..n * k).map(|_| StandardNormal.sample(&mut r)).collect()
 }
 
+/// [`latent_of`]'s vectors made `chunk` at a time (the same values, in the same order), so
+/// that a million sheep need not hold a million latent vectors at once.
+///
+/// ```
+/// use mouton_train::sampling::{latent_chunks, latent_of};
+/// let chunks: Vec<Vec<f32>> = latent_chunks(5, 2, 10, 3, 4).collect();
+/// assert_eq!(chunks.iter().map(|c| c.len() / 3).collect::<Vec<_>>(), [4, 4, 2]);
+/// assert_eq!(chunks.concat(), latent_of(5, 2, 10, 3));
+/// ```
+pub fn latent_chunks(
+    seed: u64,
+    a: u64,
+    n: usize,
+    k: usize,
+    chunk: usize,
+) -> impl Iterator<Item = Vec<f32>> {
+    let mut r = rng(seed, Stream::Samples, a, 0);
+    let mut left = n;
+    let chunk = chunk.max(1);
+    std::iter::from_fn(move || {
+        let m = left.min(chunk);
+        left -= m;
+        (m > 0).then(|| (0..m * k).map(|_| StandardNormal.sample(&mut r)).collect())
+    })
+}
+
 /// Images (n x side x side, in [0, 1] whatever the generator's range) for latent vectors
 /// (n x latent), 64 at a time, in inference mode.
 ///
@@ -183,11 +209,52 @@ pub fn generate_from_run(
     run_dir: &std::path::Path,
     z: &[f32],
 ) -> Result<(Vec<f32>, u64), TrainError> {
+    let mut images = Vec::new();
+    let step = generate_each(run_dir, &mut std::iter::once(z.to_vec()), &mut |im| {
+        images.extend_from_slice(im);
+        Ok(())
+    })?;
+    Ok((images, step))
+}
+
+/// [`generate_from_run`] for latent vectors that come in chunks (see [`latent_chunks`]):
+/// hands each chunk's images to `each` as they are made, so that memory stays that of one
+/// chunk however many sheep are drawn. Returns the generator's step. Chunks of a multiple
+/// of 64 vectors give the very images of one [`generate_from_run`] call.
+///
+/// ```
+/// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
+/// use mouton_train::sampling::{generate_each, generate_from_run, latent_chunks, latent_of};
+/// use mouton_train::trainer::{train, RunOptions};
+/// # let dir = tempfile::tempdir()?;
+/// # let run = dir.path().join("run");
+/// let mut cfg = TrainConfig::preset(Preset::Sheep1);
+/// (cfg.generator, cfg.critic) = (GeneratorArch::MlpG, CriticArch::MlpD);
+/// (cfg.synthetic_count, cfg.batch_size, cfg.max_steps) = (80, 16, Some(1));
+/// train(&cfg, &mouton_train::data::load(&cfg)?, &run, &RunOptions::default(), &mut |_| {})?;
+/// let mut sizes = Vec::new();
+/// let mut images = Vec::new();
+/// let step = generate_each(&run, &mut latent_chunks(7, 0, 150, 128, 64), &mut |im| {
+///     sizes.push(im.len() / 784);
+///     images.extend_from_slice(im);
+///     Ok(())
+/// })?;
+/// assert_eq!((step, sizes), (1, vec![64, 64, 22]));
+/// assert!(images == generate_from_run(&run, &latent_of(7, 0, 150, 128))?.0);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn generate_each(
+    run_dir: &std::path::Path,
+    z: &mut dyn Iterator<Item = Vec<f32>>,
+    each: &mut dyn FnMut(&[f32]) -> Result<(), TrainError>,
+) -> Result<u64, TrainError> {
     let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
     if cfg.generator == crate::config::GeneratorArch::Vae {
-        return generate_with::<mouton_models::vae::Vae<2, f32, Cpu>, (), Cpu>(&cfg, run_dir, z);
+        return generate_with::<mouton_models::vae::Vae<2, f32, Cpu>, (), Cpu>(
+            &cfg, run_dir, z, each,
+        );
     }
-    crate::with_architectures!(cfg, Cpu, generate_with(&cfg, run_dir, z))
+    crate::with_architectures!(cfg, Cpu, generate_with(&cfg, run_dir, z, each))
 }
 
 // `D` (the critic) comes with the dispatch macro and is not needed here.
@@ -195,8 +262,9 @@ pub fn generate_from_run(
 fn generate_with<G, D, B>(
     cfg: &crate::config::TrainConfig,
     run_dir: &std::path::Path,
-    z: &[f32],
-) -> Result<(Vec<f32>, u64), TrainError>
+    z: &mut dyn Iterator<Item = Vec<f32>>,
+    each: &mut dyn FnMut(&[f32]) -> Result<(), TrainError>,
+) -> Result<u64, TrainError>
 where
     G: Generator<f32>
         + dfdx::nn::tensor_collection::TensorCollection<f32, Cpu>
@@ -204,7 +272,11 @@ where
 {
     let mut g: G = crate::trainer::build(cfg, 0);
     let (step, _) = crate::checkpoint::load_generator(run_dir, &mut g)?;
-    Ok((generate(&mut g, z, &Cpu::default())?, step))
+    let dev = Cpu::default();
+    for chunk in z {
+        each(&generate(&mut g, &chunk, &dev)?)?;
+    }
+    Ok(step)
 }
 
 /// The latent length of a run directory's generator (read from its `config.toml`).
