@@ -218,6 +218,53 @@ fn train_then_sample_interpolate_history_eval() {
                 .and(predicate::str::contains("recall"))
                 .and(predicate::str::contains("real-vs-real")),
         );
+    // Images from elsewhere (here `mouton sample -o *.npy`) are judged the same way.
+    mouton()
+        .args(["eval", "--fake"])
+        .arg(&rows)
+        .arg("--real")
+        .arg(&real)
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("sheep.npy vs")
+                .and(predicate::str::contains("(9 images per side)"))
+                .and(predicate::str::contains("precision")),
+        );
+    for (args, says) in [
+        (
+            vec!["--size", "32"],
+            "holds 28x28 bitmaps; they cannot be rendered at 32x32",
+        ),
+        (vec!["--size", "30"], "--size 30: must be 28, 32 or 64"),
+    ] {
+        mouton()
+            .args(["eval", "--fake"])
+            .arg(&rows)
+            .arg("--real")
+            .arg(&real)
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+    // A run directory or --fake, not both, not neither.
+    mouton()
+        .arg("eval")
+        .arg(&run)
+        .arg("--fake")
+        .arg(&rows)
+        .arg("--real")
+        .arg(&real)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+    mouton()
+        .args(["eval", "--real"])
+        .arg(&real)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("required arguments"));
 }
 
 #[test]

@@ -687,8 +687,20 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
-    /// A run directory.
-    dir: PathBuf,
+    /// A run directory, whose newest generator draws the images to judge (or give --fake).
+    #[arg(required_unless_present = "fake")]
+    dir: Option<PathBuf>,
+    /// Judge these images instead of a run's (any Quick Draw format: `mouton sample -o
+    /// fake.npy`, another tool's uint8 .npy, drawings).
+    #[arg(long, conflicts_with = "dir")]
+    fake: Option<PathBuf>,
+    /// The --fake file's format when it cannot be detected.
+    #[arg(long, value_parser = ["ndjson", "binary", "npy", "bitmap28"], requires = "fake")]
+    fake_format: Option<String>,
+    /// With --fake: the image side (drawings are rendered at it, bitmaps must have it; 28 if
+    /// not given).
+    #[arg(long, requires = "fake")]
+    size: Option<usize>,
     /// Real images to compare with (any Quick Draw format).
     #[arg(long)]
     real: PathBuf,
@@ -704,20 +716,39 @@ pub struct EvalArgs {
 }
 
 pub fn evaluate(a: &EvalArgs) -> Result<()> {
-    run_dir_check(&a.dir)?;
-    let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
+    let side = match (&a.fake, &a.dir) {
+        (Some(_), _) => a.size.unwrap_or(28),
+        (None, Some(dir)) => {
+            run_dir_check(dir)?;
+            sampling::run_image_size(dir).map_err(lib_err)?
+        }
+        (None, None) => return Err(BadInput("give a run directory or --fake FILE".into()).into()),
+    };
+    if ![28, 32, 64].contains(&side) {
+        return Err(BadInput(format!("--size {side}: must be 28, 32 or 64")).into());
+    }
+    // Read first: a bad real file should not cost a sampling.
     let real = data::load_file(&a.real, a.format.as_deref(), side).map_err(lib_err)?;
-    let k = sampling::run_latent(&a.dir).map_err(lib_err)?;
-    let n = a.n.min(real.len() / 2);
-    let (fake, step) = sampling::generate_from_run(&a.dir, &sampling::latent_of(a.seed, 4, n, k))
-        .map_err(lib_err)?;
+    let (fake, what) = match (&a.fake, &a.dir) {
+        (Some(f), _) => {
+            let fake = data::load_file(f, a.fake_format.as_deref(), side).map_err(lib_err)?;
+            let n = a.n.min(fake.len());
+            let images = fake.as_slice()[..n * side * side].to_vec();
+            (images, f.display().to_string())
+        }
+        (None, dir) => {
+            let dir = dir.as_deref().unwrap_or(Path::new("."));
+            let k = sampling::run_latent(dir).map_err(lib_err)?;
+            let n = a.n.min(real.len() / 2);
+            let (fake, step) =
+                sampling::generate_from_run(dir, &sampling::latent_of(a.seed, 4, n, k))
+                    .map_err(lib_err)?;
+            (fake, format!("step-{step} generator"))
+        }
+    };
     let r =
         eval::report(&fake, real.as_slice(), side, a.seed).map_err(|e| BadInput(e.to_string()))?;
-    println!(
-        "step-{step} generator vs {} ({} images per side)",
-        a.real.display(),
-        r.n
-    );
+    println!("{what} vs {} ({} images per side)", a.real.display(), r.n);
     println!(
         "{:<12} {:>18} {:>14}",
         "metric", "generated-vs-real", "real-vs-real"
