@@ -55,15 +55,31 @@ pub fn install(first: &'static str, second: &'static str) -> std::io::Result<Sto
         .name("signals".into())
         .spawn(move || {
             for s in signals.forever() {
-                if flag.swap(true, Ordering::SeqCst) {
-                    eprintln!("\n{}: a second stop signal, quitting now{second}", name(s));
+                if flag.load(Ordering::SeqCst) {
+                    say(format_args!(
+                        "{}: a second stop signal, quitting now{second}",
+                        name(s)
+                    ));
                     std::process::exit(128 + s);
                 }
+                // The signal first: whoever sees the flag may ask which one it was.
                 received.store(s, Ordering::SeqCst);
-                eprintln!("\n{}: {first} (send it again to quit at once)", name(s));
+                flag.store(true, Ordering::SeqCst);
+                say(format_args!(
+                    "{}: {first} (send it again to quit at once)",
+                    name(s)
+                ));
             }
         })?;
     Ok(stop)
+}
+
+/// A line on stderr, unless stderr is gone (after SIGHUP, a closed terminal's writes fail, and
+/// `eprintln!` would panic).
+#[cfg(unix)]
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n{line}");
 }
 
 /// Elsewhere the default handling stays: the process ends, keeping the last checkpoint.
