@@ -704,8 +704,12 @@ where
         metrics::append(&metrics_path, &record)?;
         on_event(Event::Step(&record));
 
-        let mut epoch_saved = false;
-        if k + 1 == per_epoch || step + 1 == total {
+        let done = step + 1;
+        let epoch_end = k + 1 == per_epoch || done == total;
+        let stop = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && done < total;
+        let periodic = cfg.checkpoint_every.is_some_and(|n| done % n == 0);
+        // The epoch's samples and metrics, before its checkpoint as they always were.
+        let quality = if epoch_end {
             let (side, px) = (cfg.image_size, cfg.image_size * cfg.image_size);
             let samples = sampling::generate(&mut g, &fixed_z, dev)?;
             let grid = samples_dir.join(format!("epoch_{:03}.png", epoch + 1));
@@ -745,52 +749,44 @@ where
                     )));
                 }
             }
-            let path = checkpoint::save(
-                run_dir,
-                step + 1,
-                State {
-                    g: &mut g,
-                    d: &mut d,
-                    opt_g: &mut opt_g,
-                    opt_d: &mut opt_d,
-                },
-                cfg.keep_checkpoints,
-            )?;
-            let rec = EpochRecord {
-                kind: "epoch".into(),
-                step: step + 1,
-                epoch: epoch + 1,
-                swd,
-                swd_real_baseline,
-                diversity_ratio,
-                seconds: epoch_start.elapsed().as_secs_f64(),
-            };
-            metrics::append(&metrics_path, &rec)?;
-            let (steps, _) = metrics::read(&metrics_path)?;
-            crate::plot::loss_png(&steps, &run_dir.join("loss.png"))?;
-            on_event(Event::Epoch(&rec, &path));
-            last_checkpoint = Some(path);
-            last_epoch = Some(rec);
-            epoch_saved = true;
+            Some((swd, swd_real_baseline, diversity_ratio))
+        } else {
+            None
+        };
+        if !(epoch_end || stop || periodic) {
+            continue;
         }
-        let done = step + 1;
-        let stop = opts.stop.as_ref().is_some_and(|s| s.load(Ordering::SeqCst)) && done < total;
-        let periodic = cfg.checkpoint_every.is_some_and(|n| done % n == 0);
-        if (stop || periodic) && !epoch_saved {
-            let path = checkpoint::save(
-                run_dir,
-                done,
-                State {
-                    g: &mut g,
-                    d: &mut d,
-                    opt_g: &mut opt_g,
-                    opt_d: &mut opt_d,
-                },
-                cfg.keep_checkpoints,
-            )?;
-            on_event(Event::Checkpoint(done, &path));
-            last_checkpoint = Some(path);
+        let path = checkpoint::save(
+            run_dir,
+            done,
+            State {
+                g: &mut g,
+                d: &mut d,
+                opt_g: &mut opt_g,
+                opt_d: &mut opt_d,
+            },
+            cfg.keep_checkpoints,
+        )?;
+        match quality {
+            Some((swd, swd_real_baseline, diversity_ratio)) => {
+                let rec = EpochRecord {
+                    kind: "epoch".into(),
+                    step: done,
+                    epoch: epoch + 1,
+                    swd,
+                    swd_real_baseline,
+                    diversity_ratio,
+                    seconds: epoch_start.elapsed().as_secs_f64(),
+                };
+                metrics::append(&metrics_path, &rec)?;
+                let (steps, _) = metrics::read(&metrics_path)?;
+                crate::plot::loss_png(&steps, &run_dir.join("loss.png"))?;
+                on_event(Event::Epoch(&rec, &path));
+                last_epoch = Some(rec);
+            }
+            None => on_event(Event::Checkpoint(done, &path)),
         }
+        last_checkpoint = Some(path);
         if stop {
             return Ok(Summary {
                 steps: done,
