@@ -519,7 +519,7 @@ pub struct SampleArgs {
     #[arg(short, default_value_t = 64)]
     n: usize,
     /// Output: a grid (*.png), or every image as uint8 rows (*.npy, Google's numpy_bitmap
-    /// layout, which `mouton data` and `mouton eval --real` read).
+    /// layout, which `mouton data` and `mouton eval --real` or `--fake` read).
     #[arg(short, long)]
     output: PathBuf,
     /// Seed of the latent vectors (the same seed draws the same sheep in either output).
@@ -582,6 +582,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let mut z = sampling::latent_chunks(a.seed, 2, a.n, k, SAMPLE_CHUNK);
     let step = sampling::generate_each(&a.dir, &mut z, &mut |images| {
         if stop.flag.load(std::sync::atomic::Ordering::SeqCst) {
+            // Never shown: the signal is reported below.
             return Err(TrainError::RunDir("sampling stopped".into()));
         }
         match &mut npy_out {
@@ -716,28 +717,36 @@ pub struct EvalArgs {
 }
 
 pub fn evaluate(a: &EvalArgs) -> Result<()> {
-    let side = match (&a.fake, &a.dir) {
-        (Some(_), _) => a.size.unwrap_or(28),
-        (None, Some(dir)) => {
+    /// What is judged: a file of images, or the images a run's generator draws.
+    enum Judged<'a> {
+        File(&'a Path),
+        Run(&'a Path),
+    }
+    let judged = match (&a.fake, &a.dir) {
+        (Some(f), _) => Judged::File(f),
+        (None, Some(dir)) => Judged::Run(dir),
+        (None, None) => return Err(BadInput("give a run directory or --fake FILE".into()).into()),
+    };
+    let side = match judged {
+        Judged::File(_) => a.size.unwrap_or(28),
+        Judged::Run(dir) => {
             run_dir_check(dir)?;
             sampling::run_image_size(dir).map_err(lib_err)?
         }
-        (None, None) => return Err(BadInput("give a run directory or --fake FILE".into()).into()),
     };
     if ![28, 32, 64].contains(&side) {
         return Err(BadInput(format!("--size {side}: must be 28, 32 or 64")).into());
     }
     // Read first: a bad real file should not cost a sampling.
     let real = data::load_file(&a.real, a.format.as_deref(), side).map_err(lib_err)?;
-    let (fake, what) = match (&a.fake, &a.dir) {
-        (Some(f), _) => {
+    let (fake, what) = match judged {
+        Judged::File(f) => {
             let fake = data::load_file(f, a.fake_format.as_deref(), side).map_err(lib_err)?;
             let n = a.n.min(fake.len());
             let images = fake.as_slice()[..n * side * side].to_vec();
             (images, f.display().to_string())
         }
-        (None, dir) => {
-            let dir = dir.as_deref().unwrap_or(Path::new("."));
+        Judged::Run(dir) => {
             let k = sampling::run_latent(dir).map_err(lib_err)?;
             let n = a.n.min(real.len() / 2);
             let (fake, step) =

@@ -37,8 +37,7 @@ pub fn latent(seed: u64, a: u64, n: usize) -> Vec<f32> {
 /// assert_eq!(latent_of(3, 0, 2, 128), latent(3, 0, 2));
 /// ```
 pub fn latent_of(seed: u64, a: u64, n: usize, k: usize) -> Vec<f32> {
-    let mut r = rng(seed, Stream::Samples, a, 0);
-    (0..n * k).map(|_| StandardNormal.sample(&mut r)).collect()
+    latent_chunks(seed, a, n, k, n).flatten().collect()
 }
 
 /// [`latent_of`]'s vectors made `chunk` at a time (the same values, in the same order), so

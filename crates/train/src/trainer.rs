@@ -472,14 +472,19 @@ macro_rules! with_architectures {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn check_run_dir(run_dir: &Path, resume: bool) -> Result<(), TrainError> {
+    check_not_a_file(run_dir)?;
+    crate::run_lock::check_free(run_dir)?;
+    check_holds_no_run(run_dir, resume)
+}
+
+fn check_not_a_file(run_dir: &Path) -> Result<(), TrainError> {
     if run_dir.exists() && !run_dir.is_dir() {
         return Err(TrainError::RunDir(format!(
             "{} is a file, not a folder",
             run_dir.display()
         )));
     }
-    crate::run_lock::check_free(run_dir)?;
-    check_holds_no_run(run_dir, resume)
+    Ok(())
 }
 
 fn check_holds_no_run(run_dir: &Path, resume: bool) -> Result<(), TrainError> {
@@ -618,11 +623,11 @@ where
     D: TensorCollection<f32, B>,
 {
     cfg.validate()?;
-    check_run_dir(run_dir, opts.resume)?;
+    check_not_a_file(run_dir)?;
     let samples_dir = run_dir.join("samples");
     std::fs::create_dir_all(&samples_dir).map_err(io_err(&samples_dir))?;
     let _lock = crate::run_lock::lock(run_dir)?;
-    // Again under the lock: a run that held it a moment ago may have left a run here.
+    // Under the lock: a run that held it a moment ago may have left a run here.
     check_holds_no_run(run_dir, opts.resume)?;
     let existing = checkpoint::list(run_dir)?;
     let config_path = run_dir.join("config.toml");
