@@ -825,6 +825,96 @@ fn sigterm_stops_at_a_step_with_a_checkpoint_that_resumes_to_the_same_bytes() {
     );
 }
 
+/// `mouton train | tee log`, then Ctrl-C: the terminal's SIGINT stops `tee` too, so the run's
+/// stdout is a pipe nobody reads. Its progress lines then fail, which must neither end the
+/// training (SIGPIPE's default) nor panic (`println!`), and the stop still writes its
+/// checkpoint.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_neither_kills_nor_panics_a_training_and_its_stop_still_saves() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let mut child = mlp_run(&run)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("training on")));
+    drop(lines);
+    // Each epoch (22 steps) starts with a line: let some of them fail.
+    let metrics = run.join("metrics.jsonl");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::fs::read_to_string(&metrics).map_or(0, |m| m.matches("\"kind\":\"epoch\"").count())
+        < 3
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no progress after stdout closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    send(&child, libc::SIGINT);
+    let (code, stderr) = stderr_of(child);
+    assert_eq!(code, Some(128 + 2), "{stderr}");
+    assert!(
+        stderr.contains("warning: writing to standard output: Broken pipe"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("stopped by SIGINT after step"), "{stderr}");
+    let saved = std::fs::read_dir(run.join("checkpoints")).unwrap().count();
+    assert!(saved >= 1, "{stderr}");
+}
+
+/// Output that cannot be written (here a full disk) is an error naming standard output, not a
+/// panic; a training's results are its run directory, so it goes on and succeeds.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_stdout_is_an_error_for_a_command_and_a_warning_for_a_training() {
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    tiny(&run)
+        .args(["--max-steps", "2"])
+        .stdout(full())
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "warning: writing to standard output: No space left on device",
+        ))
+        .stderr(predicate::str::contains("panicked").not());
+    assert!(run.join("checkpoints/step_000000002.safetensors").is_file());
+    mouton()
+        .args(["history", "-o"])
+        .arg(tmp.path().join("loss.png"))
+        .arg(&run)
+        .stdout(full())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "error: writing to standard output: No space left on device",
+        ))
+        .stderr(predicate::str::contains("panicked").not());
+    // An error that cannot be reported keeps its exit code.
+    mouton()
+        .args(["history", "-o", "x.png"])
+        .arg(tmp.path().join("nothing"))
+        .stderr(full())
+        .assert()
+        .code(2);
+}
+
 #[cfg(unix)]
 #[test]
 fn a_second_sigint_quits_at_once_checkpoint_every_saves_inside_epochs_and_sample_stops_clean() {

@@ -202,12 +202,12 @@ fn raster_options(size: u32) -> Result<RasterOptions, BadInput> {
 
 fn report_skipped(summary: &mouton_data::Summary) {
     if summary.skipped > 0 {
-        eprintln!(
+        note!(
             "skipped {} invalid record(s), for example:",
             summary.skipped
         );
         for e in &summary.skipped_examples {
-            eprintln!("  {e}");
+            note!("  {e}");
         }
     }
 }
@@ -217,7 +217,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
         DataCommand::Info { file, format } => {
             let fmt = format_of(file, format)?;
             let info = file_info(file, fmt).map_err(bad)?;
-            print!("{info}");
+            crate::console::write_out(format_args!("{info}"))?;
         }
         DataCommand::Show {
             file,
@@ -243,13 +243,13 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
             let list: Vec<&[u8]> = (0..images.len()).map(|k| images.image(k)).collect();
             let (w, h, px) = tile(&list, images.side, grid.0, grid.1, 2);
             write_png_gray(output, w, h, &px).map_err(cannot_write)?;
-            println!(
+            out!(
                 "wrote {} ({}x{} grid of {} drawings, {w}x{h} px)",
                 output.display(),
                 grid.0,
                 grid.1,
                 list.len()
-            );
+            )?;
         }
         DataCommand::Rasterize {
             file,
@@ -274,7 +274,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
                     },
                 )?;
             report_skipped(&summary);
-            println!(
+            out!(
                 "wrote {}: {} drawings at {size}x{size}{}{}",
                 output.display(),
                 count,
@@ -288,7 +288,7 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
                 } else {
                     String::new()
                 }
-            );
+            )?;
         }
         DataCommand::Synth {
             count,
@@ -306,11 +306,11 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
                 Ok(())
             })
             .map_err(cannot_write)?;
-            println!(
+            out!(
                 "wrote {}: {count} synthetic sheep (seed {seed})",
                 output.display()
-            );
-            eprintln!("{}", mouton_data::SYNTH_NOTICE);
+            )?;
+            note!("{}", mouton_data::SYNTH_NOTICE);
         }
         DataCommand::Fetch {
             category,
@@ -346,12 +346,12 @@ pub fn run(cmd: &DataCommand) -> Result<()> {
             write_atomically(output, |f| std::io::Write::write_all(f, &out))
                 .map_err(cannot_write)?;
             if !skipped.is_empty() {
-                eprintln!("skipped {} invalid line(s), for example:", skipped.len());
+                note!("skipped {} invalid line(s), for example:", skipped.len());
                 for e in skipped.iter().take(5) {
-                    eprintln!("  {e}");
+                    note!("  {e}");
                 }
             }
-            println!("wrote {}: {n} simplified drawings", output.display());
+            out!("wrote {}: {n} simplified drawings", output.display())?;
         }
     }
     Ok(())
@@ -395,13 +395,13 @@ fn fetch(category: &str, format: FetchFormat, dir: &Path, base_url: Option<&str>
         Err(e) => return Err(e.into()),
     };
     if got.already_there {
-        println!(
+        out!(
             "{} is already there ({} bytes); delete it to download again",
             got.path.display(),
             got.bytes
-        );
+        )?;
     } else {
-        println!(
+        out!(
             "downloaded {} ({} bytes{})",
             got.path.display(),
             got.bytes,
@@ -410,8 +410,8 @@ fn fetch(category: &str, format: FetchFormat, dir: &Path, base_url: Option<&str>
             } else {
                 String::new()
             }
-        );
-        println!("Quick, Draw! data: Google, CC BY 4.0 (credit \"Quick, Draw! dataset, Google (CC BY 4.0)\")");
+        )?;
+        out!("Quick, Draw! data: Google, CC BY 4.0 (credit \"Quick, Draw! dataset, Google (CC BY 4.0)\")")?;
     }
     Ok(())
 }

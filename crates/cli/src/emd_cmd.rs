@@ -72,15 +72,18 @@ pub fn run(args: &EmdArgs) -> Result<()> {
         };
         let t = delta_emd_trace(&p, &q, x.as_deref(), policy).map_err(bad)?;
         if args.trace {
-            println!(
+            out!(
                 "{:>4}  {:>12}  {:>12}  {:>12}",
-                "i", "P_i", "Q_i", "delta_i"
-            );
+                "i",
+                "P_i",
+                "Q_i",
+                "delta_i"
+            )?;
             for (i, d) in t.delta.iter().enumerate() {
-                println!("{:>4}  {:>12}  {:>12}  {:>12}", i + 1, p[i], q[i], d);
+                out!("{:>4}  {:>12}  {:>12}  {:>12}", i + 1, p[i], q[i], d)?;
             }
         }
-        println!("W = {}", t.distance);
+        out!("W = {}", t.distance)?;
         return Ok(());
     }
     if let (Some(uf), Some(vf)) = (&args.u_file, &args.v_file) {
@@ -122,7 +125,7 @@ pub fn run(args: &EmdArgs) -> Result<()> {
             };
             BadInput(format!("{}invalid input: {e}", at.unwrap_or_default()))
         })?;
-        println!("W = {w}");
+        out!("W = {w}")?;
         return Ok(());
     }
     Err(BadInput("give either --p and --q, or --u-file and --v-file".into()).into())

@@ -3,6 +3,8 @@
 //! Thin glue: every subcommand parses its arguments, calls a library crate and prints.
 //! Exit codes: 0 success, 2 bad input or usage, 1 internal failure.
 
+#[macro_use]
+mod console;
 mod data_cmd;
 mod emd_cmd;
 mod input;
@@ -96,10 +98,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(i) = e.downcast_ref::<Interrupted>() {
-                eprintln!("{i}");
+                note!("{i}");
                 return ExitCode::from(i.code);
             }
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
             if e.downcast_ref::<BadInput>().is_some() {
                 ExitCode::from(2)
             } else {

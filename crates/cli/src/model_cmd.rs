@@ -68,7 +68,7 @@ pub fn run(cmd: &ModelCommand) -> Result<()> {
                     .into())
                 }
             };
-            print!("{s}");
+            crate::console::write_out(format_args!("{s}"))?;
         }
     }
     Ok(())

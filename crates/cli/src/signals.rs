@@ -42,9 +42,18 @@ fn name(_signal: i32) -> &'static str {
 /// Routes SIGINT, SIGTERM and SIGHUP to a stop request from now on (a thread of its own
 /// receives them: signal handlers themselves can do next to nothing safely). `first` says
 /// what the first signal does ("finishing this step..."), `second` what quitting leaves.
+///
+/// It also ignores SIGPIPE again (`main` restored its default for short commands): a reader
+/// of stdout that goes away (`mouton train | tee log`, then Ctrl-C, which stops `tee` first)
+/// then fails a write, which the work handles, instead of killing the process before its
+/// checkpoint.
 #[cfg(unix)]
 pub fn install(first: &'static str, second: &'static str) -> std::io::Result<StopOnSignal> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    // SAFETY: setting a signal's disposition to "ignore"; no handler runs.
+    if unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) } == libc::SIG_ERR {
+        return Err(std::io::Error::last_os_error());
+    }
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     let stop = StopOnSignal {
         flag: Arc::new(AtomicBool::new(false)),

@@ -308,7 +308,7 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
             // first run (a smoke test) would otherwise keep it from going on.
             if let Some(m) = cfg.max_steps.take() {
                 if !args.quiet {
-                    eprintln!(
+                    note!(
                         "note: --epochs {e} without --max-steps: the saved max_steps = {m} no \
                          longer caps the run"
                     );
@@ -325,22 +325,44 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
     base.then(flags).resolve().map_err(lib_err)
 }
 
+/// Training's console: the run's record is its directory, so progress lines are best effort.
 struct Progress {
     quiet: bool,
     tty: bool,
     bar: Option<ProgressBar>,
     last_line: Instant,
     per_epoch: u64,
+    /// Set once a line could not be written; the training goes on without them.
+    out_failed: bool,
 }
 
 impl Progress {
+    /// Prints a progress line. If stdout fails (a full disk, a terminal gone after SIGHUP), says
+    /// so once on stderr and prints no more: stopping would lose the steps since the last
+    /// checkpoint, and a SIGHUP's stop must still write its checkpoint.
+    fn line(&mut self, text: &str) {
+        if self.out_failed {
+            return;
+        }
+        let res = match &self.bar {
+            Some(b) => b.suspend(|| out!("{text}")),
+            None => out!("{text}"),
+        };
+        if let Err(e) = res {
+            self.out_failed = true;
+            note!(
+                "warning: {e:#}; training goes on without progress lines (metrics.jsonl has them)"
+            );
+        }
+    }
+
     fn event(&mut self, e: Event<'_>) {
         match e {
             Event::Warning(w) => {
                 if let Some(b) = &self.bar {
-                    b.suspend(|| eprintln!("warning: {w}"));
+                    b.suspend(|| note!("warning: {w}"));
                 } else {
-                    eprintln!("warning: {w}");
+                    note!("warning: {w}");
                 }
             }
             _ if self.quiet => {}
@@ -358,10 +380,10 @@ impl Progress {
                 } else {
                     "no step to train".into()
                 };
-                println!(
+                self.line(&format!(
                     "training on {data}: {} images (+{} held out), {steps_per_epoch} steps per epoch, {steps}",
                     images.0, images.1
-                );
+                ));
             }
             Event::Step(s) => {
                 let msg = format!(
@@ -391,15 +413,12 @@ impl Progress {
                     || s.step % self.per_epoch.max(1) == 1
                 {
                     self.last_line = Instant::now();
-                    println!("epoch {} step {}: {msg}", s.epoch, s.step);
+                    self.line(&format!("epoch {} step {}: {msg}", s.epoch, s.step));
                 }
             }
             Event::Checkpoint(step, path) => {
                 let line = format!("step {step}: checkpoint {}", path.display());
-                match &self.bar {
-                    Some(b) => b.suspend(|| println!("{line}")),
-                    None => println!("{line}"),
-                }
+                self.line(&line);
             }
             Event::Epoch(r, path) => {
                 if let Some(b) = self.bar.take() {
@@ -417,13 +436,13 @@ impl Progress {
                     0 => "done".to_string(),
                     k => format!("stopped after {k} of its {per} steps"),
                 };
-                println!(
+                self.line(&format!(
                     "epoch {} {ended} (step {}, {:.1} s): {quality}; checkpoint {}",
                     r.epoch,
                     r.step,
                     r.seconds,
                     path.display()
-                );
+                ));
             }
         }
     }
@@ -436,11 +455,11 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     mouton_train::trainer::check_run_dir(&args.run_dir, args.resume).map_err(lib_err)?;
     let data = data::load(&cfg).map_err(lib_err)?;
     if data.synthetic && !args.quiet {
-        eprintln!(
+        note!(
             "no --data: training on {} synthetic sheep drawn by mouton.",
             data.train.len() + data.validation.len()
         );
-        eprintln!("{}", mouton_data::SYNTH_NOTICE);
+        note!("{}", mouton_data::SYNTH_NOTICE);
     }
     // From here on a signal stops the run at a step's end with a checkpoint (before, nothing
     // is written yet, and the default handling ends the process).
@@ -463,6 +482,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         bar: None,
         last_line: Instant::now(),
         per_epoch: 1,
+        out_failed: false,
     };
     let summary = mouton_train::trainer::train(&cfg, &data, &args.run_dir, &opts, &mut |e| {
         progress.event(e)
@@ -488,14 +508,14 @@ pub fn train(args: &TrainArgs) -> Result<()> {
         .into());
     }
     if !args.quiet {
-        println!(
+        progress.line(&format!(
             "done: {} steps; run directory {} (config.toml, metrics.jsonl, samples/, loss.png{})",
             summary.steps,
             args.run_dir.display(),
             summary
                 .checkpoint
                 .map_or(String::new(), |p| format!(", {}", p.display()))
-        );
+        ));
     }
     Ok(())
 }
@@ -624,12 +644,12 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     } else {
         String::new()
     };
-    println!(
+    out!(
         "wrote {}: {} sheep{layout} from the step-{step} generator (seed {})",
         a.output.display(),
         a.n,
         a.seed
-    );
+    )?;
     Ok(())
 }
 
@@ -677,12 +697,12 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
     let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
     let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
     sampling::write_grid(&a.output, &images, side, a.steps).map_err(cannot_write)?;
-    println!(
+    out!(
         "wrote {}: {} row(s) of {} steps (slerp), step-{step} generator",
         a.output.display(),
         a.rows,
         a.steps
-    );
+    )?;
     Ok(())
 }
 
@@ -757,24 +777,32 @@ pub fn evaluate(a: &EvalArgs) -> Result<()> {
     };
     let r =
         eval::report(&fake, real.as_slice(), side, a.seed).map_err(|e| BadInput(e.to_string()))?;
-    println!("{what} vs {} ({} images per side)", a.real.display(), r.n);
-    println!(
+    out!("{what} vs {} ({} images per side)", a.real.display(), r.n)?;
+    out!(
         "{:<12} {:>18} {:>14}",
-        "metric", "generated-vs-real", "real-vs-real"
-    );
-    println!(
+        "metric",
+        "generated-vs-real",
+        "real-vs-real"
+    )?;
+    out!(
         "{:<12} {:>18.4} {:>14.4}",
-        "SWD (p=2)", r.swd, r.swd_baseline
-    );
-    println!(
+        "SWD (p=2)",
+        r.swd,
+        r.swd_baseline
+    )?;
+    out!(
         "{:<12} {:>18.3} {:>14.3}",
-        "precision", r.precision, r.precision_baseline
-    );
-    println!(
+        "precision",
+        r.precision,
+        r.precision_baseline
+    )?;
+    out!(
         "{:<12} {:>18.3} {:>14.3}",
-        "recall", r.recall, r.recall_baseline
-    );
-    println!("(precision/recall: k = 3 nearest neighbours on 14x14 average-pooled pixels; lower SWD is better)");
+        "recall",
+        r.recall,
+        r.recall_baseline
+    )?;
+    out!("(precision/recall: k = 3 nearest neighbours on 14x14 average-pooled pixels; lower SWD is better)")?;
     Ok(())
 }
 
@@ -799,10 +827,15 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
     check_output(&a.output, Some("png"))?;
     let (steps, epochs) = metrics::read(&path).map_err(|e| BadInput(e.to_string()))?;
     mouton_train::plot::loss_png(&steps, &a.output).map_err(cannot_write)?;
-    println!(
+    out!(
         "{:>5} {:>7} {:>10} {:>10} {:>9} {:>10}",
-        "epoch", "step", "d_loss", "g_loss", "SWD", "real SWD"
-    );
+        "epoch",
+        "step",
+        "d_loss",
+        "g_loss",
+        "SWD",
+        "real SWD"
+    )?;
     for e in &epochs {
         // A run stopped mid-epoch (max_steps) and resumed has two records of that epoch: each
         // row averages the steps up to its own.
@@ -813,7 +846,7 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
         let m = |f: &dyn Fn(&metrics::StepRecord) -> f64| {
             in_epoch.iter().map(|s| f(s)).sum::<f64>() / in_epoch.len().max(1) as f64
         };
-        println!(
+        out!(
             "{:>5} {:>7} {:>10.4} {:>10.4} {:>9.4} {:>10.4}",
             e.epoch,
             e.step,
@@ -821,12 +854,12 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
             m(&|s| s.g_loss),
             e.swd.unwrap_or(f64::NAN),
             e.swd_real_baseline.unwrap_or(f64::NAN)
-        );
+        )?;
     }
-    println!(
+    out!(
         "wrote {} ({} steps; red: critic loss, blue: generator loss, green: gradient penalty)",
         a.output.display(),
         steps.len()
-    );
+    )?;
     Ok(())
 }
