@@ -701,6 +701,101 @@ fn dcgan_trains_at_32_px_and_other_sizes_are_refused() {
     }
 }
 
+/// `--step` and `--epoch` pick an earlier checkpoint for sample, interpolate and eval; a pick
+/// that is not on disk says which are.
+#[test]
+fn sample_interpolate_and_eval_read_the_checkpoint_of_a_step_or_an_epoch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // 4 steps per epoch, 4 epochs, the newest 3 kept: steps 8, 12, 16.
+    tiny(&run)
+        .args(["--epochs", "4", "--quiet"])
+        .assert()
+        .success();
+    let grid = |which: &[&str], name: &str| {
+        let out = tmp.path().join(name);
+        let assert = mouton()
+            .arg("sample")
+            .arg(&run)
+            .args(["-n", "4", "-o"])
+            .arg(&out)
+            .args(which)
+            .assert()
+            .success();
+        let said = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+        (std::fs::read(&out).unwrap(), said)
+    };
+    let (newest, said) = grid(&[], "newest.png");
+    assert!(said.contains("step-16 generator"), "{said}");
+    let (epoch3, said) = grid(&["--epoch", "3"], "epoch3.png");
+    assert!(said.contains("step-12 generator"), "{said}");
+    let (step12, _) = grid(&["--step", "12"], "step12.png");
+    let (step16, _) = grid(&["--step", "16"], "step16.png");
+    assert!(epoch3 == step12, "--epoch 3 is step 12's checkpoint");
+    assert!(step16 == newest);
+    assert!(epoch3 != newest, "an earlier generator draws other sheep");
+
+    mouton()
+        .arg("interpolate")
+        .arg(&run)
+        .args(["--epoch", "2", "-o"])
+        .arg(tmp.path().join("strip.png"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("step-8 generator"));
+    let real = tmp.path().join("real.npy");
+    mouton()
+        .args(["sample", "-n", "40", "--seed", "9", "-o"])
+        .arg(&real)
+        .arg(&run)
+        .assert()
+        .success();
+    mouton()
+        .arg("eval")
+        .arg(&run)
+        .args(["--step", "8", "-n", "20", "--real"])
+        .arg(&real)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("step-8 generator vs"));
+
+    let fails = |which: &[&str], msg: &str| {
+        mouton()
+            .arg("sample")
+            .arg(&run)
+            .args(["-o"])
+            .arg(tmp.path().join("no.png"))
+            .args(which)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(msg));
+        assert!(!tmp.path().join("no.png").exists());
+    };
+    fails(
+        &["--epoch", "1"],
+        "epoch 1 ended at step 4, whose checkpoint is gone; there are steps 8 (epoch 2), 12 \
+         (epoch 3), 16 (epoch 4)",
+    );
+    fails(
+        &["--step", "9"],
+        "no checkpoint of step 9; there are steps 8",
+    );
+    fails(
+        &["--epoch", "5"],
+        "epoch 5 was not reached (the run has epochs 1 to 4)",
+    );
+    fails(&["--epoch", "0"], "invalid value '0' for '--epoch");
+    fails(&["--epoch", "2", "--step", "8"], "cannot be used with");
+    mouton()
+        .args(["eval", "--step", "8", "--fake"])
+        .arg(&real)
+        .arg("--real")
+        .arg(&real)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+}
+
 /// Starts `cmd` and waits for its "training on" line (the signal handlers are in place by
 /// then); stdout goes on being read so that the run never blocks on a full pipe.
 #[cfg(unix)]

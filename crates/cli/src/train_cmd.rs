@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use mouton_train::checkpoint::Pick;
 use mouton_train::config::{
     CriticArch, GeneratorArch, InterpolationKind, LossKind, OptimizerKind, Overrides, Preset,
     TrainConfig,
@@ -535,6 +536,8 @@ fn run_dir_check(dir: &Path) -> Result<()> {
 pub struct SampleArgs {
     /// A run directory.
     dir: PathBuf,
+    #[command(flatten)]
+    which: WhichCheckpoint,
     /// How many sheep: 1 to 65,536 in a grid, up to 16,777,216 in a .npy.
     #[arg(short, default_value_t = 64)]
     n: usize,
@@ -545,6 +548,28 @@ pub struct SampleArgs {
     /// Seed of the latent vectors (the same seed draws the same sheep in either output).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+}
+
+/// Which checkpoint's generator draws (the newest unless told).
+#[derive(Debug, Args)]
+pub struct WhichCheckpoint {
+    /// The checkpoint of this step (`checkpoints/step_N.safetensors`).
+    #[arg(long, conflicts_with = "epoch")]
+    step: Option<u64>,
+    /// The checkpoint of this epoch's end (as `metrics.jsonl` records it; training keeps the
+    /// newest --keep-checkpoints).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    epoch: Option<u64>,
+}
+
+impl WhichCheckpoint {
+    fn pick(&self) -> Pick {
+        match (self.step, self.epoch) {
+            (Some(s), _) => Pick::Step(s),
+            (None, Some(e)) => Pick::Epoch(e),
+            (None, None) => Pick::Newest,
+        }
+    }
 }
 
 /// The most images one grid holds: a few minutes of CPU, and at most 285 MB of pixels at 64 px
@@ -600,7 +625,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let mut grid = Vec::new();
     let mut write_failed = None;
     let mut z = sampling::latent_chunks(a.seed, 2, a.n, k, SAMPLE_CHUNK);
-    let step = sampling::generate_each(&a.dir, &mut z, &mut |images| {
+    let step = sampling::generate_each(&a.dir, a.which.pick(), &mut z, &mut |images| {
         if stop.flag.load(std::sync::atomic::Ordering::SeqCst) {
             // Never shown: the signal is reported below.
             return Err(TrainError::RunDir("sampling stopped".into()));
@@ -657,6 +682,8 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
 pub struct InterpolateArgs {
     /// A run directory.
     dir: PathBuf,
+    #[command(flatten)]
+    which: WhichCheckpoint,
     /// Images per row, ends included.
     #[arg(long, default_value_t = 10)]
     steps: usize,
@@ -694,7 +721,8 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
         );
         z.extend(sampling::interpolation(x, y, a.steps));
     }
-    let (images, step) = sampling::generate_from_run(&a.dir, &z).map_err(lib_err)?;
+    let (images, step) =
+        sampling::generate_from_run(&a.dir, a.which.pick(), &z).map_err(lib_err)?;
     let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
     sampling::write_grid(&a.output, &images, side, a.steps).map_err(cannot_write)?;
     out!(
@@ -711,9 +739,11 @@ pub struct EvalArgs {
     /// A run directory, whose newest generator draws the images to judge (or give --fake).
     #[arg(required_unless_present = "fake")]
     dir: Option<PathBuf>,
+    #[command(flatten)]
+    which: WhichCheckpoint,
     /// Judge these images instead of a run's (any Quick Draw format: `mouton sample -o
     /// fake.npy`, another tool's uint8 .npy, drawings).
-    #[arg(long, conflicts_with = "dir")]
+    #[arg(long, conflicts_with_all = ["dir", "step", "epoch"])]
     fake: Option<PathBuf>,
     /// The --fake file's format when it cannot be detected.
     #[arg(long, value_parser = ["ndjson", "binary", "npy", "bitmap28"], requires = "fake")]
@@ -769,9 +799,12 @@ pub fn evaluate(a: &EvalArgs) -> Result<()> {
         Judged::Run(dir) => {
             let k = sampling::run_latent(dir).map_err(lib_err)?;
             let n = a.n.min(real.len() / 2);
-            let (fake, step) =
-                sampling::generate_from_run(dir, &sampling::latent_of(a.seed, 4, n, k))
-                    .map_err(lib_err)?;
+            let (fake, step) = sampling::generate_from_run(
+                dir,
+                a.which.pick(),
+                &sampling::latent_of(a.seed, 4, n, k),
+            )
+            .map_err(lib_err)?;
             (fake, format!("step-{step} generator"))
         }
     };

@@ -198,32 +198,135 @@ where
     Ok(step)
 }
 
-/// Loads only the generator of the newest checkpoint; returns its step and path.
+/// Which of a run's checkpoints to read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Pick {
+    /// The newest (the end of the run so far).
+    #[default]
+    Newest,
+    /// The one written at this step.
+    Step(u64),
+    /// The one written at the end of this epoch (1-based), found through `metrics.jsonl`.
+    Epoch(u64),
+}
+
+impl std::fmt::Display for Pick {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pick::Newest => write!(f, "the newest checkpoint"),
+            Pick::Step(s) => write!(f, "the checkpoint of step {s}"),
+            Pick::Epoch(e) => write!(f, "the checkpoint of epoch {e}'s end"),
+        }
+    }
+}
+
+/// The checkpoint `pick` names in `run_dir`, as (step, path). An error says what there is
+/// instead: the steps (and epochs) still on disk, as only the newest `keep_checkpoints` are
+/// kept.
+///
+/// ```
+/// use mouton_train::checkpoint::{dir, find, path_for, Pick};
+/// # let tmp = tempfile::tempdir()?;
+/// let run = tmp.path();
+/// std::fs::create_dir_all(dir(run))?;
+/// for step in [4, 6, 8] {
+///     std::fs::write(path_for(run, step), b"")?;
+/// }
+/// // Two epochs of 4 steps, as training records them; the second was stopped after step 6
+/// // and resumed.
+/// let epoch = |e: u64, step: u64| {
+///     format!("{{\"kind\":\"epoch\",\"step\":{step},\"epoch\":{e},\"seconds\":1.0}}\n")
+/// };
+/// std::fs::write(run.join("metrics.jsonl"), epoch(1, 4) + &epoch(2, 6) + &epoch(2, 8))?;
+/// assert_eq!(find(run, Pick::Newest)?.0, 8);
+/// assert_eq!(find(run, Pick::Step(4))?, (4, path_for(run, 4)));
+/// assert_eq!(find(run, Pick::Epoch(1))?.0, 4);
+/// assert_eq!(find(run, Pick::Epoch(2))?.0, 8); // its end, not where it was stopped
+/// let err = find(run, Pick::Step(5)).unwrap_err().to_string();
+/// assert!(err.contains("no checkpoint of step 5; there are steps 4 (epoch 1), 6 (epoch 2), 8 (epoch 2)"), "{err}");
+/// let err = find(run, Pick::Epoch(3)).unwrap_err().to_string();
+/// assert!(err.contains("epoch 3 was not reached (the run has epochs 1 to 2)"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn find(run_dir: &Path, pick: Pick) -> Result<(u64, PathBuf), TrainError> {
+    let all = list(run_dir)?;
+    let Some(newest) = all.last().cloned() else {
+        return Err(TrainError::Checkpoint(format!(
+            "{}: no checkpoint (train first: mouton train --run-dir {})",
+            dir(run_dir).display(),
+            run_dir.display()
+        )));
+    };
+    let epochs = || -> Result<Vec<crate::metrics::EpochRecord>, TrainError> {
+        Ok(crate::metrics::read(&run_dir.join("metrics.jsonl"))?.1)
+    };
+    let step = match pick {
+        Pick::Newest => return Ok(newest),
+        Pick::Step(s) => s,
+        Pick::Epoch(e) => {
+            let records = epochs()?;
+            // A run stopped inside an epoch and resumed records that epoch twice: its end is
+            // the later record.
+            match records.iter().rev().find(|r| r.epoch == e) {
+                Some(r) if r.step > 0 => r.step,
+                _ => {
+                    let last = records.iter().map(|r| r.epoch).max();
+                    return Err(TrainError::Checkpoint(format!(
+                        "{}: epoch {e} was not reached ({})",
+                        run_dir.display(),
+                        last.map_or("no epoch is recorded in metrics.jsonl".into(), |l| {
+                            format!("the run has epochs 1 to {l}")
+                        })
+                    )));
+                }
+            }
+        }
+    };
+    if let Some(found) = all.iter().find(|(s, _)| *s == step) {
+        return Ok(found.clone());
+    }
+    // Say which are there, with their epochs where metrics.jsonl has them.
+    let records = epochs().unwrap_or_default();
+    let there: Vec<String> = all
+        .iter()
+        .map(|(s, _)| match records.iter().rev().find(|r| r.step == *s) {
+            Some(r) => format!("{s} (epoch {})", r.epoch),
+            None => s.to_string(),
+        })
+        .collect();
+    let what = match pick {
+        Pick::Epoch(e) => format!("epoch {e} ended at step {step}, whose checkpoint is gone"),
+        _ => format!("no checkpoint of step {step}"),
+    };
+    Err(TrainError::Checkpoint(format!(
+        "{}: {what}; there are steps {} (training keeps the newest --keep-checkpoints, 3 by \
+         default)",
+        dir(run_dir).display(),
+        there.join(", ")
+    )))
+}
+
+/// Loads only the generator of the checkpoint `pick` names; returns its step and path.
 ///
 /// ```
 /// use dfdx::prelude::*;
 /// use mouton_models::mlp::MlpGenerator;
-/// use mouton_train::checkpoint::load_generator;
+/// use mouton_train::checkpoint::{load_generator, Pick};
 /// use mouton_train::config::{Preset, TrainConfig};
 /// use mouton_train::trainer::build;
 /// # let tmp = tempfile::tempdir()?;
 /// let mut g: MlpGenerator<f32, Cpu> = build(&TrainConfig::preset(Preset::Sheep1), 0);
 /// // An empty run directory: the error says what to do.
-/// let err = load_generator(tmp.path(), &mut g).unwrap_err().to_string();
+/// let err = load_generator(tmp.path(), Pick::Newest, &mut g).unwrap_err().to_string();
 /// assert!(err.contains("no checkpoint (train first"), "{err}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn load_generator<G: TensorCollection<f32, B>, B: Device<f32>>(
     run_dir: &Path,
+    pick: Pick,
     g: &mut G,
 ) -> Result<(u64, PathBuf), TrainError> {
-    let (step, path) = list(run_dir)?.pop().ok_or_else(|| {
-        TrainError::Checkpoint(format!(
-            "{}: no checkpoint (train first: mouton train --run-dir {})",
-            dir(run_dir).display(),
-            run_dir.display()
-        ))
-    })?;
+    let (step, path) = find(run_dir, pick)?;
     let f = WeightsFile::open(&path)?;
     f.load_module("g.", g)?;
     Ok((step, path))

@@ -11,6 +11,7 @@ use mouton_models::layers::Layers;
 pub const LATENT: usize = 128;
 use rand_distr::{Distribution, StandardNormal};
 
+use crate::checkpoint::Pick;
 use crate::rng::{rng, Stream};
 use crate::TrainError;
 
@@ -185,10 +186,11 @@ pub fn interpolation(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Images for latent vectors `z` from the newest checkpoint of a run directory (whatever its
-/// architecture); returns them with the checkpoint's step.
+/// Images for latent vectors `z` from the checkpoint `pick` names in a run directory (whatever
+/// its architecture); returns them with the checkpoint's step.
 ///
 /// ```
+/// use mouton_train::checkpoint::Pick;
 /// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
 /// use mouton_train::sampling::{generate_from_run, latent, run_image_size, run_latent};
 /// use mouton_train::trainer::{train, RunOptions};
@@ -196,20 +198,26 @@ pub fn interpolation(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
 /// let mut cfg = TrainConfig::preset(Preset::Sheep1);
 /// (cfg.generator, cfg.critic) = (GeneratorArch::MlpG, CriticArch::MlpD);
 /// (cfg.synthetic_count, cfg.batch_size, cfg.max_steps) = (80, 16, Some(2));
+/// cfg.checkpoint_every = Some(1);
 /// let run = dir.path().join("run");
 /// let data = mouton_train::data::load(&cfg)?;
 /// train(&cfg, &data, &run, &RunOptions::default(), &mut |_| {})?;
 /// assert_eq!((run_latent(&run)?, run_image_size(&run)?), (128, 28));
-/// let (images, step) = generate_from_run(&run, &latent(1, 0, 4))?;
+/// let z = latent(1, 0, 4);
+/// let (images, step) = generate_from_run(&run, Pick::Newest, &z)?;
 /// assert_eq!((images.len(), step), (4 * 784, 2));
+/// // The generator of step 1 draws other sheep from the same latent vectors.
+/// let (earlier, step) = generate_from_run(&run, Pick::Step(1), &z)?;
+/// assert!(step == 1 && earlier != images);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn generate_from_run(
     run_dir: &std::path::Path,
+    pick: Pick,
     z: &[f32],
 ) -> Result<(Vec<f32>, u64), TrainError> {
     let mut images = Vec::new();
-    let step = generate_each(run_dir, &mut std::iter::once(z.to_vec()), &mut |im| {
+    let step = generate_each(run_dir, pick, &mut std::iter::once(z.to_vec()), &mut |im| {
         images.extend_from_slice(im);
         Ok(())
     })?;
@@ -223,6 +231,7 @@ pub fn generate_from_run(
 ///
 /// ```
 /// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
+/// use mouton_train::checkpoint::Pick;
 /// use mouton_train::sampling::{generate_each, generate_from_run, latent_chunks, latent_of};
 /// use mouton_train::trainer::{train, RunOptions};
 /// # let dir = tempfile::tempdir()?;
@@ -233,27 +242,28 @@ pub fn generate_from_run(
 /// train(&cfg, &mouton_train::data::load(&cfg)?, &run, &RunOptions::default(), &mut |_| {})?;
 /// let mut sizes = Vec::new();
 /// let mut images = Vec::new();
-/// let step = generate_each(&run, &mut latent_chunks(7, 0, 150, 128, 64), &mut |im| {
+/// let step = generate_each(&run, Pick::Newest, &mut latent_chunks(7, 0, 150, 128, 64), &mut |im| {
 ///     sizes.push(im.len() / 784);
 ///     images.extend_from_slice(im);
 ///     Ok(())
 /// })?;
 /// assert_eq!((step, sizes), (1, vec![64, 64, 22]));
-/// assert!(images == generate_from_run(&run, &latent_of(7, 0, 150, 128))?.0);
+/// assert!(images == generate_from_run(&run, Pick::Newest, &latent_of(7, 0, 150, 128))?.0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn generate_each(
     run_dir: &std::path::Path,
+    pick: Pick,
     z: &mut dyn Iterator<Item = Vec<f32>>,
     each: &mut dyn FnMut(&[f32]) -> Result<(), TrainError>,
 ) -> Result<u64, TrainError> {
     let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
     if cfg.generator == crate::config::GeneratorArch::Vae {
         return generate_with::<mouton_models::vae::Vae<2, f32, Cpu>, (), Cpu>(
-            &cfg, run_dir, z, each,
+            &cfg, run_dir, pick, z, each,
         );
     }
-    crate::with_architectures!(cfg, Cpu, generate_with(&cfg, run_dir, z, each))
+    crate::with_architectures!(cfg, Cpu, generate_with(&cfg, run_dir, pick, z, each))
 }
 
 // `D` (the critic) comes with the dispatch macro and is not needed here.
@@ -261,6 +271,7 @@ pub fn generate_each(
 fn generate_with<G, D, B>(
     cfg: &crate::config::TrainConfig,
     run_dir: &std::path::Path,
+    pick: Pick,
     z: &mut dyn Iterator<Item = Vec<f32>>,
     each: &mut dyn FnMut(&[f32]) -> Result<(), TrainError>,
 ) -> Result<u64, TrainError>
@@ -270,7 +281,7 @@ where
         + dfdx::nn::BuildModule<Cpu, f32>,
 {
     let mut g: G = crate::trainer::build(cfg, 0);
-    let (step, _) = crate::checkpoint::load_generator(run_dir, &mut g)?;
+    let (step, _) = crate::checkpoint::load_generator(run_dir, pick, &mut g)?;
     let dev = Cpu::default();
     for chunk in z {
         each(&generate(&mut g, &chunk, &dev)?)?;

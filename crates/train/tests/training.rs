@@ -265,7 +265,12 @@ fn fully_connected_architectures_train_mixed_with_the_convolutional_ones() {
             assert!(rv.iter().any(|&v| v != 1.0), "running variance updated");
         }
         let z = mouton_train::sampling::latent(1, 0, 4);
-        let (images, step) = mouton_train::sampling::generate_from_run(dir.path(), &z).unwrap();
+        let (images, step) = mouton_train::sampling::generate_from_run(
+            dir.path(),
+            mouton_train::checkpoint::Pick::Newest,
+            &z,
+        )
+        .unwrap();
         assert_eq!((images.len(), step), (4 * 784, 2));
         assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
     }
@@ -316,7 +321,12 @@ fn the_vae_trains_resumes_exactly_and_draws() {
         3,
         mouton_train::sampling::run_latent(a.path()).unwrap(),
     );
-    let (images, _) = mouton_train::sampling::generate_from_run(a.path(), &z).unwrap();
+    let (images, _) = mouton_train::sampling::generate_from_run(
+        a.path(),
+        mouton_train::checkpoint::Pick::Newest,
+        &z,
+    )
+    .unwrap();
     assert_eq!(images.len(), 3 * 784);
     // The VAE loss is not for GAN generators, and the other way round.
     let mut bad = vae(1);
@@ -334,7 +344,12 @@ fn dcgan_trains_on_signed_pixels_and_wgan_gp_refuses_its_discriminator() {
     cfg.max_steps = Some(2);
     run(&cfg, dir.path(), &RunOptions::default()).unwrap();
     let z = mouton_train::sampling::latent_of(1, 0, 2, 100);
-    let (images, _) = mouton_train::sampling::generate_from_run(dir.path(), &z).unwrap();
+    let (images, _) = mouton_train::sampling::generate_from_run(
+        dir.path(),
+        mouton_train::checkpoint::Pick::Newest,
+        &z,
+    )
+    .unwrap();
     assert!(
         images.iter().all(|v| (0.0..=1.0).contains(v)),
         "tanh output mapped to [0, 1]"
