@@ -701,6 +701,55 @@ fn dcgan_trains_at_32_px_and_other_sizes_are_refused() {
     }
 }
 
+/// `--tensorboard` writes an event file per training session in the run directory (their
+/// content is checked in mouton-train); it may be switched on resume.
+#[test]
+fn tensorboard_event_files_come_and_go_with_the_flag() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    let event_files = || {
+        std::fs::read_dir(&run)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("events.out.tfevents.")
+            })
+            .count()
+    };
+    let config = || std::fs::read_to_string(run.join("config.toml")).unwrap();
+    tiny(&run)
+        .args(["--max-steps", "1", "--quiet"])
+        .assert()
+        .success();
+    assert_eq!(event_files(), 0);
+    assert!(config().contains("tensorboard = false"), "{}", config());
+    tiny(&run)
+        .args(["--resume", "--max-steps", "2", "--tensorboard", "--quiet"])
+        .assert()
+        .success();
+    assert_eq!(event_files(), 1);
+    assert!(config().contains("tensorboard = true"), "{}", config());
+    tiny(&run)
+        .args([
+            "--resume",
+            "--max-steps",
+            "3",
+            "--tensorboard",
+            "false",
+            "--quiet",
+        ])
+        .assert()
+        .success();
+    assert_eq!(event_files(), 1);
+    tiny(&run)
+        .args(["--resume", "--max-steps", "4", "--tensorboard", "maybe"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "invalid value 'maybe' for '--tensorboard",
+        ));
+}
+
 /// `--step` and `--epoch` pick an earlier checkpoint for sample, interpolate and eval; a pick
 /// that is not on disk says which are.
 #[test]

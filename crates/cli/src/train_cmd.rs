@@ -69,8 +69,8 @@ pub struct TrainArgs {
     #[arg(long)]
     run_dir: PathBuf,
     /// Continue the run in --run-dir from its newest checkpoint (only --epochs, --max-steps,
-    /// --checkpoint-every, --keep-checkpoints and --detect-collapse may change; --epochs alone
-    /// lifts a saved --max-steps cap).
+    /// --checkpoint-every, --keep-checkpoints, --detect-collapse and --tensorboard may change;
+    /// --epochs alone lifts a saved --max-steps cap).
     #[arg(long)]
     resume: bool,
     /// Training images (any Quick Draw format); without it, synthetic sheep.
@@ -163,6 +163,10 @@ pub struct TrainArgs {
     /// SIGTERM and SIGHUP write one too, then stop).
     #[arg(long, value_name = "STEPS")]
     checkpoint_every: Option<u64>,
+    /// Also write TensorBoard event files in the run directory (losses, quality metrics and
+    /// sample grids; `tensorboard --logdir runs`). `--tensorboard false` stops them on resume.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    tensorboard: Option<bool>,
     /// Warn when the samples' diversity falls below this fraction of the real images'.
     #[arg(long, num_args = 0..=1, default_missing_value = "0.25")]
     detect_collapse: Option<f64>,
@@ -238,6 +242,7 @@ impl TrainArgs {
             label_flip: self.label_flip,
             keep_checkpoints: self.keep_checkpoints,
             checkpoint_every: self.checkpoint_every,
+            tensorboard: self.tensorboard,
             swd_projections: None,
             detect_collapse: self.detect_collapse,
             kl_weight: self.kl_weight,
@@ -263,12 +268,13 @@ fn check_device(device: &str) -> Result<DeviceChoice> {
 }
 
 /// The settings a resumed run may change: none of them touches the weights' arithmetic.
-const RESUMABLE: [&str; 5] = [
+const RESUMABLE: [&str; 6] = [
     "epochs",
     "max_steps",
     "checkpoint_every",
     "keep_checkpoints",
     "detect_collapse",
+    "tensorboard",
 ];
 
 fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
@@ -299,7 +305,8 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         if !changed.is_empty() {
             return Err(BadInput(format!(
                 "--resume continues the saved config.toml: only --epochs, --max-steps, \
-                 --checkpoint-every, --keep-checkpoints and --detect-collapse may change, not {}",
+                 --checkpoint-every, --keep-checkpoints, --detect-collapse and --tensorboard \
+                 may change, not {}",
                 changed.join(", ")
             ))
             .into());

@@ -186,6 +186,9 @@ pub struct TrainConfig {
     /// `max_steps`.
     #[serde(default)]
     pub checkpoint_every: Option<u64>,
+    /// Also write TensorBoard event files in the run directory (`tensorboard --logdir`).
+    #[serde(default)]
+    pub tensorboard: bool,
     /// Random projections of the sliced Wasserstein metric (1 to 65,536).
     pub swd_projections: usize,
     /// Warn when the samples' diversity falls below this fraction of the real images'.
@@ -246,6 +249,7 @@ impl TrainConfig {
             label_flip: 0.0,
             keep_checkpoints: 3,
             checkpoint_every: None,
+            tensorboard: false,
             swd_projections: 64,
             detect_collapse: None,
             kl_weight: 1.0,
@@ -554,6 +558,7 @@ pub struct Overrides {
     pub label_flip: Option<f64>,
     pub keep_checkpoints: Option<usize>,
     pub checkpoint_every: Option<u64>,
+    pub tensorboard: Option<bool>,
     pub swd_projections: Option<usize>,
     pub detect_collapse: Option<f64>,
     pub kl_weight: Option<f64>,
@@ -620,6 +625,7 @@ impl Overrides {
             label_flip,
             keep_checkpoints,
             checkpoint_every,
+            tensorboard,
             swd_projections,
             detect_collapse,
             kl_weight,
@@ -644,6 +650,7 @@ impl Overrides {
         set!(
             kl_weight,
             kl_fidle_no_half,
+            tensorboard,
             image_size,
             preset,
             loss,

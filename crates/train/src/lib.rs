@@ -28,6 +28,7 @@ pub mod plot;
 pub mod rng;
 pub mod run_lock;
 pub mod sampling;
+pub mod tensorboard;
 pub mod trainer;
 
 use std::path::PathBuf;

@@ -679,6 +679,18 @@ where
         data: &data.source,
         images: (data.train.len(), data.validation.len()),
     });
+    let mut board = if cfg.tensorboard {
+        let mut b = crate::tensorboard::EventWriter::create(run_dir)?;
+        if opts.resume {
+            // What earlier files hold past the checkpoint is trained again: TensorBoard drops
+            // it on this mark.
+            b.session_start(start + 1)?;
+        }
+        b.flush()?;
+        Some(b)
+    } else {
+        None
+    };
     let fixed_z = sampling::latent_of(cfg.seed, 0, 64, g.latent());
     let n_metric = data.validation.len().min(512);
     let metric_z = sampling::latent_of(cfg.seed, 1, n_metric, g.latent());
@@ -707,6 +719,10 @@ where
         record.images_per_s =
             (cfg.batch_size * cfg.n_critic) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         metrics::append(&metrics_path, &record)?;
+        if let Some(b) = &mut board {
+            b.add_step(&record)?;
+            b.flush()?;
+        }
         on_event(Event::Step(&record));
 
         let done = step + 1;
@@ -719,6 +735,10 @@ where
             let samples = sampling::generate(&mut g, &fixed_z, dev)?;
             let grid = samples_dir.join(format!("epoch_{:03}.png", epoch + 1));
             sampling::write_grid(&grid, &samples, side, 8)?;
+            if let Some(b) = &mut board {
+                let png = std::fs::read(&grid).map_err(io_err(&grid))?;
+                b.add_gray_png("samples", done, &png)?;
+            }
             let (swd, swd_real_baseline, diversity_ratio) = if n_metric >= 8 {
                 let fake = sampling::generate(&mut g, &metric_z, dev)?;
                 let val = data.validation.as_slice();
@@ -784,6 +804,10 @@ where
                     seconds: epoch_start.elapsed().as_secs_f64(),
                 };
                 metrics::append(&metrics_path, &rec)?;
+                if let Some(b) = &mut board {
+                    b.add_epoch(&rec)?;
+                    b.flush()?;
+                }
                 let (steps, _) = metrics::read(&metrics_path)?;
                 crate::plot::loss_png(&steps, &run_dir.join("loss.png"))?;
                 on_event(Event::Epoch(&rec, &path));
