@@ -2,8 +2,8 @@
 //!
 //! `println!` panics when its write fails: stdout redirected to a full disk, or a terminal gone
 //! after SIGHUP (an SSH session that drops), which turned a finished command, or a training's
-//! last checkpoint, into a panic (exit 101). Here results go through [`out!`], whose failure
-//! is an error naming standard output (exit 1), and diagnostics through [`note!`], which drops
+//! last checkpoint, into a panic (exit 101). Here results go through `out!`, whose failure
+//! is an error naming standard output (exit 1), and diagnostics through `note!`, which drops
 //! what cannot be written: stderr is where a failure would be reported, so there is nowhere
 //! left to say it.
 
@@ -24,7 +24,7 @@ macro_rules! note {
     };
 }
 
-/// What [`out!`] does: write and flush, so that a failure shows here and not later.
+/// What `out!` does: write and flush, so that a failure shows here and not later.
 pub fn write_out(args: fmt::Arguments<'_>) -> anyhow::Result<()> {
     let mut o = io::stdout().lock();
     o.write_fmt(args)
@@ -32,7 +32,7 @@ pub fn write_out(args: fmt::Arguments<'_>) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("writing to standard output: {e}"))
 }
 
-/// What [`note!`] does.
+/// What `note!` does.
 pub fn write_err(args: fmt::Arguments<'_>) {
     let mut e = io::stderr().lock();
     let _ = e.write_fmt(args).and_then(|()| e.flush());
