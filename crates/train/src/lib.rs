@@ -8,7 +8,8 @@
 //! - [`trainer`]: the loop for GAN, non-saturating GAN, LSGAN, hinge, WGAN and WGAN-GP with
 //!   any generator/critic pair of mouton-models, and for the VAE;
 //! - [`checkpoint`], [`metrics`]: the run directory's files, all written atomically;
-//!   [`run_lock`]: one training at a time per run directory;
+//!   [`run_lock`]: one training at a time per run directory; [`tensorboard`]: the same
+//!   metrics and sample grids as TensorBoard event files;
 //! - [`sampling`], [`eval`], [`plot`]: drawing new sheep, latent interpolation, quality
 //!   metrics against real drawings, loss curves.
 //!
@@ -16,7 +17,8 @@
 //! run on the CPU, and a resumed run continues exactly as an uninterrupted one would.
 //!
 //! A run directory holds `config.toml`, `metrics.jsonl`, `samples/epoch_NNN.png`, `loss.png`
-//! and `checkpoints/step_NNNNNNNNN.safetensors` (generator, critic, both optimizers' state).
+//! and `checkpoints/step_NNNNNNNNN.safetensors` (generator, critic, both optimizers' state),
+//! and with `tensorboard = true` `events.out.tfevents.*` files.
 
 pub mod checkpoint;
 pub mod config;
