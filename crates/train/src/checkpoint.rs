@@ -210,16 +210,6 @@ pub enum Pick {
     Epoch(u64),
 }
 
-impl std::fmt::Display for Pick {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Pick::Newest => write!(f, "the newest checkpoint"),
-            Pick::Step(s) => write!(f, "the checkpoint of step {s}"),
-            Pick::Epoch(e) => write!(f, "the checkpoint of epoch {e}'s end"),
-        }
-    }
-}
-
 /// The checkpoint `pick` names in `run_dir`, as (step, path). An error says what there is
 /// instead: the steps (and epochs) still on disk, as only the newest `keep_checkpoints` are
 /// kept.
@@ -268,8 +258,8 @@ pub fn find(run_dir: &Path, pick: Pick) -> Result<(u64, PathBuf), TrainError> {
             // A run stopped inside an epoch and resumed records that epoch twice: its end is
             // the later record.
             match records.iter().rev().find(|r| r.epoch == e) {
-                Some(r) if r.step > 0 => r.step,
-                _ => {
+                Some(r) => r.step,
+                None => {
                     let last = records.iter().map(|r| r.epoch).max();
                     return Err(TrainError::Checkpoint(format!(
                         "{}: epoch {e} was not reached ({})",

@@ -122,12 +122,15 @@ fn event_record(wall_time: f64, step: u64, what: What) -> Vec<u8> {
     record(&prost::Message::encode_to_vec(&event))
 }
 
-/// Width and height of a PNG, from its IHDR chunk.
-fn png_size(png: &[u8]) -> Option<(u32, u32)> {
-    let be = |r: std::ops::Range<usize>| png.get(r)?.try_into().ok().map(u32::from_be_bytes);
-    (png.get(..8)? == b"\x89PNG\r\n\x1a\n" && png.get(12..16)? == b"IHDR")
-        .then(|| Some((be(16..20)?, be(20..24)?)))
-        .flatten()
+/// Width and height of a greyscale (8-bit) PNG, from its header; other bytes are an error.
+fn gray_png_size(png: &[u8]) -> Result<(u32, u32), String> {
+    use image::ImageDecoder;
+    let d = image::codecs::png::PngDecoder::new(std::io::Cursor::new(png))
+        .map_err(|e| e.to_string())?;
+    match d.color_type() {
+        image::ColorType::L8 => Ok(d.dimensions()),
+        other => Err(format!("{other:?} pixels, not 8-bit grey")),
+    }
 }
 
 /// Writes one event file in a directory (TensorBoard reads every `*tfevents*` file under its
@@ -214,13 +217,14 @@ impl EventWriter {
     }
 
     /// A greyscale PNG at `step`, shown in TensorBoard's Images tab with a slider over steps.
-    /// Bytes that are not a PNG are refused (TensorBoard would show a broken image).
+    /// Other bytes are refused (TensorBoard would show a broken image).
     pub fn add_gray_png(&mut self, tag: &str, step: u64, png: &[u8]) -> Result<(), TrainError> {
-        let (width, height) = png_size(png).ok_or_else(|| {
-            TrainError::RunDir(format!(
-                "{}: image `{tag}` is not a PNG",
-                self.path.display()
-            ))
+        let (width, height) = gray_png_size(png).map_err(|why| TrainError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("image `{tag}` is not a greyscale PNG: {why}"),
+            ),
         })?;
         let image = Image {
             height: height.min(i32::MAX as u32) as i32,
@@ -319,7 +323,8 @@ mod tests {
             std::fs::read(&p).unwrap()
         };
         w.add_gray_png("samples", 7, &png).unwrap();
-        assert!(w.add_gray_png("bad", 7, b"GIF89a").is_err());
+        let err = w.add_gray_png("bad", 7, b"GIF89a").unwrap_err().to_string();
+        assert!(err.contains("image `bad` is not a greyscale PNG"), "{err}");
         w.flush().unwrap();
         let events = read_events(&std::fs::read(w.path()).unwrap());
         assert_eq!(events.len(), 4);
@@ -512,12 +517,16 @@ mod tests {
     }
 
     #[test]
-    fn png_size_reads_ihdr_and_refuses_other_bytes() {
+    fn gray_png_size_reads_the_header_and_refuses_other_images() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("g.png");
         mouton_data::write_png_gray(&p, 70, 30, &[9; 2100]).unwrap();
-        assert_eq!(png_size(&std::fs::read(&p).unwrap()), Some((70, 30)));
-        assert_eq!(png_size(b"\x89PNG\r\n\x1a\n"), None);
-        assert_eq!(png_size(b""), None);
+        assert_eq!(gray_png_size(&std::fs::read(&p).unwrap()), Ok((70, 30)));
+        let rgb = tmp.path().join("rgb.png");
+        image::RgbImage::new(4, 2).save(&rgb).unwrap();
+        let err = gray_png_size(&std::fs::read(&rgb).unwrap()).unwrap_err();
+        assert!(err.contains("Rgb8"), "{err}");
+        assert!(gray_png_size(b"\x89PNG\r\n\x1a\n").is_err());
+        assert!(gray_png_size(b"").is_err());
     }
 }
