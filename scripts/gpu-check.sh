@@ -50,6 +50,24 @@ for net in dcgan mlp; do
   "$R" mouton train --generator $net-g --critic $net-d --device cuda --max-steps "$STEPS" \
     --seed 1 --run-dir "$OUT/$net-cuda-again" --quiet || status=1
 done
+# The moving average of the generator's weights (--ema) trained on each device, then sampled
+# on the CPU from each run's checkpoint: the averages agree, and differ from the trained weights.
+for d in cpu cuda; do
+  "$R" mouton train --generator dcgan-g --critic dcgan-d --device $d --max-steps 5 --seed 1 \
+    --ema 0.9 --run-dir "$OUT/ema-$d" --quiet || status=1
+  "$R" mouton sample "$OUT/ema-$d" -n 64 -o "$OUT/ema-$d.npy" || status=1
+  "$R" mouton sample "$OUT/ema-$d" -n 64 --trained-weights -o "$OUT/ema-$d-trained.npy" ||
+    status=1
+done
+python3 - "$OUT" <<'PY' || status=1
+import sys, numpy as np
+out = sys.argv[1]
+a, b, t = (np.load(f"{out}/ema-{n}.npy").astype(float) for n in ("cpu", "cuda", "cuda-trained"))
+print(f"--ema, 5 DCGAN steps: the averages' samples CPU vs CUDA, mean |difference| "
+      f"{np.abs(a - b).mean():.3f} grey levels (max {np.abs(a - b).max():.0f}); the CUDA run's "
+      f"average vs its trained weights {np.abs(b - t).mean():.3f}")
+sys.exit(0 if np.abs(a - b).mean() < 0.05 < 0.1 < np.abs(b - t).mean() else 1)
+PY
 python3 - "$OUT" <<'PY' || status=1
 import json, sys, os
 out = sys.argv[1]

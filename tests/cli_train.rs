@@ -1145,3 +1145,86 @@ fn a_second_sigint_quits_at_once_checkpoint_every_saves_inside_epochs_and_sample
             "checkpoint_every: must be at least 1",
         ));
 }
+
+/// `--ema`: the moving average draws by default (and says so), `--trained-weights` draws with
+/// the generator's own weights; `history` shows both distances; the decay is checked and
+/// cannot change on `--resume`.
+#[test]
+fn a_run_with_a_moving_average_draws_with_it_unless_told() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    // 96 sheep: 10 held out, enough for the epoch's distances; 86 to train on, 5 steps.
+    let train = |dir: &Path| {
+        let mut c = mouton();
+        c.args([
+            "train",
+            "--synthetic-count",
+            "96",
+            "--batch-size",
+            "16",
+            "--run-dir",
+        ])
+        .arg(dir);
+        c
+    };
+    train(&run)
+        .args(["--epochs", "1", "--ema"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("(trained weights 0."));
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("ema = 0.999"), "{cfg}");
+    let grid = |extra: &[&str], name: &str| {
+        let out = tmp.path().join(name);
+        let assert = mouton()
+            .arg("sample")
+            .arg(&run)
+            .args(["-n", "64", "-o"])
+            .arg(&out)
+            .args(extra)
+            .assert()
+            .success();
+        let said = String::from_utf8_lossy(&assert.get_output().stdout).into_owned();
+        (std::fs::read(&out).unwrap(), said)
+    };
+    let (avg, said) = grid(&[], "avg.png");
+    assert!(
+        said.contains("from the step-5 generator's moving average (seed 0)"),
+        "{said}"
+    );
+    let (trained, said) = grid(&["--trained-weights"], "trained.png");
+    assert!(
+        said.contains("from the step-5 generator (seed 0)"),
+        "{said}"
+    );
+    assert!(avg != trained);
+    mouton()
+        .arg("history")
+        .arg(&run)
+        .arg("-o")
+        .arg(tmp.path().join("loss.png"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("trained SWD"));
+    mouton()
+        .args(["eval", "--trained-weights", "--fake"])
+        .arg(tmp.path().join("x.npy"))
+        .arg("--real")
+        .arg(tmp.path().join("y.npy"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot be used with"));
+
+    train(&run)
+        .args(["--resume", "--epochs", "2", "--ema", "0.99"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("may change, not ema"));
+    let other = tmp.path().join("other");
+    train(&other)
+        .args(["--epochs", "1", "--ema", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("ema: the decay must be in (0, 1)"));
+    assert!(!other.join("config.toml").exists());
+}

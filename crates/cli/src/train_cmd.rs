@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use mouton_train::checkpoint::Pick;
+use mouton_train::checkpoint::{Loaded, Pick, Weights};
 use mouton_train::config::{
     CriticArch, GeneratorArch, InterpolationKind, LossKind, OptimizerKind, Overrides, Preset,
     TrainConfig,
@@ -170,6 +170,11 @@ pub struct TrainArgs {
     /// Warn when the samples' diversity falls below this fraction of the real images'.
     #[arg(long, num_args = 0..=1, default_missing_value = "0.25")]
     detect_collapse: Option<f64>,
+    /// Keep a moving average of the generator's weights with this decay (0.999 if no value
+    /// is given), which then draws the epoch samples and metrics and `mouton sample`'s sheep
+    /// (`--trained-weights` there for the generator's own).
+    #[arg(long, num_args = 0..=1, default_missing_value = "0.999", value_name = "DECAY")]
+    ema: Option<f64>,
     /// VAE: weight of the KL term.
     #[arg(long)]
     kl_weight: Option<f64>,
@@ -243,6 +248,7 @@ impl TrainArgs {
             keep_checkpoints: self.keep_checkpoints,
             checkpoint_every: self.checkpoint_every,
             tensorboard: self.tensorboard,
+            ema: self.ema,
             swd_projections: None,
             detect_collapse: self.detect_collapse,
             kl_weight: self.kl_weight,
@@ -432,9 +438,13 @@ impl Progress {
                 if let Some(b) = self.bar.take() {
                     b.finish_and_clear();
                 }
+                // With a moving average, `swd` is its samples'.
+                let trained = r
+                    .swd_trained
+                    .map_or(String::new(), |t| format!("trained weights {t:.4}; "));
                 let quality = match (r.swd, r.swd_real_baseline, r.diversity_ratio) {
                     (Some(s), Some(b), Some(d)) => format!(
-                        "SWD {s:.4} (real vs real {b:.4}), diversity {:.0}% of real",
+                        "SWD {s:.4} ({trained}real vs real {b:.4}), diversity {:.0}% of real",
                         d * 100.0
                     ),
                     _ => "no metric (fewer than 8 held-out images)".into(),
@@ -557,9 +567,13 @@ pub struct SampleArgs {
     seed: u64,
 }
 
-/// Which checkpoint's generator draws (the newest unless told).
+/// Which checkpoint's generator draws (the newest unless told), and with which weights.
 #[derive(Debug, Args)]
 pub struct WhichCheckpoint {
+    /// Draw with the generator's trained weights, not the moving average of them that a run
+    /// trained with --ema keeps (and draws with by default).
+    #[arg(long)]
+    trained_weights: bool,
     /// The checkpoint of this step (`checkpoints/step_N.safetensors`).
     #[arg(long, conflicts_with = "epoch")]
     step: Option<u64>,
@@ -577,6 +591,24 @@ impl WhichCheckpoint {
             (None, None) => Pick::Newest,
         }
     }
+
+    fn weights(&self) -> Weights {
+        if self.trained_weights {
+            Weights::Trained
+        } else {
+            Weights::Average
+        }
+    }
+}
+
+/// "the step-N generator", or "the step-N generator's moving average" when that drew.
+fn generator_name(loaded: &Loaded) -> String {
+    let avg = if loaded.averaged {
+        "'s moving average"
+    } else {
+        ""
+    };
+    format!("the step-{} generator{avg}", loaded.step)
 }
 
 /// The most images one grid holds: a few minutes of CPU, and at most 285 MB of pixels at 64 px
@@ -632,7 +664,8 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     let mut grid = Vec::new();
     let mut write_failed = None;
     let mut z = sampling::latent_chunks(a.seed, 2, a.n, k, SAMPLE_CHUNK);
-    let step = sampling::generate_each(&a.dir, a.which.pick(), &mut z, &mut |images| {
+    let (pick, weights) = (a.which.pick(), a.which.weights());
+    let loaded = sampling::generate_each(&a.dir, pick, weights, &mut z, &mut |images| {
         if stop.flag.load(std::sync::atomic::Ordering::SeqCst) {
             // Never shown: the signal is reported below.
             return Err(TrainError::RunDir("sampling stopped".into()));
@@ -661,7 +694,7 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
     if let Some(e) = write_failed {
         return Err(cannot_write(e));
     }
-    let step = step.map_err(lib_err)?;
+    let loaded = loaded.map_err(lib_err)?;
     match npy_out {
         Some(w) => {
             w.finish().map_err(cannot_write)?;
@@ -677,9 +710,10 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
         String::new()
     };
     out!(
-        "wrote {}: {} sheep{layout} from the step-{step} generator (seed {})",
+        "wrote {}: {} sheep{layout} from {} (seed {})",
         a.output.display(),
         a.n,
+        generator_name(&loaded),
         a.seed
     )?;
     Ok(())
@@ -728,15 +762,17 @@ pub fn interpolate(a: &InterpolateArgs) -> Result<()> {
         );
         z.extend(sampling::interpolation(x, y, a.steps));
     }
-    let (images, step) =
-        sampling::generate_from_run(&a.dir, a.which.pick(), &z).map_err(lib_err)?;
+    let (images, loaded) =
+        sampling::generate_from_run(&a.dir, a.which.pick(), a.which.weights(), &z)
+            .map_err(lib_err)?;
     let side = sampling::run_image_size(&a.dir).map_err(lib_err)?;
     sampling::write_grid(&a.output, &images, side, a.steps).map_err(cannot_write)?;
     out!(
-        "wrote {}: {} row(s) of {} steps (slerp), step-{step} generator",
+        "wrote {}: {} row(s) of {} steps (slerp), {}",
         a.output.display(),
         a.rows,
-        a.steps
+        a.steps,
+        generator_name(&loaded)
     )?;
     Ok(())
 }
@@ -750,7 +786,7 @@ pub struct EvalArgs {
     which: WhichCheckpoint,
     /// Judge these images instead of a run's (any Quick Draw format: `mouton sample -o
     /// fake.npy`, another tool's uint8 .npy, drawings).
-    #[arg(long, conflicts_with_all = ["dir", "step", "epoch"])]
+    #[arg(long, conflicts_with_all = ["dir", "step", "epoch", "trained_weights"])]
     fake: Option<PathBuf>,
     /// The --fake file's format when it cannot be detected.
     #[arg(long, value_parser = ["ndjson", "binary", "npy", "bitmap28"], requires = "fake")]
@@ -806,13 +842,14 @@ pub fn evaluate(a: &EvalArgs) -> Result<()> {
         Judged::Run(dir) => {
             let k = sampling::run_latent(dir).map_err(lib_err)?;
             let n = a.n.min(real.len() / 2);
-            let (fake, step) = sampling::generate_from_run(
+            let (fake, loaded) = sampling::generate_from_run(
                 dir,
                 a.which.pick(),
+                a.which.weights(),
                 &sampling::latent_of(a.seed, 4, n, k),
             )
             .map_err(lib_err)?;
-            (fake, format!("step-{step} generator"))
+            (fake, generator_name(&loaded))
         }
     };
     let r =
@@ -867,14 +904,18 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
     check_output(&a.output, Some("png"))?;
     let (steps, epochs) = metrics::read(&path).map_err(|e| BadInput(e.to_string()))?;
     mouton_train::plot::loss_png(&steps, &a.output).map_err(cannot_write)?;
+    // A run with a moving average: SWD is the average's, and the trained weights' beside it.
+    let averaged = epochs.iter().any(|e| e.swd_trained.is_some());
+    let extra = |v: String| if averaged { v } else { String::new() };
     out!(
-        "{:>5} {:>7} {:>10} {:>10} {:>9} {:>10}",
+        "{:>5} {:>7} {:>10} {:>10} {:>9} {:>10}{}",
         "epoch",
         "step",
         "d_loss",
         "g_loss",
         "SWD",
-        "real SWD"
+        "real SWD",
+        extra(format!(" {:>11}", "trained SWD"))
     )?;
     for e in &epochs {
         // A run stopped mid-epoch (max_steps) and resumed has two records of that epoch: each
@@ -887,13 +928,14 @@ pub fn history(a: &HistoryArgs) -> Result<()> {
             in_epoch.iter().map(|s| f(s)).sum::<f64>() / in_epoch.len().max(1) as f64
         };
         out!(
-            "{:>5} {:>7} {:>10.4} {:>10.4} {:>9.4} {:>10.4}",
+            "{:>5} {:>7} {:>10.4} {:>10.4} {:>9.4} {:>10.4}{}",
             e.epoch,
             e.step,
             m(&|s| s.d_loss),
             m(&|s| s.g_loss),
             e.swd.unwrap_or(f64::NAN),
-            e.swd_real_baseline.unwrap_or(f64::NAN)
+            e.swd_real_baseline.unwrap_or(f64::NAN),
+            extra(format!(" {:>11.4}", e.swd_trained.unwrap_or(f64::NAN)))
         )?;
     }
     out!(

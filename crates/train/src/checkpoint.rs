@@ -1,6 +1,7 @@
 //! Checkpoints: `checkpoints/step_NNNNNNNNN.safetensors` in the run directory, each holding the
-//! generator (`g.*`), the critic (`d.*`), both optimizers' state (`opt_g.*`, `opt_d.*`) and the
-//! step, written atomically (a killed process leaves the previous checkpoints intact), the
+//! generator (`g.*`), the critic (`d.*`), both optimizers' state (`opt_g.*`, `opt_d.*`), the
+//! moving average of the generator's weights when the run keeps one (`ema.*`, see
+//! [`crate::ema`]) and the step, written atomically (a killed process leaves the previous checkpoints intact), the
 //! oldest deleted beyond the number kept.
 
 use std::path::{Path, PathBuf};
@@ -82,9 +83,19 @@ pub struct State<'a, G, D, B: Storage<f32> = Cpu> {
     pub opt_g: &'a mut Optimizer<f32, B>,
     /// Critic's optimizer.
     pub opt_d: &'a mut Optimizer<f32, B>,
+    /// The moving average of the generator's weights, when the run keeps one.
+    pub ema: Option<&'a mut G>,
 }
 
 const FORMAT: &str = "mouton-checkpoint/1";
+
+/// The prefix of the generator's moving average in a checkpoint.
+const EMA: &str = "ema.";
+
+/// Whether the checkpoint `f` holds a moving average of the generator.
+fn holds_ema(f: &WeightsFile) -> bool {
+    f.entries().iter().any(|(name, _)| name.starts_with(EMA))
+}
 
 /// Writes the checkpoint of `step` and deletes all but the newest `keep`.
 ///
@@ -102,7 +113,7 @@ const FORMAT: &str = "mouton-checkpoint/1";
 /// let adam = || Optimizer::new(cfg.optimizer, 1e-4, 0.9, 0.999, 1e-7);
 /// let (mut opt_g, mut opt_d) = (adam(), adam());
 /// for step in 1..=3 {
-///     let state = State { g: &mut g, d: &mut d, opt_g: &mut opt_g, opt_d: &mut opt_d };
+///     let state = State { g: &mut g, d: &mut d, opt_g: &mut opt_g, opt_d: &mut opt_d, ema: None };
 ///     save(tmp.path(), step, state, 2)?; // keep the newest two
 /// }
 /// let kept: Vec<u64> = list(tmp.path())?.into_iter().map(|(s, _)| s).collect();
@@ -111,7 +122,7 @@ const FORMAT: &str = "mouton-checkpoint/1";
 /// let mut g2: MlpGenerator<f32, Cpu> = build(&TrainConfig { seed: 5, ..cfg.clone() }, 0);
 /// let mut d2: MlpDiscriminator<f32, Cpu> = build(&TrainConfig { seed: 5, ..cfg.clone() }, 1);
 /// let (mut o1, mut o2) = (adam(), adam());
-/// let state = State { g: &mut g2, d: &mut d2, opt_g: &mut o1, opt_d: &mut o2 };
+/// let state = State { g: &mut g2, d: &mut d2, opt_g: &mut o1, opt_d: &mut o2, ema: None };
 /// assert_eq!(load(&list(tmp.path())?[1].1, state)?, 3);
 /// assert_eq!(g2.l1.weight.as_vec(), g.l1.weight.as_vec());
 /// assert_eq!(d2.l3.weight.as_vec(), d.l3.weight.as_vec());
@@ -136,6 +147,9 @@ where
     w.add_module("d.", &*s.d);
     s.opt_g.save(&mut w, "opt_g.", s.g)?;
     s.opt_d.save(&mut w, "opt_d.", s.d)?;
+    if let Some(avg) = s.ema {
+        w.add_module(EMA, &*avg);
+    }
     let path = path_for(run_dir, step);
     w.write(&path)?;
     let all = list(run_dir)?;
@@ -169,7 +183,7 @@ where
 /// w.write(&path)?;
 /// let adam = || Optimizer::new(cfg.optimizer, 1e-4, 0.9, 0.999, 1e-7);
 /// let (mut o1, mut o2) = (adam(), adam());
-/// let err = load(&path, State { g: &mut g, d: &mut d, opt_g: &mut o1, opt_d: &mut o2 });
+/// let err = load(&path, State { g: &mut g, d: &mut d, opt_g: &mut o1, opt_d: &mut o2, ema: None });
 /// assert!(err.unwrap_err().to_string().contains("not a mouton checkpoint"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -195,6 +209,15 @@ where
     f.load_module("d.", s.d)?;
     s.opt_g.load(&f, "opt_g.", s.g)?;
     s.opt_d.load(&f, "opt_d.", s.d)?;
+    if let Some(avg) = s.ema {
+        if !holds_ema(&f) {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: holds no moving average of the generator (ema), which the run keeps",
+                path.display()
+            )));
+        }
+        f.load_module(EMA, avg)?;
+    }
     Ok(step)
 }
 
@@ -296,28 +319,57 @@ pub fn find(run_dir: &Path, pick: Pick) -> Result<(u64, PathBuf), TrainError> {
     )))
 }
 
-/// Loads only the generator of the checkpoint `pick` names; returns its step and path.
+/// Which weights of a checkpoint's generator draw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Weights {
+    /// The moving average of the generator's weights when the run keeps one (`ema`), else
+    /// the trained weights.
+    #[default]
+    Average,
+    /// The trained weights, even when the run keeps an average.
+    Trained,
+}
+
+/// The generator [`load_generator`] loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// The checkpoint's step.
+    pub step: u64,
+    /// The checkpoint file.
+    pub path: PathBuf,
+    /// Whether these are the moving average's weights.
+    pub averaged: bool,
+}
+
+/// Loads only the generator of the checkpoint `pick` names: the moving average of its weights
+/// when the run keeps one, unless `weights` asks for the trained weights.
 ///
 /// ```
 /// use dfdx::prelude::*;
 /// use mouton_models::mlp::MlpGenerator;
-/// use mouton_train::checkpoint::{load_generator, Pick};
+/// use mouton_train::checkpoint::{load_generator, Pick, Weights};
 /// use mouton_train::config::{Preset, TrainConfig};
 /// use mouton_train::trainer::build;
 /// # let tmp = tempfile::tempdir()?;
 /// let mut g: MlpGenerator<f32, Cpu> = build(&TrainConfig::preset(Preset::Sheep1), 0);
 /// // An empty run directory: the error says what to do.
-/// let err = load_generator(tmp.path(), Pick::Newest, &mut g).unwrap_err().to_string();
-/// assert!(err.contains("no checkpoint (train first"), "{err}");
+/// let err = load_generator(tmp.path(), Pick::Newest, Weights::Average, &mut g).unwrap_err();
+/// assert!(err.to_string().contains("no checkpoint (train first"), "{err}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn load_generator<G: TensorCollection<f32, B>, B: Device<f32>>(
     run_dir: &Path,
     pick: Pick,
+    weights: Weights,
     g: &mut G,
-) -> Result<(u64, PathBuf), TrainError> {
+) -> Result<Loaded, TrainError> {
     let (step, path) = find(run_dir, pick)?;
     let f = WeightsFile::open(&path)?;
-    f.load_module("g.", g)?;
-    Ok((step, path))
+    let averaged = weights == Weights::Average && holds_ema(&f);
+    f.load_module(if averaged { EMA } else { "g." }, g)?;
+    Ok(Loaded {
+        step,
+        path,
+        averaged,
+    })
 }

@@ -189,6 +189,12 @@ pub struct TrainConfig {
     /// Also write TensorBoard event files in the run directory (`tensorboard --logdir`).
     #[serde(default)]
     pub tensorboard: bool,
+    /// Keep an exponential moving average of the generator's weights with this decay (in
+    /// (0, 1), e.g. 0.999; ramped up over the first updates, see [`crate::ema`]). The average
+    /// then draws the epoch samples and metrics and, by default, `mouton sample`; training
+    /// never reads it. `None`: no average (FIDLE's notebooks keep none).
+    #[serde(default)]
+    pub ema: Option<f64>,
     /// Random projections of the sliced Wasserstein metric (1 to 65,536).
     pub swd_projections: usize,
     /// Warn when the samples' diversity falls below this fraction of the real images'.
@@ -250,6 +256,7 @@ impl TrainConfig {
             keep_checkpoints: 3,
             checkpoint_every: None,
             tensorboard: false,
+            ema: None,
             swd_projections: 64,
             detect_collapse: None,
             kl_weight: 1.0,
@@ -443,6 +450,11 @@ impl TrainConfig {
                 return bad("detect_collapse", "must be in (0, 1)");
             }
         }
+        if let Some(d) = self.ema {
+            if !(d > 0.0 && d < 1.0) {
+                return bad("ema", "the decay must be in (0, 1), e.g. 0.999");
+            }
+        }
         mouton_losses::gan::Labels {
             real: self.real_label,
             flip: self.label_flip,
@@ -559,6 +571,7 @@ pub struct Overrides {
     pub keep_checkpoints: Option<usize>,
     pub checkpoint_every: Option<u64>,
     pub tensorboard: Option<bool>,
+    pub ema: Option<f64>,
     pub swd_projections: Option<usize>,
     pub detect_collapse: Option<f64>,
     pub kl_weight: Option<f64>,
@@ -626,6 +639,7 @@ impl Overrides {
             keep_checkpoints,
             checkpoint_every,
             tensorboard,
+            ema,
             swd_projections,
             detect_collapse,
             kl_weight,
@@ -687,6 +701,9 @@ impl Overrides {
         }
         if self.detect_collapse.is_some() {
             c.detect_collapse = self.detect_collapse;
+        }
+        if self.ema.is_some() {
+            c.ema = self.ema;
         }
         if self.checkpoint_every.is_some() {
             c.checkpoint_every = self.checkpoint_every;

@@ -6,7 +6,8 @@
 //! - [`data`]: the training images (any Quick Draw format, or synthetic sheep);
 //! - [`optim`]: Adam and RMSprop with checkpointable state;
 //! - [`trainer`]: the loop for GAN, non-saturating GAN, LSGAN, hinge, WGAN and WGAN-GP with
-//!   any generator/critic pair of mouton-models, and for the VAE;
+//!   any generator/critic pair of mouton-models, and for the VAE; [`ema`]: an optional
+//!   moving average of the generator's weights, which then draws the samples;
 //! - [`checkpoint`], [`metrics`]: the run directory's files, all written atomically;
 //!   [`run_lock`]: one training at a time per run directory; [`tensorboard`]: the same
 //!   metrics and sample grids as TensorBoard event files;
@@ -17,12 +18,14 @@
 //! run on the CPU, and a resumed run continues exactly as an uninterrupted one would.
 //!
 //! A run directory holds `config.toml`, `metrics.jsonl`, `samples/epoch_NNN.png`, `loss.png`
-//! and `checkpoints/step_NNNNNNNNN.safetensors` (generator, critic, both optimizers' state),
+//! and `checkpoints/step_NNNNNNNNN.safetensors` (generator, critic, both optimizers' state,
+//! and the generator's moving average with `ema`),
 //! and with `tensorboard = true` `events.out.tfevents.*` files.
 
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod ema;
 pub mod eval;
 pub mod metrics;
 pub mod optim;

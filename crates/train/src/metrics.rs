@@ -61,6 +61,10 @@ pub struct EpochRecord {
     /// Mean pairwise distance of the fixed-latent samples over that of real images.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub diversity_ratio: Option<f64>,
+    /// With `ema`, `swd` is the moving average's samples' and this is the trained
+    /// generator's (the same latent vectors and real images).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub swd_trained: Option<f64>,
     /// Seconds spent in the epoch.
     pub seconds: f64,
 }
@@ -73,7 +77,7 @@ pub struct EpochRecord {
 /// let path = dir.path().join("metrics.jsonl");
 /// let epoch = |step| EpochRecord {
 ///     kind: "epoch".into(), step, epoch: step / 10, swd: Some(0.25),
-///     swd_real_baseline: None, diversity_ratio: None, seconds: 1.5,
+///     swd_real_baseline: None, diversity_ratio: None, swd_trained: None, seconds: 1.5,
 /// };
 /// append(&path, &epoch(10))?;
 /// append(&path, &epoch(20))?;

@@ -11,7 +11,7 @@ use mouton_models::layers::Layers;
 pub const LATENT: usize = 128;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::checkpoint::Pick;
+use crate::checkpoint::{Loaded, Pick, Weights};
 use crate::rng::{rng, Stream};
 use crate::TrainError;
 
@@ -187,10 +187,10 @@ pub fn interpolation(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
 }
 
 /// Images for latent vectors `z` from the checkpoint `pick` names in a run directory (whatever
-/// its architecture); returns them with the checkpoint's step.
+/// its architecture), drawn by the `weights` it asks for; returns them with what was loaded.
 ///
 /// ```
-/// use mouton_train::checkpoint::Pick;
+/// use mouton_train::checkpoint::{Pick, Weights};
 /// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
 /// use mouton_train::sampling::{generate_from_run, latent, run_image_size, run_latent};
 /// use mouton_train::trainer::{train, RunOptions};
@@ -204,34 +204,37 @@ pub fn interpolation(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
 /// train(&cfg, &data, &run, &RunOptions::default(), &mut |_| {})?;
 /// assert_eq!((run_latent(&run)?, run_image_size(&run)?), (128, 28));
 /// let z = latent(1, 0, 4);
-/// let (images, step) = generate_from_run(&run, Pick::Newest, &z)?;
-/// assert_eq!((images.len(), step), (4 * 784, 2));
+/// let (images, loaded) = generate_from_run(&run, Pick::Newest, Weights::Average, &z)?;
+/// // The run keeps no moving average (no `ema`): the trained weights drew.
+/// assert_eq!((images.len(), loaded.step, loaded.averaged), (4 * 784, 2, false));
 /// // The generator of step 1 draws other sheep from the same latent vectors.
-/// let (earlier, step) = generate_from_run(&run, Pick::Step(1), &z)?;
-/// assert!(step == 1 && earlier != images);
+/// let (earlier, loaded) = generate_from_run(&run, Pick::Step(1), Weights::Average, &z)?;
+/// assert!(loaded.step == 1 && earlier != images);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn generate_from_run(
     run_dir: &std::path::Path,
     pick: Pick,
+    weights: Weights,
     z: &[f32],
-) -> Result<(Vec<f32>, u64), TrainError> {
+) -> Result<(Vec<f32>, Loaded), TrainError> {
     let mut images = Vec::new();
-    let step = generate_each(run_dir, pick, &mut std::iter::once(z.to_vec()), &mut |im| {
+    let mut one = std::iter::once(z.to_vec());
+    let loaded = generate_each(run_dir, pick, weights, &mut one, &mut |im| {
         images.extend_from_slice(im);
         Ok(())
     })?;
-    Ok((images, step))
+    Ok((images, loaded))
 }
 
 /// [`generate_from_run`] for latent vectors that come in chunks (see [`latent_chunks`]):
 /// hands each chunk's images to `each` as they are made, so that memory stays that of one
-/// chunk however many sheep are drawn. Returns the generator's step. Chunks of a multiple
+/// chunk however many sheep are drawn. Returns what was loaded. Chunks of a multiple
 /// of 64 vectors give the very images of one [`generate_from_run`] call.
 ///
 /// ```
 /// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
-/// use mouton_train::checkpoint::Pick;
+/// use mouton_train::checkpoint::{Pick, Weights};
 /// use mouton_train::sampling::{generate_each, generate_from_run, latent_chunks, latent_of};
 /// use mouton_train::trainer::{train, RunOptions};
 /// # let dir = tempfile::tempdir()?;
@@ -242,28 +245,32 @@ pub fn generate_from_run(
 /// train(&cfg, &mouton_train::data::load(&cfg)?, &run, &RunOptions::default(), &mut |_| {})?;
 /// let mut sizes = Vec::new();
 /// let mut images = Vec::new();
-/// let step = generate_each(&run, Pick::Newest, &mut latent_chunks(7, 0, 150, 128, 64), &mut |im| {
+/// let mut z = latent_chunks(7, 0, 150, 128, 64);
+/// let loaded = generate_each(&run, Pick::Newest, Weights::Average, &mut z, &mut |im| {
 ///     sizes.push(im.len() / 784);
 ///     images.extend_from_slice(im);
 ///     Ok(())
 /// })?;
-/// assert_eq!((step, sizes), (1, vec![64, 64, 22]));
-/// assert!(images == generate_from_run(&run, Pick::Newest, &latent_of(7, 0, 150, 128))?.0);
+/// assert_eq!((loaded.step, sizes), (1, vec![64, 64, 22]));
+/// let z = latent_of(7, 0, 150, 128);
+/// assert!(images == generate_from_run(&run, Pick::Newest, Weights::Average, &z)?.0);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn generate_each(
     run_dir: &std::path::Path,
     pick: Pick,
+    weights: Weights,
     z: &mut dyn Iterator<Item = Vec<f32>>,
     each: &mut dyn FnMut(&[f32]) -> Result<(), TrainError>,
-) -> Result<u64, TrainError> {
+) -> Result<Loaded, TrainError> {
     let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
+    let which = (pick, weights);
     if cfg.generator == crate::config::GeneratorArch::Vae {
         return generate_with::<mouton_models::vae::Vae<2, f32, Cpu>, (), Cpu>(
-            &cfg, run_dir, pick, z, each,
+            &cfg, run_dir, which, z, each,
         );
     }
-    crate::with_architectures!(cfg, Cpu, generate_with(&cfg, run_dir, pick, z, each))
+    crate::with_architectures!(cfg, Cpu, generate_with(&cfg, run_dir, which, z, each))
 }
 
 // `D` (the critic) comes with the dispatch macro and is not needed here.
@@ -271,22 +278,22 @@ pub fn generate_each(
 fn generate_with<G, D, B>(
     cfg: &crate::config::TrainConfig,
     run_dir: &std::path::Path,
-    pick: Pick,
+    (pick, weights): (Pick, Weights),
     z: &mut dyn Iterator<Item = Vec<f32>>,
     each: &mut dyn FnMut(&[f32]) -> Result<(), TrainError>,
-) -> Result<u64, TrainError>
+) -> Result<Loaded, TrainError>
 where
     G: Generator<f32>
         + dfdx::nn::tensor_collection::TensorCollection<f32, Cpu>
         + dfdx::nn::BuildModule<Cpu, f32>,
 {
     let mut g: G = crate::trainer::build(cfg, 0);
-    let (step, _) = crate::checkpoint::load_generator(run_dir, pick, &mut g)?;
+    let loaded = crate::checkpoint::load_generator(run_dir, pick, weights, &mut g)?;
     let dev = Cpu::default();
     for chunk in z {
         each(&generate(&mut g, &chunk, &dev)?)?;
     }
-    Ok(step)
+    Ok(loaded)
 }
 
 /// The latent length of a run directory's generator (read from its `config.toml`).

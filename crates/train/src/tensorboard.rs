@@ -261,13 +261,14 @@ impl EventWriter {
     }
 
     /// An epoch's record of `metrics.jsonl` as scalars: `quality/swd`,
-    /// `quality/swd_real_baseline`, `quality/diversity_ratio` (where measured) and
-    /// `speed/epoch_seconds`.
+    /// `quality/swd_real_baseline`, `quality/diversity_ratio`, `quality/swd_trained` (where
+    /// measured) and `speed/epoch_seconds`.
     pub fn add_epoch(&mut self, r: &EpochRecord) -> Result<(), TrainError> {
         let optional = [
             ("quality/swd", r.swd),
             ("quality/swd_real_baseline", r.swd_real_baseline),
             ("quality/diversity_ratio", r.diversity_ratio),
+            ("quality/swd_trained", r.swd_trained),
         ];
         let mut v: Vec<_> = optional
             .iter()

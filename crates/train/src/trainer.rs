@@ -614,6 +614,7 @@ fn drive<G, D, B>(
     on_event: &mut dyn FnMut(Event<'_>),
     mut g: G,
     mut d: D,
+    mut ema: Option<G>,
     step_fn: &mut StepFn<'_, G, D, B>,
     dev: &B,
 ) -> Result<Summary, TrainError>
@@ -638,6 +639,14 @@ where
     let metrics_path = run_dir.join("metrics.jsonl");
 
     let (mut opt_g, mut opt_d) = optimizers(cfg);
+    if cfg.ema.is_some() != ema.is_some() {
+        return Err(TrainError::Config(
+            "ema: the moving average of the generator was not built".into(),
+        ));
+    }
+    if let Some(avg) = &mut ema {
+        crate::ema::copy(avg, &g)?;
+    }
     let mut start = 0;
     let mut last_checkpoint = None;
     if opts.resume {
@@ -650,6 +659,7 @@ where
                         d: &mut d,
                         opt_g: &mut opt_g,
                         opt_d: &mut opt_d,
+                        ema: ema.as_mut(),
                     },
                 )?;
                 metrics::truncate_after(&metrics_path, start)?;
@@ -716,6 +726,10 @@ where
             .as_mut()
             .ok_or_else(|| TrainError::NoData("no batches".into()))?;
         let mut record = step_fn(&mut g, &mut d, &mut opt_g, &mut opt_d, it, step, epoch)?;
+        if let (Some(avg), Some(decay)) = (&mut ema, cfg.ema) {
+            // `step` generator updates came before this step's.
+            crate::ema::update(avg, &g, crate::ema::decay_at(decay, step))?;
+        }
         record.images_per_s =
             (cfg.batch_size * cfg.n_critic) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         metrics::append(&metrics_path, &record)?;
@@ -732,24 +746,33 @@ where
         // The epoch's samples and metrics, before its checkpoint as they always were.
         let quality = if epoch_end {
             let (side, px) = (cfg.image_size, cfg.image_size * cfg.image_size);
-            let samples = sampling::generate(&mut g, &fixed_z, dev)?;
+            // The moving average draws when the run keeps one.
+            let samples = sampling::generate(ema.as_mut().unwrap_or(&mut g), &fixed_z, dev)?;
             let grid = samples_dir.join(format!("epoch_{:03}.png", epoch + 1));
             sampling::write_grid(&grid, &samples, side, 8)?;
             if let Some(b) = &mut board {
                 let png = std::fs::read(&grid).map_err(io_err(&grid))?;
                 b.add_gray_png("samples", done, &png)?;
             }
-            let (swd, swd_real_baseline, diversity_ratio) = if n_metric >= 8 {
-                let fake = sampling::generate(&mut g, &metric_z, dev)?;
+            let (swd, swd_real_baseline, diversity_ratio, swd_trained) = if n_metric >= 8 {
                 let val = data.validation.as_slice();
                 let half = n_metric / 2;
-                let swd = eval::swd(
-                    &fake[..half * px],
-                    &val[..half * px],
-                    side,
-                    cfg.swd_projections,
-                    cfg.seed,
-                )?;
+                let swd_of = |fake: &[f32]| {
+                    eval::swd(
+                        &fake[..half * px],
+                        &val[..half * px],
+                        side,
+                        cfg.swd_projections,
+                        cfg.seed,
+                    )
+                };
+                let fake = sampling::generate(ema.as_mut().unwrap_or(&mut g), &metric_z, dev)?;
+                let swd = swd_of(&fake)?;
+                // With an average, the trained weights' distance too, to show what it brings.
+                let swd_trained = match ema {
+                    Some(_) => Some(swd_of(&sampling::generate(&mut g, &metric_z, dev)?)?),
+                    None => None,
+                };
                 let base = eval::swd(
                     &val[half * px..2 * half * px],
                     &val[..half * px],
@@ -760,9 +783,9 @@ where
                 let m = half.min(64);
                 let div = eval::mean_pairwise_distance(&fake[..m * px], side)
                     / eval::mean_pairwise_distance(&val[..m * px], side).max(1e-12);
-                (Some(swd), Some(base), Some(div))
+                (Some(swd), Some(base), Some(div), swd_trained)
             } else {
-                (None, None, None)
+                (None, None, None, None)
             };
             if let Some(frac) = cfg.detect_collapse {
                 if let Some(diversity_ratio) = diversity_ratio.filter(|&d| d < frac) {
@@ -774,7 +797,7 @@ where
                     )));
                 }
             }
-            Some((swd, swd_real_baseline, diversity_ratio))
+            Some((swd, swd_real_baseline, diversity_ratio, swd_trained))
         } else {
             None
         };
@@ -789,11 +812,12 @@ where
                 d: &mut d,
                 opt_g: &mut opt_g,
                 opt_d: &mut opt_d,
+                ema: ema.as_mut(),
             },
             cfg.keep_checkpoints,
         )?;
         match quality {
-            Some((swd, swd_real_baseline, diversity_ratio)) => {
+            Some((swd, swd_real_baseline, diversity_ratio, swd_trained)) => {
                 let rec = EpochRecord {
                     kind: "epoch".into(),
                     step: done,
@@ -801,6 +825,7 @@ where
                     swd,
                     swd_real_baseline,
                     diversity_ratio,
+                    swd_trained,
                     seconds: epoch_start.elapsed().as_secs_f64(),
                 };
                 metrics::append(&metrics_path, &rec)?;
@@ -851,6 +876,8 @@ where
 {
     let g: G = build_on(cfg, 0, dev);
     let d: D = build_on(cfg, 1, dev);
+    // Its own tensors (see crate::ema): built, not cloned.
+    let ema: Option<G> = cfg.ema.map(|_| build_on(cfg, 0, dev));
     let signed = g.output_range() == OutputRange::MinusOneOne;
     let inject_at = opts.inject_nan_at_step;
     let mut step_fn = |g: &mut G,
@@ -928,7 +955,18 @@ where
             kl: None,
         })
     };
-    drive(cfg, data, run_dir, opts, on_event, g, d, &mut step_fn, dev)
+    drive(
+        cfg,
+        data,
+        run_dir,
+        opts,
+        on_event,
+        g,
+        d,
+        ema,
+        &mut step_fn,
+        dev,
+    )
 }
 
 /// VAE training: one update per step of `reconstruction BCE + kl_weight x KL`.
@@ -942,6 +980,7 @@ fn run_vae<B: Layers<f32>>(
 ) -> Result<Summary, TrainError> {
     use mouton_losses::vae::{kl_divergence, reconstruction_bce, reparameterize, vae_loss, KlForm};
     let vae: mouton_models::vae::Vae<2, f32, B> = build_on(cfg, 0, dev);
+    let ema: Option<mouton_models::vae::Vae<2, f32, B>> = cfg.ema.map(|_| build_on(cfg, 0, dev));
     let form = if cfg.kl_fidle_no_half {
         KlForm::FidleNoHalf
     } else {
@@ -1007,6 +1046,7 @@ fn run_vae<B: Layers<f32>>(
         on_event,
         vae,
         (),
+        ema,
         &mut step_fn,
         dev,
     )

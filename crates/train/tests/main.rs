@@ -3,6 +3,7 @@
 //! `cargo test -p mouton-train --test train MODULE::`. The workspace test `tests/layout.rs`
 //! checks that no file here is left out.
 
+mod ema;
 mod metrics_file;
 mod optim;
 mod training;

@@ -36,6 +36,7 @@ fn truncating_after_a_resume_keeps_every_value_bit_for_bit() {
                 swd: Some(0.014133804477751257),
                 swd_real_baseline: Some(3.576199809),
                 diversity_ratio: None,
+                swd_trained: None,
                 seconds: 3.576199809 + k as f64,
             };
             append(&path, &e).unwrap();

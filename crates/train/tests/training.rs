@@ -265,13 +265,14 @@ fn fully_connected_architectures_train_mixed_with_the_convolutional_ones() {
             assert!(rv.iter().any(|&v| v != 1.0), "running variance updated");
         }
         let z = mouton_train::sampling::latent(1, 0, 4);
-        let (images, step) = mouton_train::sampling::generate_from_run(
+        let (images, loaded) = mouton_train::sampling::generate_from_run(
             dir.path(),
             mouton_train::checkpoint::Pick::Newest,
+            mouton_train::checkpoint::Weights::Average,
             &z,
         )
         .unwrap();
-        assert_eq!((images.len(), step), (4 * 784, 2));
+        assert_eq!((images.len(), loaded.step), (4 * 784, 2));
         assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
     }
 }
@@ -324,6 +325,7 @@ fn the_vae_trains_resumes_exactly_and_draws() {
     let (images, _) = mouton_train::sampling::generate_from_run(
         a.path(),
         mouton_train::checkpoint::Pick::Newest,
+        mouton_train::checkpoint::Weights::Average,
         &z,
     )
     .unwrap();
@@ -347,6 +349,7 @@ fn dcgan_trains_on_signed_pixels_and_wgan_gp_refuses_its_discriminator() {
     let (images, _) = mouton_train::sampling::generate_from_run(
         dir.path(),
         mouton_train::checkpoint::Pick::Newest,
+        mouton_train::checkpoint::Weights::Average,
         &z,
     )
     .unwrap();
