@@ -37,10 +37,15 @@ def main(run):
         assert got == want, f"{tag}: {got[:5]} vs {want[:5]} ({len(got)} vs {len(want)})"
         checked += len(got)
     # An epoch stopped early and resumed has two records; TensorBoard keeps both steps.
-    want = [(r["step"], np.float32(r["swd"])) for r in epochs if "swd" in r]
-    got = [(e.step, np.float32(e.value)) for e in acc.Scalars("quality/swd")]
-    assert got == want, f"quality/swd: {got} vs {want}"
-    checked += len(got)
+    for key in ["swd", "swd_real_baseline", "diversity_ratio", "swd_trained"]:
+        tag = "quality/" + key
+        want = [(r["step"], np.float32(r[key])) for r in epochs if key in r]
+        if not want:
+            assert tag not in tags["scalars"], tag
+            continue
+        got = [(e.step, np.float32(e.value)) for e in acc.Scalars(tag)]
+        assert got == want, f"{tag}: {got} vs {want}"
+        checked += len(got)
     images = {e.step: e for e in acc.Images("samples")}
     last_of_epoch = {r["epoch"]: r["step"] for r in epochs}
     for epoch, step in last_of_epoch.items():
