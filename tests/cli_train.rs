@@ -618,6 +618,62 @@ fn the_vae_preset_trains_and_samples() {
         .arg(tmp.path().join("s.png"))
         .assert()
         .success();
+    // The decoded latent plane: 5 x 5 cells of 28 px with 2 px between and around them.
+    let map = tmp.path().join("map.png");
+    mouton()
+        .arg("sample")
+        .arg(&run)
+        .args(["--latent-map", "5", "-o"])
+        .arg(&map)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("a 5 x 5 map of the latent plane"));
+    let im = image::open(&map).unwrap().to_luma8();
+    assert_eq!(im.dimensions(), (152, 152));
+    let cell = |i: u32, j: u32| -> Vec<u8> {
+        let (x, y) = (2 + j * 30, 2 + i * 30);
+        (0..28 * 28)
+            .map(|k| im.get_pixel(x + k % 28, y + k / 28)[0])
+            .collect()
+    };
+    assert!(
+        cell(0, 0) != cell(4, 4),
+        "opposite corners of the plane decode alike"
+    );
+    for (args, msg) in [
+        (
+            &["--latent-map", "1"][..],
+            "invalid value '1' for '--latent-map",
+        ),
+        (&["--latent-map", "4", "-n", "9"], "cannot be used with"),
+    ] {
+        mouton()
+            .arg("sample")
+            .arg(&run)
+            .args(args)
+            .arg("-o")
+            .arg(tmp.path().join("no.png"))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(msg));
+    }
+    // A GAN's 128-D latent space has no map.
+    let gan = tmp.path().join("gan");
+    tiny(&gan)
+        .args(["--max-steps", "1", "--quiet"])
+        .assert()
+        .success();
+    mouton()
+        .arg("sample")
+        .arg(&gan)
+        .args(["--latent-map", "4", "-o"])
+        .arg(tmp.path().join("no.png"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "generator has a 128-D latent space; a map needs a 2-D one",
+        ));
+    assert!(!tmp.path().join("no.png").exists());
     // A GAN loss with the VAE preset is refused.
     mouton()
         .args(["train", "--preset", "vae", "--loss", "hinge", "--run-dir"])

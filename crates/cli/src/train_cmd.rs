@@ -565,6 +565,11 @@ pub struct SampleArgs {
     /// Seed of the latent vectors (the same seed draws the same sheep in either output).
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Instead of random sheep, a SIDE x SIDE map of a 2-D latent plane (a VAE's, --preset
+    /// vae): columns and rows at the N(0, 1) quantiles of 5% to 95%, z1 growing upwards.
+    #[arg(long, value_name = "SIDE", conflicts_with_all = ["n", "seed"],
+          value_parser = clap::value_parser!(u64).range(2..=256))]
+    latent_map: Option<u64>,
 }
 
 /// Which checkpoint's generator draws (the newest unless told), and with which weights.
@@ -625,6 +630,9 @@ const MAX_NPY_IMAGES: usize = 1 << 24;
 const SAMPLE_CHUNK: usize = 1024;
 
 pub fn sample(a: &SampleArgs) -> Result<()> {
+    if let Some(side) = a.latent_map {
+        return latent_map(a, side as usize);
+    }
     let ext = a
         .output
         .extension()
@@ -715,6 +723,34 @@ pub fn sample(a: &SampleArgs) -> Result<()> {
         a.n,
         generator_name(&loaded),
         a.seed
+    )?;
+    Ok(())
+}
+
+/// `mouton sample --latent-map SIDE`: the decoded latent plane of a 2-D latent run.
+fn latent_map(a: &SampleArgs, side: usize) -> Result<()> {
+    run_dir_check(&a.dir)?;
+    check_output(&a.output, Some("png"))?;
+    let k = sampling::run_latent(&a.dir).map_err(lib_err)?;
+    if k != 2 {
+        return Err(BadInput(format!(
+            "--latent-map: {}'s generator has a {k}-D latent space; a map needs a 2-D one \
+             (a VAE: mouton train --preset vae)",
+            a.dir.display()
+        ))
+        .into());
+    }
+    let z = sampling::latent_plane(side);
+    let (images, loaded) =
+        sampling::generate_from_run(&a.dir, a.which.pick(), a.which.weights(), &z)
+            .map_err(lib_err)?;
+    let px = sampling::run_image_size(&a.dir).map_err(lib_err)?;
+    sampling::write_grid(&a.output, &images, px, side).map_err(cannot_write)?;
+    out!(
+        "wrote {}: a {side} x {side} map of the latent plane (N(0, 1) quantiles 5% to 95% on \
+         each axis, z0 left to right, z1 bottom to top) from {}",
+        a.output.display(),
+        generator_name(&loaded)
     )?;
     Ok(())
 }

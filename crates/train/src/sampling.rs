@@ -186,6 +186,87 @@ pub fn interpolation(a: &[f32], b: &[f32], steps: usize) -> Vec<f32> {
         .collect()
 }
 
+/// The standard normal distribution's quantile: the `x` with `P(N(0, 1) <= x) = p`, for `p`
+/// in (0, 1) (NaN outside). Bisection on the CDF `erfc(-x / sqrt 2) / 2`, which is accurate in
+/// both tails, down to adjacent floats or an exact hit (within 4e-15 relative of Python's
+/// `statistics.NormalDist().inv_cdf` from 1e-300 to 1 - 1e-16, tested).
+///
+/// ```
+/// use mouton_train::sampling::normal_quantile;
+/// assert_eq!(normal_quantile(0.5), 0.0);
+/// assert!((normal_quantile(0.975) - 1.959963984540054).abs() < 1e-14);
+/// assert!(normal_quantile(1.0).is_nan());
+/// ```
+pub fn normal_quantile(p: f64) -> f64 {
+    if !(p > 0.0 && p < 1.0) {
+        return f64::NAN;
+    }
+    if p > 0.5 {
+        // By symmetry, from the lower tail, where the CDF keeps its relative precision
+        // (1 - p is exact for p in [0.5, 1]).
+        return -normal_quantile(1.0 - p);
+    }
+    let cdf = |x: f64| 0.5 * libm::erfc(-x / std::f64::consts::SQRT_2);
+    // The CDF rounds to 0 below -38.5: every p in (0, 0.5] lies between -40 and 0 (the
+    // first midpoint, hit exactly by 0.5).
+    let (mut lo, mut hi) = (-40.0f64, 40.0f64);
+    loop {
+        let mid = 0.5 * (lo + hi);
+        if mid <= lo || mid >= hi {
+            // Adjacent floats: the nearer one.
+            return if (cdf(lo) - p).abs() <= (cdf(hi) - p).abs() {
+                lo
+            } else {
+                hi
+            };
+        }
+        let c = cdf(mid);
+        if c == p {
+            return mid;
+        }
+        if c < p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+}
+
+/// Latent points on a `side` x `side` grid over a 2-D latent plane (a VAE's): column `j` at
+/// `z0 = q_j`, row `i` at `z1 = q_(side-1-i)` (up is positive, as on a plot), with `q` the
+/// standard normal quantiles of `side` evenly spaced probabilities from 5% to 95%, so that each
+/// cell covers an equal share of the prior, as Keras' and FIDLE's VAE notebooks draw it. Row by
+/// row, `side * side` points of 2 values.
+///
+/// ```
+/// use mouton_train::sampling::latent_plane;
+/// let z = latent_plane(3);
+/// assert_eq!(z.len(), 3 * 3 * 2);
+/// let q95 = 1.6448536269514722_f32;
+/// assert_eq!(&z[..2], &[-q95, q95]); // top left
+/// assert_eq!(&z[8..10], &[0.0, 0.0]); // the centre
+/// assert_eq!(&z[16..], &[q95, -q95]); // bottom right
+/// ```
+pub fn latent_plane(side: usize) -> Vec<f32> {
+    let q: Vec<f32> = (0..side)
+        .map(|k| {
+            let t = if side > 1 {
+                k as f64 / (side - 1) as f64
+            } else {
+                0.5
+            };
+            normal_quantile(0.05 + 0.9 * t) as f32
+        })
+        .collect();
+    let mut z = Vec::with_capacity(side * side * 2);
+    for i in 0..side {
+        for &x in &q {
+            z.extend([x, q[side - 1 - i]]);
+        }
+    }
+    z
+}
+
 /// Images for latent vectors `z` from the checkpoint `pick` names in a run directory (whatever
 /// its architecture), drawn by the `weights` it asks for; returns them with what was loaded.
 ///
@@ -331,4 +412,46 @@ pub fn run_latent(run_dir: &std::path::Path) -> Result<usize, TrainError> {
 /// ```
 pub fn run_image_size(run_dir: &std::path::Path) -> Result<usize, TrainError> {
     Ok(crate::config::TrainConfig::load(&run_dir.join("config.toml"))?.image_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normal_quantiles_match_python_statistics() {
+        // python3 -c "from statistics import NormalDist; print(NormalDist().inv_cdf(p))"
+        let golden = [
+            (1e-300, -37.0470962993612),
+            (1e-100, -21.27345356096532),
+            (1e-20, -9.262340089798405),
+            (1e-10, -6.361340902404056),
+            (1e-05, -4.2648907939228256),
+            (0.001, -3.090232306167813),
+            (0.05, -1.6448536269514726),
+            (0.1, -1.2815515655446008),
+            (0.25, -0.6744897501960817),
+            (0.4, -0.2533471031357998),
+            (0.5, 0.0),
+            (0.6, 0.2533471031357998),
+            (0.75, 0.6744897501960817),
+            (0.9, 1.2815515655446008),
+            (0.95, 1.6448536269514715),
+            (0.975, 1.9599639845400536),
+            (0.999, 3.090232306167813),
+            (0.9999999999, 6.361340889697421),
+            (0.9999999999999999, 8.209536151601386),
+        ];
+        for (p, want) in golden {
+            let got = normal_quantile(p);
+            let err = (got - want).abs() / want.abs().max(1e-300);
+            assert!(
+                got == want || err < 4e-15,
+                "p = {p}: {got} vs {want} ({err:e})"
+            );
+        }
+        for bad in [0.0, 1.0, -0.1, f64::NAN, f64::INFINITY] {
+            assert!(normal_quantile(bad).is_nan(), "{bad}");
+        }
+    }
 }
