@@ -1,8 +1,8 @@
 //! Checkpoints: `checkpoints/step_NNNNNNNNN.safetensors` in the run directory, each holding the
 //! generator (`g.*`), the critic (`d.*`), both optimizers' state (`opt_g.*`, `opt_d.*`), the
 //! moving average of the generator's weights when the run keeps one (`ema.*`, see
-//! [`crate::ema`]) and the step, written atomically (a killed process leaves the previous checkpoints intact), the
-//! oldest deleted beyond the number kept.
+//! [`crate::ema`]) and the step, written atomically (a killed process leaves the previous
+//! checkpoints intact), the oldest deleted beyond the number kept.
 
 use std::path::{Path, PathBuf};
 

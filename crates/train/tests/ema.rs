@@ -210,3 +210,32 @@ fn the_decay_must_lie_strictly_between_zero_and_one() {
     assert!(!old.contains("ema"));
     assert_eq!(toml::from_str::<TrainConfig>(&old).unwrap().ema, None);
 }
+
+#[test]
+fn the_vae_keeps_an_average_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = Overrides {
+        preset: Some(Preset::Vae),
+        synthetic_count: Some(72),
+        validation_fraction: Some(0.2),
+        batch_size: Some(16),
+        epochs: Some(1),
+        swd_projections: Some(8),
+        ema: Some(0.9),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    c.lr_g = 3e-3;
+    run(&c, tmp.path(), false).unwrap();
+    let f = WeightsFile::open(&checkpoint::path_for(tmp.path(), 3)).unwrap();
+    let (g, avg) = (under(&f, "g."), under(&f, "ema."));
+    assert_eq!(g.keys().collect::<Vec<_>>(), avg.keys().collect::<Vec<_>>());
+    assert!(g != avg, "three updates: the average lags the weights");
+    let z = sampling::latent_of(1, 0, 4, 2);
+    let (_, loaded) =
+        sampling::generate_from_run(tmp.path(), Pick::Newest, Weights::Average, &z).unwrap();
+    assert!(loaded.averaged);
+    let (_, epochs) = metrics::read(&tmp.path().join("metrics.jsonl")).unwrap();
+    assert!(epochs[0].swd_trained.is_some());
+}
