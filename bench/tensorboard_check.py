@@ -26,26 +26,25 @@ def main(run):
         for line in f:
             r = json.loads(line)
             (steps if r["kind"] == "step" else epochs).append(r)
-    checked = 0
-    for key in ["d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "gp"]:
-        tag = "train/" + key
-        want = [(r["step"], np.float32(r[key])) for r in steps if key in r]
-        if not want:
-            assert tag not in tags["scalars"], tag
-            continue
-        got = [(e.step, np.float32(e.value)) for e in acc.Scalars(tag)]
-        assert got == want, f"{tag}: {got[:5]} vs {want[:5]} ({len(got)} vs {len(want)})"
-        checked += len(got)
+    def check(records, group, keys):
+        """Each key's values (float32) at their steps, or no such tag; returns the count."""
+        n = 0
+        for key in keys:
+            tag = f"{group}/{key}"
+            want = [(r["step"], np.float32(r[key])) for r in records if key in r]
+            if not want:
+                assert tag not in tags["scalars"], tag
+                continue
+            got = [(e.step, np.float32(e.value)) for e in acc.Scalars(tag)]
+            assert got == want, f"{tag}: {got[:5]} vs {want[:5]} ({len(got)} vs {len(want)})"
+            n += len(got)
+        return n
+
+    checked = check(steps, "train",
+                    ["d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "gp"])
     # An epoch stopped early and resumed has two records; TensorBoard keeps both steps.
-    for key in ["swd", "swd_real_baseline", "diversity_ratio", "swd_trained"]:
-        tag = "quality/" + key
-        want = [(r["step"], np.float32(r[key])) for r in epochs if key in r]
-        if not want:
-            assert tag not in tags["scalars"], tag
-            continue
-        got = [(e.step, np.float32(e.value)) for e in acc.Scalars(tag)]
-        assert got == want, f"{tag}: {got} vs {want}"
-        checked += len(got)
+    checked += check(epochs, "quality",
+                     ["swd", "swd_real_baseline", "diversity_ratio", "swd_trained"])
     images = {e.step: e for e in acc.Images("samples")}
     last_of_epoch = {r["epoch"]: r["step"] for r in epochs}
     for epoch, step in last_of_epoch.items():
