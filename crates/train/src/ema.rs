@@ -8,7 +8,9 @@
 //! generator's `w`: `a = d a + (1 - d) w`, with `d` ramped up at the start as TensorFlow's
 //! `ExponentialMovingAverage` does ([`decay_at`]), so that a short run does not average in its
 //! random initialization. Batch normalization's running statistics are not averaged: they are
-//! copied from the generator, as they describe its activations.
+//! copied from the generator, as they describe its activations. (dfdx's `ModelEMA` averages
+//! the trained tensors only and leaves the others as they were, here the statistics of the
+//! initialization, hence a visitor of our own.)
 //!
 //! The average is its own set of tensors (fresh ids): on CUDA the layers find a trained
 //! parameter's values by its id ([`mouton_models::layers`]), so sharing ids would let the

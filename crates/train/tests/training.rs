@@ -35,6 +35,12 @@ fn run(
     train(cfg, &data, dir, opts, &mut |_| {})
 }
 
+/// Images for `z` from the newest checkpoint in `dir`, with what was loaded.
+fn newest(dir: &Path, z: &[f32]) -> (Vec<f32>, checkpoint::Loaded) {
+    use checkpoint::{Pick, Weights};
+    mouton_train::sampling::generate_from_run(dir, Pick::Newest, Weights::Average, z).unwrap()
+}
+
 /// Every tensor of a checkpoint (names, shapes, values) and its metadata that matters.
 fn tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<u32>)> {
     let f = WeightsFile::open(path).unwrap();
@@ -265,13 +271,7 @@ fn fully_connected_architectures_train_mixed_with_the_convolutional_ones() {
             assert!(rv.iter().any(|&v| v != 1.0), "running variance updated");
         }
         let z = mouton_train::sampling::latent(1, 0, 4);
-        let (images, loaded) = mouton_train::sampling::generate_from_run(
-            dir.path(),
-            mouton_train::checkpoint::Pick::Newest,
-            mouton_train::checkpoint::Weights::Average,
-            &z,
-        )
-        .unwrap();
+        let (images, loaded) = newest(dir.path(), &z);
         assert_eq!((images.len(), loaded.step), (4 * 784, 2));
         assert!(images.iter().all(|v| (0.0..=1.0).contains(v)));
     }
@@ -322,13 +322,7 @@ fn the_vae_trains_resumes_exactly_and_draws() {
         3,
         mouton_train::sampling::run_latent(a.path()).unwrap(),
     );
-    let (images, _) = mouton_train::sampling::generate_from_run(
-        a.path(),
-        mouton_train::checkpoint::Pick::Newest,
-        mouton_train::checkpoint::Weights::Average,
-        &z,
-    )
-    .unwrap();
+    let (images, _) = newest(a.path(), &z);
     assert_eq!(images.len(), 3 * 784);
     // The VAE loss is not for GAN generators, and the other way round.
     let mut bad = vae(1);
@@ -346,13 +340,7 @@ fn dcgan_trains_on_signed_pixels_and_wgan_gp_refuses_its_discriminator() {
     cfg.max_steps = Some(2);
     run(&cfg, dir.path(), &RunOptions::default()).unwrap();
     let z = mouton_train::sampling::latent_of(1, 0, 2, 100);
-    let (images, _) = mouton_train::sampling::generate_from_run(
-        dir.path(),
-        mouton_train::checkpoint::Pick::Newest,
-        mouton_train::checkpoint::Weights::Average,
-        &z,
-    )
-    .unwrap();
+    let (images, _) = newest(dir.path(), &z);
     assert!(
         images.iter().all(|v| (0.0..=1.0).contains(v)),
         "tanh output mapped to [0, 1]"
