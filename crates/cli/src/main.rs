@@ -12,6 +12,7 @@ mod model_cmd;
 mod output;
 mod signals;
 mod train_cmd;
+mod vae_cmd;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,10 @@ enum Command {
     Eval(train_cmd::EvalArgs),
     /// Plot a run's losses and print its per-epoch history.
     History(train_cmd::HistoryArgs),
+    /// Where a VAE puts images in its latent space: a scatter (PNG) or the numbers (CSV).
+    Encode(vae_cmd::EncodeArgs),
+    /// A VAE's reconstructions of images, below them, with their loss terms.
+    Reconstruct(vae_cmd::ReconstructArgs),
 }
 
 /// A problem with what the user gave us (exit code 2), as opposed to an internal failure (1).
@@ -93,6 +98,8 @@ fn main() -> ExitCode {
         Command::Interpolate(args) => train_cmd::interpolate(&args),
         Command::Eval(args) => train_cmd::evaluate(&args),
         Command::History(args) => train_cmd::history(&args),
+        Command::Encode(args) => vae_cmd::encode(&args),
+        Command::Reconstruct(args) => vae_cmd::reconstruct(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

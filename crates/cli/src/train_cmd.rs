@@ -19,7 +19,7 @@ use crate::output::{cannot_write, check_output};
 use crate::{signals, BadInput, Interrupted};
 use mouton_train::trainer::DeviceChoice;
 
-fn lib_err(e: TrainError) -> anyhow::Error {
+pub(crate) fn lib_err(e: TrainError) -> anyhow::Error {
     if e.is_bad_input() {
         BadInput(e.to_string()).into()
     } else {
@@ -538,7 +538,7 @@ pub fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_dir_check(dir: &Path) -> Result<()> {
+pub(crate) fn run_dir_check(dir: &Path) -> Result<()> {
     if !dir.join("config.toml").is_file() {
         return Err(BadInput(format!(
             "{}: not a run directory (no config.toml; train first with mouton train --run-dir {0})",
@@ -589,7 +589,7 @@ pub struct WhichCheckpoint {
 }
 
 impl WhichCheckpoint {
-    fn pick(&self) -> Pick {
+    pub(crate) fn pick(&self) -> Pick {
         match (self.step, self.epoch) {
             (Some(s), _) => Pick::Step(s),
             (None, Some(e)) => Pick::Epoch(e),
@@ -597,7 +597,7 @@ impl WhichCheckpoint {
         }
     }
 
-    fn weights(&self) -> Weights {
+    pub(crate) fn weights(&self) -> Weights {
         if self.trained_weights {
             Weights::Trained
         } else {
@@ -607,7 +607,7 @@ impl WhichCheckpoint {
 }
 
 /// "the step-N generator", or "the step-N generator's moving average" when that drew.
-fn generator_name(loaded: &Loaded) -> String {
+pub(crate) fn generator_name(loaded: &Loaded) -> String {
     let avg = if loaded.averaged {
         "'s moving average"
     } else {
@@ -619,7 +619,7 @@ fn generator_name(loaded: &Loaded) -> String {
 /// The most images one grid holds: a few minutes of CPU, and at most 285 MB of pixels at 64 px
 /// (a square grid of 256 x 256 cells is about 17,000 pixels a side). More used to abort on a
 /// failed allocation, not say why.
-const MAX_GRID_IMAGES: usize = 65_536;
+pub(crate) const MAX_GRID_IMAGES: usize = 65_536;
 
 /// The most images one `.npy` holds: 13 GB at 28 px, about 17 hours of a 2-core CPU. The
 /// images are streamed to the file, so memory is not the limit; a typo's 10^12 is.

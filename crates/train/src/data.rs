@@ -95,6 +95,32 @@ pub fn load_file(
     format: Option<&str>,
     side: usize,
 ) -> Result<Dataset, TrainError> {
+    load_file_filtered(path, format, side, &Filter::default())
+}
+
+/// [`load_file`] keeping only the images `filter` keeps (`first` stops reading early; with
+/// `random`, a seeded sample in file order).
+///
+/// ```
+/// use mouton_data::Filter;
+/// use mouton_train::data::{load_file, load_file_filtered};
+/// # let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("ten.npy");
+/// let pixels: Vec<u8> = (0..10u8).flat_map(|i| [i; 784]).collect();
+/// mouton_data::write_npy_u8(&path, &pixels, &[10, 784])?;
+/// let first = Filter { first: Some(3), ..Filter::default() };
+/// let three = load_file_filtered(&path, None, 28, &first)?;
+/// assert_eq!(three.as_slice(), &load_file(&path, None, 28)?.as_slice()[..3 * 784]);
+/// let some = Filter { random: Some((4, 7)), ..Filter::default() };
+/// assert_eq!(load_file_filtered(&path, None, 28, &some)?.len(), 4);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn load_file_filtered(
+    path: &std::path::Path,
+    format: Option<&str>,
+    side: usize,
+    filter: &Filter,
+) -> Result<Dataset, TrainError> {
     let format = match format {
         Some(f) => parse_format(f)?,
         None => mouton_data::detect_format(path)?,
@@ -106,7 +132,7 @@ pub fn load_file(
             size: side as u32,
             ..RasterOptions::default()
         },
-        &Filter::default(),
+        filter,
         false,
     )?;
     if b.side != side {

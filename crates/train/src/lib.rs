@@ -12,7 +12,8 @@
 //!   [`run_lock`]: one training at a time per run directory; [`tensorboard`]: the same
 //!   metrics and sample grids as TensorBoard event files;
 //! - [`sampling`], [`eval`], [`plot`]: drawing new sheep, latent interpolation, quality
-//!   metrics against real drawings, loss curves.
+//!   metrics against real drawings, loss curves and latent-space scatters; [`encoding`]: a
+//!   VAE's encodings and reconstructions of given images.
 //!
 //! Everything random derives from the run's seed ([`rng`]), so the same seed gives the same
 //! run on the CPU, and a resumed run continues exactly as an uninterrupted one would.
@@ -26,6 +27,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod ema;
+pub mod encoding;
 pub mod eval;
 pub mod metrics;
 pub mod optim;

@@ -4,6 +4,7 @@
 //! checks that no file here is left out.
 
 mod ema;
+mod encoding;
 mod metrics_file;
 mod optim;
 mod training;
