@@ -1203,8 +1203,8 @@ fn a_second_sigint_quits_at_once_checkpoint_every_saves_inside_epochs_and_sample
 }
 
 /// `--ema`: the moving average draws by default (and says so), `--trained-weights` draws with
-/// the generator's own weights; `history` shows both distances; the decay is checked and
-/// cannot change on `--resume`.
+/// the generator's own weights; `history` shows both distances; the decay is checked, may
+/// change on `--resume`, and a run without an average may start one there.
 #[test]
 fn a_run_with_a_moving_average_draws_with_it_unless_told() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1271,11 +1271,33 @@ fn a_run_with_a_moving_average_draws_with_it_unless_told() {
         .code(2)
         .stderr(predicate::str::contains("cannot be used with"));
 
+    // On resume the decay may change, and a run without an average may start one.
     train(&run)
         .args(["--resume", "--epochs", "2", "--ema", "0.99"])
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("may change, not ema"));
+        .success();
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(cfg.contains("ema = 0.99\n"), "{cfg}");
+    let plain = tmp.path().join("plain");
+    train(&plain).args(["--epochs", "1"]).assert().success();
+    train(&plain)
+        .args(["--resume", "--epochs", "2", "--ema"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "holds no moving average of the generator: the average (ema) starts from its \
+             step-5 weights",
+        ));
+    mouton()
+        .arg("sample")
+        .arg(&plain)
+        .args(["-n", "4", "-o"])
+        .arg(tmp.path().join("plain.png"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "from the step-10 generator's moving average",
+        ));
     let other = tmp.path().join("other");
     train(&other)
         .args(["--epochs", "1", "--ema", "1"])

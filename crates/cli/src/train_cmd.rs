@@ -69,8 +69,8 @@ pub struct TrainArgs {
     #[arg(long)]
     run_dir: PathBuf,
     /// Continue the run in --run-dir from its newest checkpoint (only --epochs, --max-steps,
-    /// --checkpoint-every, --keep-checkpoints, --detect-collapse and --tensorboard may change;
-    /// --epochs alone lifts a saved --max-steps cap).
+    /// --checkpoint-every, --keep-checkpoints, --detect-collapse, --tensorboard and --ema may
+    /// change; --epochs alone lifts a saved --max-steps cap).
     #[arg(long)]
     resume: bool,
     /// Training images (any Quick Draw format); without it, synthetic sheep.
@@ -172,7 +172,8 @@ pub struct TrainArgs {
     detect_collapse: Option<f64>,
     /// Keep a moving average of the generator's weights with this decay (0.999 if no value
     /// is given), which then draws the epoch samples and metrics and `mouton sample`'s sheep
-    /// (`--trained-weights` there for the generator's own).
+    /// (`--trained-weights` there for the generator's own). With --resume: a new decay, or an
+    /// average started from the resumed weights.
     #[arg(long, num_args = 0..=1, default_missing_value = "0.999", value_name = "DECAY")]
     ema: Option<f64>,
     /// VAE: weight of the KL term.
@@ -274,13 +275,14 @@ fn check_device(device: &str) -> Result<DeviceChoice> {
 }
 
 /// The settings a resumed run may change: none of them touches the weights' arithmetic.
-const RESUMABLE: [&str; 6] = [
+const RESUMABLE: [&str; 7] = [
     "epochs",
     "max_steps",
     "checkpoint_every",
     "keep_checkpoints",
     "detect_collapse",
     "tensorboard",
+    "ema",
 ];
 
 fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
@@ -311,8 +313,8 @@ fn resolve(args: &TrainArgs) -> Result<TrainConfig> {
         if !changed.is_empty() {
             return Err(BadInput(format!(
                 "--resume continues the saved config.toml: only --epochs, --max-steps, \
-                 --checkpoint-every, --keep-checkpoints, --detect-collapse and --tensorboard \
-                 may change, not {}",
+                 --checkpoint-every, --keep-checkpoints, --detect-collapse, --tensorboard and \
+                 --ema may change, not {}",
                 changed.join(", ")
             ))
             .into());

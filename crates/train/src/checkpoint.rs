@@ -97,6 +97,30 @@ fn holds_ema(f: &WeightsFile) -> bool {
     f.entries().iter().any(|(name, _)| name.starts_with(EMA))
 }
 
+/// Whether the checkpoint at `path` holds a moving average of the generator (`ema`): a run
+/// that starts keeping one on resume has none in the checkpoint it resumes from.
+///
+/// ```
+/// use mouton_train::checkpoint::{holds_average, path_for};
+/// use mouton_train::config::{CriticArch, GeneratorArch, Preset, TrainConfig};
+/// use mouton_train::trainer::{train, RunOptions};
+/// # let dir = tempfile::tempdir()?;
+/// let mut cfg = TrainConfig::preset(Preset::Sheep1);
+/// (cfg.generator, cfg.critic) = (GeneratorArch::MlpG, CriticArch::MlpD);
+/// (cfg.synthetic_count, cfg.batch_size, cfg.max_steps) = (80, 16, Some(1));
+/// let data = mouton_train::data::load(&cfg)?;
+/// train(&cfg, &data, dir.path(), &RunOptions::default(), &mut |_| {})?;
+/// assert!(!holds_average(&path_for(dir.path(), 1))?);
+/// (cfg.ema, cfg.max_steps) = (Some(0.99), Some(2));
+/// let resume = RunOptions { resume: true, ..RunOptions::default() };
+/// train(&cfg, &data, dir.path(), &resume, &mut |_| {})?;
+/// assert!(holds_average(&path_for(dir.path(), 2))?);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn holds_average(path: &Path) -> Result<bool, TrainError> {
+    Ok(holds_ema(&WeightsFile::open(path)?))
+}
+
 /// Writes the checkpoint of `step` and deletes all but the newest `keep`.
 ///
 /// ```

@@ -192,7 +192,8 @@ pub struct TrainConfig {
     /// Keep an exponential moving average of the generator's weights with this decay (in
     /// (0, 1), e.g. 0.999; ramped up over the first updates, see [`crate::ema`]). The average
     /// then draws the epoch samples and metrics and, by default, `mouton sample`; training
-    /// never reads it. `None`: no average (FIDLE's notebooks keep none).
+    /// never reads it. `None`: no average (FIDLE's notebooks keep none). A resumed run may
+    /// start one: it starts from the weights of the checkpoint resumed.
     #[serde(default)]
     pub ema: Option<f64>,
     /// Random projections of the sliced Wasserstein metric (1 to 65,536).

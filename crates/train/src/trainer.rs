@@ -652,6 +652,9 @@ where
     if opts.resume {
         match existing.last() {
             Some((_, path)) => {
+                // A run that starts keeping an average on resume starts it from the weights
+                // it resumes with.
+                let fresh_average = ema.is_some() && !checkpoint::holds_average(path)?;
                 start = checkpoint::load(
                     path,
                     State {
@@ -659,9 +662,17 @@ where
                         d: &mut d,
                         opt_g: &mut opt_g,
                         opt_d: &mut opt_d,
-                        ema: ema.as_mut(),
+                        ema: ema.as_mut().filter(|_| !fresh_average),
                     },
                 )?;
+                if let (true, Some(avg)) = (fresh_average, &mut ema) {
+                    crate::ema::copy(avg, &g)?;
+                    on_event(Event::Warning(format!(
+                        "{} holds no moving average of the generator: the average (ema) starts \
+                         from its step-{start} weights",
+                        path.display()
+                    )));
+                }
                 metrics::truncate_after(&metrics_path, start)?;
                 last_checkpoint = Some(path.clone());
             }

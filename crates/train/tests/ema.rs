@@ -9,7 +9,7 @@ use mouton_models::dcgan::DcganGenerator;
 use mouton_models::weights::{WeightsFile, WeightsWriter};
 use mouton_train::checkpoint::{self, Pick, Weights};
 use mouton_train::config::{CriticArch, GeneratorArch, Overrides, Preset, TrainConfig};
-use mouton_train::trainer::{build, train, RunOptions};
+use mouton_train::trainer::{build, train, Event, RunOptions};
 use mouton_train::{data, metrics, sampling, TrainError};
 
 /// DCGAN's generator (it has batch norm, whose running statistics are copied, not averaged)
@@ -73,17 +73,28 @@ fn the_average_follows_its_recurrence_at_every_step_and_copies_running_statistic
     let mut w = WeightsWriter::new();
     w.add_module("g.", &g0);
     w.write(&p).unwrap();
-    let mut avg = under(&WeightsFile::open(&p).unwrap(), "g.");
+    let avg = under(&WeightsFile::open(&p).unwrap(), "g.");
+    follows_recurrence(tmp.path(), decay, avg, 1..=3);
+}
 
-    for step in 1..=3u64 {
-        let f = WeightsFile::open(&checkpoint::path_for(tmp.path(), step)).unwrap();
+/// Checks that the average saved at each of `steps` (each one's checkpoint) is, bit for bit,
+/// the recurrence from `avg` (the average before the first of them) and the generator's
+/// weights saved beside it; running statistics are the generator's.
+fn follows_recurrence(
+    dir: &Path,
+    decay: f64,
+    mut avg: BTreeMap<String, Vec<f32>>,
+    steps: std::ops::RangeInclusive<u64>,
+) {
+    for step in steps {
+        let f = WeightsFile::open(&checkpoint::path_for(dir, step)).unwrap();
         let (g, saved) = (under(&f, "g."), under(&f, "ema."));
         assert_eq!(
             saved.len(),
             g.len(),
             "every tensor of the generator, averaged"
         );
-        // The ramp: min(0.5, (1 + t) / (10 + t)) after t earlier updates.
+        // The ramp: min(decay, (1 + t) / (10 + t)) after t earlier updates.
         let d = decay.min((step as f64) / (9.0 + step as f64));
         let (a, b) = (d as f32, (1.0 - d) as f32);
         let mut moved = 0;
@@ -178,15 +189,36 @@ fn the_average_draws_the_samples_metrics_and_sample_command_by_default() {
 }
 
 #[test]
-fn resuming_with_an_average_needs_one_in_the_checkpoint() {
+fn an_average_switched_on_at_a_resume_starts_from_the_resumed_weights() {
     let tmp = tempfile::tempdir().unwrap();
-    run(&cfg(None, 1), tmp.path(), false).unwrap();
-    let err = run(&cfg(Some(0.999), 2), tmp.path(), true).unwrap_err();
-    let msg = err.to_string();
+    let mut c = cfg(None, 1);
+    (c.checkpoint_every, c.keep_checkpoints) = (Some(1), 10);
+    run(&c, tmp.path(), false).unwrap();
+    let third = checkpoint::path_for(tmp.path(), 3);
+    assert!(!checkpoint::holds_average(&third).unwrap());
+    (c.ema, c.epochs) = (Some(0.5), 2);
+    let data = data::load(&c).unwrap();
+    let opts = RunOptions {
+        resume: true,
+        ..Default::default()
+    };
+    let mut warnings = Vec::new();
+    train(&c, &data, tmp.path(), &opts, &mut |e| {
+        if let Event::Warning(w) = e {
+            warnings.push(w)
+        }
+    })
+    .unwrap();
     assert!(
-        msg.contains("step_000000003.safetensors: holds no moving average of the generator"),
-        "{msg}"
+        warnings.iter().any(|w| w.contains(
+            "step_000000003.safetensors holds no moving average of the generator: the average \
+             (ema) starts from its step-3 weights"
+        )),
+        "{warnings:?}"
     );
+    // The average starts as the step-3 generator, then follows its recurrence.
+    let g3 = under(&WeightsFile::open(&third).unwrap(), "g.");
+    follows_recurrence(tmp.path(), 0.5, g3, 4..=6);
 }
 
 #[test]
