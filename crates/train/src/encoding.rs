@@ -43,6 +43,31 @@ impl Encoding {
     pub fn is_empty(&self) -> bool {
         self.mu.is_empty()
     }
+
+    /// The mean and the (population) standard deviation of the latent means, per dimension.
+    ///
+    /// ```
+    /// use mouton_train::encoding::Encoding;
+    /// let e = Encoding { latent: 2, mu: vec![1.0, 0.0, 3.0, 0.0], logvar: vec![0.0; 4] };
+    /// assert_eq!(e.centre_and_spread(), (vec![2.0, 0.0], vec![1.0, 0.0]));
+    /// ```
+    pub fn centre_and_spread(&self) -> (Vec<f64>, Vec<f64>) {
+        let k = self.latent.max(1);
+        let n = self.len().max(1) as f64;
+        let mut mean = vec![0f64; k];
+        for row in self.mu.chunks(k) {
+            row.iter()
+                .zip(&mut mean)
+                .for_each(|(&v, m)| *m += v as f64 / n);
+        }
+        let mut var = vec![0f64; k];
+        for row in self.mu.chunks(k) {
+            for ((&v, m), s) in row.iter().zip(&mean).zip(&mut var) {
+                *s += (v as f64 - m).powi(2) / n;
+            }
+        }
+        (mean, var.iter().map(|s| s.sqrt()).collect())
+    }
 }
 
 /// Images given back by the decoder, with what each one costs in the VAE's loss.
