@@ -194,92 +194,42 @@ fn encode_and_reconstruct_refuse_what_they_cannot_do_and_write_nothing() {
         .success();
     let missing = tmp.path().join("nope.npy");
     let eleven: Vec<&Path> = (0..11).map(|_| data.as_path()).collect();
-    let out = tmp.path().join("out.png");
-    let cases: Vec<(Vec<&std::ffi::OsStr>, &Path, &str)> = vec![
+    // Each case: its arguments (command, run, --data files, more), the -o name, the error.
+    let args = |cmd: &str, dir: &Path, files: &[&Path], extra: &[&str]| {
+        let mut v: Vec<std::ffi::OsString> = vec![cmd.into(), dir.into(), "--data".into()];
+        v.extend(files.iter().map(|f| f.as_os_str().to_owned()));
+        v.extend(extra.iter().map(|e| e.into()));
+        v
+    };
+    let (d, m) = (data.as_path(), missing.as_path());
+    let cases = [
+        (args("encode", &gan, &[d], &[]), "out.png", "is not a VAE"),
         (
-            vec![
-                "encode".as_ref(),
-                gan.as_os_str(),
-                "--data".as_ref(),
-                data.as_os_str(),
-            ],
-            &out,
+            args("reconstruct", &gan, &[d], &[]),
+            "out.png",
             "is not a VAE",
         ),
+        (args("encode", &run, &[m], &[]), "out.png", "nope.npy"),
+        (args("reconstruct", &run, &[m], &[]), "out.png", "nope.npy"),
         (
-            vec![
-                "reconstruct".as_ref(),
-                gan.as_os_str(),
-                "--data".as_ref(),
-                data.as_os_str(),
-            ],
-            &out,
-            "is not a VAE",
-        ),
-        (
-            vec![
-                "encode".as_ref(),
-                run.as_os_str(),
-                "--data".as_ref(),
-                missing.as_os_str(),
-            ],
-            &out,
-            "nope.npy",
-        ),
-        (
-            vec![
-                "reconstruct".as_ref(),
-                run.as_os_str(),
-                "--data".as_ref(),
-                missing.as_os_str(),
-            ],
-            &out,
-            "nope.npy",
-        ),
-        (
-            [
-                &["encode".as_ref(), run.as_os_str(), "--data".as_ref()][..],
-                &eleven.iter().map(|p| p.as_os_str()).collect::<Vec<_>>(),
-            ]
-            .concat(),
-            &out,
+            args("encode", &run, &eleven, &[]),
+            "out.png",
             "11 files, but the scatter has 10 colours",
         ),
+        (args("encode", &run, &[d], &[]), "out.jpg", "name it *.png"),
         (
-            vec![
-                "encode".as_ref(),
-                run.as_os_str(),
-                "--data".as_ref(),
-                data.as_os_str(),
-            ],
-            Path::new("out.jpg"),
-            "name it *.png",
-        ),
-        (
-            vec![
-                "reconstruct".as_ref(),
-                run.as_os_str(),
-                "--data".as_ref(),
-                data.as_os_str(),
-                "-n".as_ref(),
-                "0".as_ref(),
-            ],
-            &out,
+            args("reconstruct", &run, &[d], &["-n", "0"]),
+            "out.png",
             "-n 0",
         ),
         (
-            vec![
-                "encode".as_ref(),
-                tmp.path().as_os_str(),
-                "--data".as_ref(),
-                data.as_os_str(),
-            ],
-            &out,
+            args("encode", tmp.path(), &[d], &[]),
+            "out.png",
             "not a run directory",
         ),
     ];
     for (args, output, msg) in cases {
-        let output = tmp.path().join(output.file_name().unwrap());
+        let output = tmp.path().join(output);
         mouton()
             .args(&args)
             .arg("-o")
