@@ -9,6 +9,8 @@
 use std::path::Path;
 
 use dfdx::prelude::*;
+use mouton_models::layers::activation;
+use mouton_models::ops::activation::Activation;
 use mouton_models::vae::Vae;
 
 use crate::checkpoint::{load_generator, Loaded, Pick, Weights};
@@ -202,12 +204,15 @@ pub fn reconstruct_from_run(
     let mut done = 0;
     for_chunks(&vae, images, &mut |vae, mu, logvar| {
         let (mu_v, lv_v) = (mu.as_vec(), logvar.as_vec());
-        let logits = vae.decode(mu)?.as_vec();
+        let logits = vae.decode(mu)?;
+        // The models' own sigmoid: the images `mouton sample` would draw from these points.
+        r.images
+            .extend(activation(logits.clone(), Activation::Sigmoid).as_vec());
+        let logits = logits.as_vec();
         let n = mu_v.len() / LATENT;
         let input = &images[done * SIDE * SIDE..(done + n) * SIDE * SIDE];
         for (x, l) in input.chunks(SIDE * SIDE).zip(logits.chunks(SIDE * SIDE)) {
             r.bce.push(bce_with_logits(x, l));
-            r.images.extend(l.iter().map(|&v| sigmoid(v)));
         }
         for (m, v) in mu_v.chunks(LATENT).zip(lv_v.chunks(LATENT)) {
             r.kl.push(kl_to_standard_normal(m, v));
@@ -237,10 +242,6 @@ fn for_chunks(
         each(vae, mu, logvar)?;
     }
     Ok(())
-}
-
-fn sigmoid(l: f32) -> f32 {
-    (1.0 / (1.0 + (-(l as f64)).exp())) as f32
 }
 
 /// `sum(-x ln p - (1 - x) ln(1 - p))` for `p = sigmoid(l)`, in the overflow-free form
@@ -285,8 +286,8 @@ pub fn kl_to_standard_normal(mu: &[f32], logvar: &[f32]) -> f64 {
 }
 
 /// Writes encodings as CSV at `path` (atomically): a header `source,index,mu0,...,logvar0,...`,
-/// then one row per image, `index` counting from 0 within its source. Sources are quoted as
-/// CSV needs when they hold commas, quotes or line breaks.
+/// then one row per image, `index` counting from 0 within its source (the `csv` crate quotes
+/// sources that hold commas, quotes or line breaks).
 ///
 /// ```
 /// use mouton_train::encoding::{write_csv, Encoding};
@@ -303,7 +304,6 @@ pub fn kl_to_standard_normal(mu: &[f32], logvar: &[f32]) -> f64 {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn write_csv(path: &Path, groups: &[(&str, &Encoding)]) -> Result<(), TrainError> {
-    use std::io::Write;
     let latent = groups.first().map_or(LATENT, |g| g.1.latent);
     if groups.iter().any(|g| g.1.latent != latent) {
         return Err(TrainError::Metric(format!(
@@ -312,6 +312,7 @@ pub fn write_csv(path: &Path, groups: &[(&str, &Encoding)]) -> Result<(), TrainE
         )));
     }
     mouton_data::write_atomically(path, |f| {
+        let mut w = csv::Writer::from_writer(f);
         let mu = (0..latent).map(|i| format!("mu{i}"));
         let lv = (0..latent).map(|i| format!("logvar{i}"));
         let header: Vec<String> = ["source".into(), "index".into()]
@@ -319,23 +320,20 @@ pub fn write_csv(path: &Path, groups: &[(&str, &Encoding)]) -> Result<(), TrainE
             .chain(mu)
             .chain(lv)
             .collect();
-        writeln!(f, "{}", header.join(","))?;
+        w.write_record(&header)?;
         for (source, e) in groups {
-            let source = if source.contains([',', '"', '\n', '\r']) {
-                format!("\"{}\"", source.replace('"', "\"\""))
-            } else {
-                source.to_string()
-            };
-            for (i, (m, v)) in e.mu.chunks(latent).zip(e.logvar.chunks(latent)).enumerate() {
-                write!(f, "{source},{i}")?;
+            let rows = e.mu.chunks(latent).zip(e.logvar.chunks(latent));
+            for (i, (m, v)) in rows.enumerate() {
                 // Rust prints the shortest text that reads back as the same f32.
-                for x in m.iter().chain(v) {
-                    write!(f, ",{x}")?;
-                }
-                writeln!(f)?;
+                let values = m.iter().chain(v).map(|x| x.to_string());
+                let record: Vec<String> = [source.to_string(), i.to_string()]
+                    .into_iter()
+                    .chain(values)
+                    .collect();
+                w.write_record(&record)?;
             }
         }
-        Ok(())
+        w.flush()
     })?;
     Ok(())
 }
