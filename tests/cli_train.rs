@@ -671,7 +671,7 @@ fn the_vae_preset_trains_and_samples() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "generator has a 128-D latent space; a map needs a 2-D one",
+            "generator has 128 latent dimensions; a map needs 2",
         ));
     assert!(!tmp.path().join("no.png").exists());
     // A GAN loss with the VAE preset is refused.

@@ -29,9 +29,14 @@ fn blocks(path: &Path, n: usize) -> Vec<u8> {
 }
 
 fn vae_run(dir: &Path) -> PathBuf {
-    let run = dir.join("vae");
+    vae_run_with(dir, "vae", &[])
+}
+
+fn vae_run_with(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
+    let run = dir.join(name);
     mouton()
         .args(["train", "--preset", "vae", "--synthetic-count", "72"])
+        .args(extra)
         .args([
             "--batch-size",
             "16",
@@ -246,4 +251,187 @@ fn encode_and_reconstruct_refuse_what_they_cannot_do_and_write_nothing() {
         .collect();
     names.sort();
     assert_eq!(names, ["blocks.npy", "gan", "vae"]);
+}
+
+/// `--latent-dim 4`: the run keeps its size, its scatter is drawn on the principal plane of
+/// the means (the printed axis is the covariance's top eigenvector of the CSV's numbers,
+/// with the printed share of the variance), a latent map is refused, and `model summary`
+/// counts the larger heads.
+#[test]
+fn a_vae_with_four_latent_dimensions_draws_its_principal_plane() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = vae_run_with(tmp.path(), "vae4", &["--latent-dim", "4"]);
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("latent_dim = 4\n"), "{config}");
+    let data = tmp.path().join("blocks.npy");
+    blocks(&data, 40);
+    let csv = tmp.path().join("latent.csv");
+    mouton()
+        .arg("encode")
+        .arg(&run)
+        .arg("--data")
+        .arg(&data)
+        .arg("-o")
+        .arg(&csv)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0][2..],
+        ["mu0", "mu1", "mu2", "mu3", "logvar0", "logvar1", "logvar2", "logvar3"]
+    );
+    let mu: Vec<[f64; 4]> = rows[1..]
+        .iter()
+        .map(|r| std::array::from_fn(|k| r[2 + k].parse().unwrap()))
+        .collect();
+    assert_eq!(mu.len(), 40);
+
+    let png = tmp.path().join("latent.png");
+    let out = mouton()
+        .arg("encode")
+        .arg(&run)
+        .arg("--data")
+        .arg(&data)
+        .args(["--px", "200", "-o"])
+        .arg(&png)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    // "principal axis 1 (P% of the variance)" and "axis 1 = (a, b, c, d), axis 2 = (...)".
+    let share: f64 = out
+        .split("principal axis 1 (")
+        .nth(1)
+        .and_then(|r| r.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no share of the variance: {out}"));
+    let axis = |k: usize| -> Vec<f64> {
+        let part = out
+            .split(&format!("axis {k} = ("))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no axis {k}: {out}"));
+        part.split(')')
+            .next()
+            .unwrap()
+            .split(", ")
+            .map(|v| v.parse().unwrap())
+            .collect()
+    };
+    let (a1, a2) = (axis(1), axis(2));
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    assert!((dot(&a1, &a1) - 1.0).abs() < 5e-3 && (dot(&a2, &a2) - 1.0).abs() < 5e-3);
+    assert!(dot(&a1, &a2).abs() < 5e-3, "{a1:?} {a2:?}");
+    // The covariance of the CSV's means, computed here.
+    let n = mu.len() as f64;
+    let mean: Vec<f64> = (0..4)
+        .map(|k| mu.iter().map(|m| m[k]).sum::<f64>() / n)
+        .collect();
+    let cov = |a: usize, b: usize| {
+        mu.iter()
+            .map(|m| (m[a] - mean[a]) * (m[b] - mean[b]))
+            .sum::<f64>()
+            / n
+    };
+    let quad = |v: &[f64]| {
+        (0..4)
+            .flat_map(|a| (0..4).map(move |b| (a, b)))
+            .map(|(a, b)| v[a] * cov(a, b) * v[b])
+            .sum::<f64>()
+            / dot(v, v)
+    };
+    let trace: f64 = (0..4).map(|k| cov(k, k)).sum();
+    // Axis 1 carries the printed share, more than any latent dimension alone or axis 2.
+    assert!(
+        (100.0 * quad(&a1) / trace - share).abs() < 0.5,
+        "{} vs {share}",
+        100.0 * quad(&a1) / trace
+    );
+    assert!((0..4).all(|k| quad(&a1) >= cov(k, k) * 0.999), "{out}");
+    assert!(quad(&a1) >= quad(&a2));
+    assert_eq!(
+        image::open(&png).unwrap().to_rgb8().dimensions(),
+        (200, 200)
+    );
+
+    mouton()
+        .arg("sample")
+        .arg(&run)
+        .args(["--latent-map", "4", "-o"])
+        .arg(tmp.path().join("map.png"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "has 4 latent dimensions; a map needs 2",
+        ));
+    assert!(!tmp.path().join("map.png").exists());
+    // Two heads of 16 -> 4 instead of 16 -> 2, and a decoder input of 4: 2 x 2 x 17 + 2 x 3,136
+    // more than the 134,165 of latent 2.
+    let total = 134_165 + 2 * 2 * 17 + 2 * 3136;
+    mouton()
+        .args(["model", "summary", "vae", "--latent-dim", "4"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "Total params: {},{:03}",
+            total / 1000,
+            total % 1000
+        )));
+    for (args, msg) in [
+        (
+            &["model", "summary", "vae", "--latent-dim", "3"][..],
+            "--latent-dim 3",
+        ),
+        (
+            &["model", "summary", "mlp-g", "--latent-dim", "4"][..],
+            "fixed",
+        ),
+    ] {
+        mouton()
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(msg));
+    }
+    for (extra, msg) in [
+        (
+            &["--latent-dim", "5"][..],
+            "latent_dim: must be 2, 4, 8 or 16",
+        ),
+        (&["--latent-dim", "4", "--loss", "hinge"][..], "vae"),
+    ] {
+        let dir = tmp.path().join("refused");
+        mouton()
+            .args(["train", "--preset", "vae", "--run-dir"])
+            .arg(&dir)
+            .args(extra)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(msg));
+        assert!(!dir.exists());
+    }
+    mouton()
+        .args([
+            "train",
+            "--preset",
+            "sheep2",
+            "--latent-dim",
+            "4",
+            "--run-dir",
+        ])
+        .arg(tmp.path().join("refused"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "latent_dim: sets the VAE's latent size",
+        ));
+    // A resumed run keeps its size.
+    mouton()
+        .args(["train", "--resume", "--latent-dim", "8", "--run-dir"])
+        .arg(&run)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not latent_dim"));
 }

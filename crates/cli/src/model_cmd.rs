@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Subcommand, ValueEnum};
 use dfdx::prelude::Cpu;
 use mouton_models::sheep::{Sheep1Discriminator, Sheep1Generator};
+use mouton_train::config::VAE_LATENT_DIMS;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
@@ -15,6 +16,9 @@ pub enum ModelCommand {
         /// Image side: 28, or 32 / 64 for dcgan-g and dcgan-d.
         #[arg(long, default_value_t = 28)]
         size: usize,
+        /// The VAE's latent dimensions: 2, 4, 8 or 16.
+        #[arg(long, value_name = "N")]
+        latent_dim: Option<usize>,
     },
 }
 
@@ -35,7 +39,7 @@ pub enum Arch {
     /// FIDLE's fully connected discriminator (Discriminator_1).
     #[value(name = "mlp-d")]
     MlpD,
-    /// A small convolutional VAE (latent 2).
+    /// A small convolutional VAE (latent 2, or --latent-dim).
     Vae,
     /// DCGAN generator (pytorch/examples style; 28, 32 or 64 px with --size).
     #[value(name = "dcgan-g")]
@@ -47,9 +51,29 @@ pub enum Arch {
 
 pub fn run(cmd: &ModelCommand) -> Result<()> {
     match cmd {
-        ModelCommand::Summary { arch, size } => {
+        ModelCommand::Summary {
+            arch,
+            size,
+            latent_dim,
+        } => {
             use mouton_models::dcgan::*;
+            if let Some(l) = latent_dim {
+                if !matches!(arch, Arch::Vae) {
+                    return Err(crate::BadInput(
+                        "--latent-dim sets the VAE's latent size; the GAN generators' are fixed"
+                            .into(),
+                    )
+                    .into());
+                }
+                if !VAE_LATENT_DIMS.contains(l) {
+                    return Err(crate::BadInput(format!(
+                        "--latent-dim {l}: the VAE trains with 2, 4, 8 or 16 latent dimensions"
+                    ))
+                    .into());
+                }
+            }
             let s = match (arch, *size) {
+                (Arch::Vae, 28) => mouton_models::vae::summary(latent_dim.unwrap_or(2)),
                 (Arch::DcganG, 32) => DcganGenerator32::<f32, Cpu>::summary(),
                 (Arch::DcganG, 64) => DcganGenerator64::<f32, Cpu>::summary(),
                 (Arch::DcganD, 32) => DcganDiscriminator32::<f32, Cpu>::summary(),
@@ -80,7 +104,7 @@ fn summary28(arch: Arch) -> mouton_models::summary::ModelSummary {
         Arch::Sheep1D => Sheep1Discriminator::<f32, Cpu>::summary(),
         Arch::DcganG => mouton_models::dcgan::DcganGenerator::<f32, Cpu>::summary(),
         Arch::DcganD => mouton_models::dcgan::DcganDiscriminator::<f32, Cpu>::summary(),
-        Arch::Vae => mouton_models::vae::Vae::<2, f32, Cpu>::summary(),
+        Arch::Vae => mouton_models::vae::summary(2),
         Arch::MlpG => mouton_models::mlp::MlpGenerator::<f32, Cpu>::summary(),
         Arch::MlpD => mouton_models::mlp::MlpDiscriminator::<f32, Cpu>::summary(),
         Arch::Sheep2Critic => Sheep1Discriminator::<f32, Cpu>::summary_as("sheep2-critic", "score"),

@@ -185,6 +185,10 @@ pub struct TrainArgs {
     /// Image side in pixels: 28, or 32 / 64 with --generator dcgan-g --critic dcgan-d.
     #[arg(long)]
     image_size: Option<usize>,
+    /// VAE: dimensions of the latent space, 2 (the default, which can be plotted), 4, 8 or
+    /// 16.
+    #[arg(long, value_name = "N")]
+    latent_dim: Option<usize>,
     /// No progress output.
     #[arg(long, short)]
     quiet: bool,
@@ -255,6 +259,7 @@ impl TrainArgs {
             kl_weight: self.kl_weight,
             kl_fidle_no_half: self.kl_fidle_no_half.then_some(true),
             image_size: self.image_size,
+            latent_dim: self.latent_dim,
         }
     }
 }
@@ -736,8 +741,8 @@ fn latent_map(a: &SampleArgs, side: usize) -> Result<()> {
     let k = sampling::run_latent(&a.dir).map_err(lib_err)?;
     if k != 2 {
         return Err(BadInput(format!(
-            "--latent-map: {}'s generator has a {k}-D latent space; a map needs a 2-D one \
-             (a VAE: mouton train --preset vae)",
+            "--latent-map: {}'s generator has {k} latent dimensions; a map needs 2 (a VAE \
+             trained with the default --latent-dim 2: mouton train --preset vae)",
             a.dir.display()
         ))
         .into());

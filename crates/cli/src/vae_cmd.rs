@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use mouton_data::Filter;
 use mouton_train::checkpoint::Pick;
-use mouton_train::{data, encoding, plot, sampling};
+use mouton_train::{data, encoding, pca, plot, sampling};
 
 use crate::output::{cannot_write, check_output};
 use crate::train_cmd::{generator_name, lib_err, run_dir_check, WhichCheckpoint, MAX_GRID_IMAGES};
@@ -33,8 +33,9 @@ pub struct EncodeArgs {
     #[arg(short, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     n: u64,
     /// Output: a scatter of the latent means (*.png; one colour per file, both axes at one
-    /// scale, the origin always in view), or every image's latent mean and log-variance
-    /// (*.csv: source, index, mu0, mu1, logvar0, logvar1).
+    /// scale, the origin always in view; with more than 2 latent dimensions, along the two
+    /// principal axes of all the means), or every image's latent mean and log-variance
+    /// (*.csv: source, index, mu0, mu1, ..., logvar0, logvar1, ...).
     #[arg(short, long)]
     output: PathBuf,
     /// The scatter's side in pixels.
@@ -93,25 +94,51 @@ pub fn encode(a: &EncodeArgs) -> Result<()> {
         return Err(BadInput("--data: give at least one file".into()).into());
     };
     let names: Vec<String> = a.data.iter().map(|p| p.display().to_string()).collect();
+    let mut axes = None;
     let what = if csv {
         let groups: Vec<(&str, &encoding::Encoding)> =
             names.iter().map(|n| n.as_str()).zip(&encodings).collect();
         encoding::write_csv(&a.output, &groups).map_err(cannot_write)?;
         "latent means and log-variances".to_string()
     } else {
-        let groups: Vec<&[f32]> = encodings.iter().map(|e| e.mu.as_slice()).collect();
+        let latent = encodings.first().map_or(2, |e| e.latent);
+        let all: Vec<&encoding::Encoding> = encodings.iter().collect();
+        let (points, plane) = pca::scatter_points(&all).map_err(lib_err)?;
+        let groups: Vec<&[f32]> = points.iter().map(|p| p.as_slice()).collect();
         let frame = plot::latent_scatter_png(&groups, a.px, &a.output).map_err(cannot_write)?;
-        format!(
-            "a scatter of the latent means (z0 from {:.2} to {:.2} left to right, z1 from {:.2} \
-             to {:.2} bottom to top; grid lines every {}, darker through 0)",
+        let (x, y) = match &plane {
+            None => ("z0".to_string(), "z1".to_string()),
+            Some(p) => (
+                format!(
+                    "principal axis 1 ({:.1}% of the variance)",
+                    100.0 * p.explained[0]
+                ),
+                format!("principal axis 2 ({:.1}%)", 100.0 * p.explained[1]),
+            ),
+        };
+        let what = format!(
+            "a scatter of the latent means ({x} from {:.2} to {:.2} left to right, {y} from \
+             {:.2} to {:.2} bottom to top; grid lines every {}, darker through 0)",
             frame.x.0, frame.x.1, frame.y.0, frame.y.1, frame.grid
-        )
+        );
+        axes = plane.map(|p| {
+            format!(
+                "  the {latent}-D means projected, not centred (the latent origin stays at 0): \
+                 axis 1 = {}, axis 2 = {}",
+                vector(&p.axes[0]),
+                vector(&p.axes[1])
+            )
+        });
+        what
     };
     out!(
         "wrote {}: {what} from {}",
         a.output.display(),
         generator_name(&loaded)
     )?;
+    if let Some(line) = axes {
+        out!("{line}")?;
+    }
     for (i, (name, e)) in names.iter().zip(&encodings).enumerate() {
         let colour = if csv {
             String::new()
@@ -119,18 +146,20 @@ pub fn encode(a: &EncodeArgs) -> Result<()> {
             format!(" ({})", plot::PALETTE[i].0)
         };
         let (centre, spread) = e.centre_and_spread();
-        let fmt = |v: &[f64]| {
-            let parts: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
-            format!("({})", parts.join(", "))
-        };
         out!(
             "  {name}{colour}: {} images, latent means centred at {}, standard deviation {}",
             e.len(),
-            fmt(&centre),
-            fmt(&spread)
+            vector(&centre),
+            vector(&spread)
         )?;
     }
     Ok(())
+}
+
+/// `(a, b, ...)` to 3 decimals.
+fn vector(v: &[f64]) -> String {
+    let parts: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
+    format!("({})", parts.join(", "))
 }
 
 #[derive(Debug, Args)]

@@ -90,58 +90,73 @@ where
 }
 
 impl<const L: usize, E: Dtype, D: Storage<E>> Vae<L, E, D> {
-    /// The layer table.
+    /// The layer table ([`summary`] of `L`).
     pub fn summary() -> ModelSummary {
-        ModelSummary {
-            name: format!("vae (latent {L})"),
-            rows: vec![
-                row(
-                    "Conv2d 1->32 3x3 s2 same, ReLU",
-                    "(32, 14, 14)",
-                    conv_params(1, 32, 3),
-                ),
-                row(
-                    "Conv2d 32->64 3x3 s2 same, ReLU",
-                    "(64, 7, 7)",
-                    conv_params(32, 64, 3),
-                ),
-                row(
-                    "Flatten, Dense 3136->16, ReLU",
-                    "(16)",
-                    dense_params(3136, 16),
-                ),
-                row(
-                    &format!("Dense 16->{L} (mu)"),
-                    &format!("({L})"),
-                    dense_params(16, L),
-                ),
-                row(
-                    &format!("Dense 16->{L} (log sigma^2)"),
-                    &format!("({L})"),
-                    dense_params(16, L),
-                ),
-                row(
-                    &format!("Dense {L}->3136, ReLU"),
-                    "(64, 7, 7)",
-                    dense_params(L, 3136),
-                ),
-                row(
-                    "ConvTranspose 64->64 3x3 s2, ReLU",
-                    "(64, 14, 14)",
-                    conv_params(64, 64, 3),
-                ),
-                row(
-                    "ConvTranspose 64->32 3x3 s2, ReLU",
-                    "(32, 28, 28)",
-                    conv_params(64, 32, 3),
-                ),
-                row(
-                    "ConvTranspose 32->1 3x3 (logits)",
-                    "(1, 28, 28)",
-                    conv_params(32, 1, 3),
-                ),
-            ],
-        }
+        summary(L)
+    }
+}
+
+/// The layer table of the VAE with a `latent`-dimensional latent space (for a size known only
+/// at run time).
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::vae::{summary, Vae};
+/// assert_eq!(summary(8), Vae::<8, f32, Cpu>::summary());
+/// // Each latent dimension costs 2 x 17 encoder parameters and 3,136 decoder weights.
+/// assert_eq!(summary(8).total() - summary(2).total(), 6 * (2 * 17 + 3136));
+/// ```
+pub fn summary(latent: usize) -> ModelSummary {
+    let l = latent;
+    ModelSummary {
+        name: format!("vae (latent {l})"),
+        rows: vec![
+            row(
+                "Conv2d 1->32 3x3 s2 same, ReLU",
+                "(32, 14, 14)",
+                conv_params(1, 32, 3),
+            ),
+            row(
+                "Conv2d 32->64 3x3 s2 same, ReLU",
+                "(64, 7, 7)",
+                conv_params(32, 64, 3),
+            ),
+            row(
+                "Flatten, Dense 3136->16, ReLU",
+                "(16)",
+                dense_params(3136, 16),
+            ),
+            row(
+                &format!("Dense 16->{l} (mu)"),
+                &format!("({l})"),
+                dense_params(16, l),
+            ),
+            row(
+                &format!("Dense 16->{l} (log sigma^2)"),
+                &format!("({l})"),
+                dense_params(16, l),
+            ),
+            row(
+                &format!("Dense {l}->3136, ReLU"),
+                "(64, 7, 7)",
+                dense_params(l, 3136),
+            ),
+            row(
+                "ConvTranspose 64->64 3x3 s2, ReLU",
+                "(64, 14, 14)",
+                conv_params(64, 64, 3),
+            ),
+            row(
+                "ConvTranspose 64->32 3x3 s2, ReLU",
+                "(32, 28, 28)",
+                conv_params(64, 32, 3),
+            ),
+            row(
+                "ConvTranspose 32->1 3x3 (logits)",
+                "(1, 28, 28)",
+                conv_params(32, 1, 3),
+            ),
+        ],
     }
 }
 

@@ -18,8 +18,8 @@ pub enum Preset {
     /// FIDLE SHEEP2: sheep1-g / sheep2-critic, WGAN-GP (lambda 10), n_critic 2, Adam 2e-4
     /// betas 0.5 / 0.9, batch 64.
     Sheep2,
-    /// The seeds' VAE: a small convolutional VAE (latent 2), BCE reconstruction + KL, Adam
-    /// 1e-3, batch 64.
+    /// The seeds' VAE: a small convolutional VAE (latent 2 unless `latent_dim` says otherwise),
+    /// BCE reconstruction + KL, Adam 1e-3, batch 64.
     Vae,
 }
 
@@ -210,7 +210,17 @@ pub struct TrainConfig {
     /// (the DCGAN pair, dcgan-g with dcgan-d, only).
     #[serde(default = "default_image_size")]
     pub image_size: usize,
+    /// VAE: dimensions of the latent space, one of [`VAE_LATENT_DIMS`] (`None`: 2, FIDLE's
+    /// choice, which can be plotted). The GAN generators' latents are fixed (sheep1-g and
+    /// mlp-g 128, dcgan-g 100), so they take none.
+    #[serde(default)]
+    pub latent_dim: Option<usize>,
 }
+
+/// The latent sizes a VAE can be trained with. Each is a separately compiled network (the
+/// size is a type parameter); the encoder's last hidden layer has 16 units, so more than 16
+/// dimensions would add no information.
+pub const VAE_LATENT_DIMS: [usize; 4] = [2, 4, 8, 16];
 
 fn default_image_size() -> usize {
     28
@@ -263,6 +273,7 @@ impl TrainConfig {
             kl_weight: 1.0,
             kl_fidle_no_half: false,
             image_size: 28,
+            latent_dim: None,
         };
         match preset {
             Preset::Sheep1 => base,
@@ -281,6 +292,7 @@ impl TrainConfig {
             Preset::Vae => TrainConfig {
                 loss: LossKind::Vae,
                 generator: GeneratorArch::Vae,
+                latent_dim: Some(2),
                 batch_size: 64,
                 lr_g: 1e-3,
                 lr_d: 1e-3,
@@ -403,6 +415,22 @@ impl TrainConfig {
             }
             _ => return bad("image_size", "must be 28, 32 or 64"),
         }
+        match (self.generator, self.latent_dim) {
+            (GeneratorArch::Vae, Some(k)) if !VAE_LATENT_DIMS.contains(&k) => {
+                return bad(
+                    "latent_dim",
+                    "must be 2, 4, 8 or 16 (the encoder's last hidden layer has 16 units)",
+                );
+            }
+            (GeneratorArch::Vae, _) | (_, None) => {}
+            (_, Some(_)) => {
+                return bad(
+                    "latent_dim",
+                    "sets the VAE's latent size; the GAN generators' are fixed (sheep1-g and \
+                     mlp-g 128, dcgan-g 100)",
+                );
+            }
+        }
         if !(self.kl_weight >= 0.0 && self.kl_weight.is_finite()) {
             return bad("kl_weight", "must be finite and >= 0");
         }
@@ -463,6 +491,22 @@ impl TrainConfig {
         .validate()
         .map_err(|e| TrainError::Config(e.to_string()))?;
         Ok(())
+    }
+
+    /// The VAE's latent size (`latent_dim`, 2 when unset).
+    ///
+    /// ```
+    /// use mouton_train::config::{Preset, TrainConfig};
+    /// let mut c = TrainConfig::preset(Preset::Vae);
+    /// assert_eq!(c.vae_latent(), 2);
+    /// c.latent_dim = Some(8);
+    /// assert_eq!(c.vae_latent(), 8);
+    /// c.latent_dim = Some(5); // not a size the trainer builds
+    /// let err = c.validate().unwrap_err().to_string();
+    /// assert!(err.starts_with("config: latent_dim: must be 2, 4, 8 or 16"), "{err}");
+    /// ```
+    pub fn vae_latent(&self) -> usize {
+        self.latent_dim.unwrap_or(2)
     }
 
     /// The names of the fields whose values differ from `other`'s.
@@ -578,6 +622,7 @@ pub struct Overrides {
     pub kl_weight: Option<f64>,
     pub kl_fidle_no_half: Option<bool>,
     pub image_size: Option<usize>,
+    pub latent_dim: Option<usize>,
 }
 
 impl Overrides {
@@ -645,7 +690,8 @@ impl Overrides {
             detect_collapse,
             kl_weight,
             kl_fidle_no_half,
-            image_size
+            image_size,
+            latent_dim
         )
     }
 
@@ -708,6 +754,9 @@ impl Overrides {
         }
         if self.checkpoint_every.is_some() {
             c.checkpoint_every = self.checkpoint_every;
+        }
+        if self.latent_dim.is_some() {
+            c.latent_dim = self.latent_dim;
         }
         c
     }

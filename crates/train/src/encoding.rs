@@ -17,9 +17,8 @@ use crate::checkpoint::{load_generator, Loaded, Pick, Weights};
 use crate::config::{GeneratorArch, TrainConfig};
 use crate::TrainError;
 
-/// The VAE's image side and latent length.
+/// The VAE's image side.
 const SIDE: usize = 28;
-const LATENT: usize = 2;
 
 /// Images per forward pass: memory stays small however many images are encoded.
 const CHUNK: usize = 256;
@@ -87,13 +86,8 @@ pub struct Reconstruction {
     pub kl: Vec<f64>,
 }
 
-/// Loads the VAE of a run directory's checkpoint `pick` (its moving average by default, as
-/// [`load_generator`] does); any other run is an error naming the directory.
-fn load_vae(
-    run_dir: &Path,
-    pick: Pick,
-    weights: Weights,
-) -> Result<(Vae<LATENT, f32, Cpu>, Loaded), TrainError> {
+/// The configuration of a VAE run; any other run is an error naming the directory.
+fn vae_config(run_dir: &Path) -> Result<TrainConfig, TrainError> {
     let cfg = TrainConfig::load(&run_dir.join("config.toml"))?;
     if cfg.generator != GeneratorArch::Vae {
         return Err(TrainError::RunDir(format!(
@@ -102,7 +96,18 @@ fn load_vae(
             run_dir.display()
         )));
     }
-    let mut vae: Vae<LATENT, f32, Cpu> = crate::trainer::build(&cfg, 0);
+    Ok(cfg)
+}
+
+/// Loads the VAE of the checkpoint `pick` (its moving average by default, as
+/// [`load_generator`] does).
+fn load_vae<const L: usize>(
+    cfg: &TrainConfig,
+    run_dir: &Path,
+    pick: Pick,
+    weights: Weights,
+) -> Result<(Model<L>, Loaded), TrainError> {
+    let mut vae: Model<L> = crate::trainer::build(cfg, 0);
     let loaded = load_generator(run_dir, pick, weights, &mut vae)?;
     Ok((vae, loaded))
 }
@@ -147,9 +152,20 @@ pub fn encode_from_run(
     images: &[f32],
 ) -> Result<(Encoding, Loaded), TrainError> {
     count(images)?;
-    let (vae, loaded) = load_vae(run_dir, pick, weights)?;
+    let cfg = vae_config(run_dir)?;
+    crate::with_vae_latent!(cfg.vae_latent(), L => encode_with::<L>(&cfg, run_dir, pick, weights, images))
+}
+
+fn encode_with<const L: usize>(
+    cfg: &TrainConfig,
+    run_dir: &Path,
+    pick: Pick,
+    weights: Weights,
+    images: &[f32],
+) -> Result<(Encoding, Loaded), TrainError> {
+    let (vae, loaded) = load_vae::<L>(cfg, run_dir, pick, weights)?;
     let mut enc = Encoding {
-        latent: LATENT,
+        latent: L,
         mu: Vec::new(),
         logvar: Vec::new(),
     };
@@ -190,10 +206,21 @@ pub fn reconstruct_from_run(
     images: &[f32],
 ) -> Result<(Reconstruction, Loaded), TrainError> {
     count(images)?;
-    let (vae, loaded) = load_vae(run_dir, pick, weights)?;
+    let cfg = vae_config(run_dir)?;
+    crate::with_vae_latent!(cfg.vae_latent(), L => reconstruct_with::<L>(&cfg, run_dir, pick, weights, images))
+}
+
+fn reconstruct_with<const L: usize>(
+    cfg: &TrainConfig,
+    run_dir: &Path,
+    pick: Pick,
+    weights: Weights,
+    images: &[f32],
+) -> Result<(Reconstruction, Loaded), TrainError> {
+    let (vae, loaded) = load_vae::<L>(cfg, run_dir, pick, weights)?;
     let mut r = Reconstruction {
         encoding: Encoding {
-            latent: LATENT,
+            latent: L,
             mu: Vec::new(),
             logvar: Vec::new(),
         },
@@ -209,12 +236,12 @@ pub fn reconstruct_from_run(
         r.images
             .extend(activation(logits.clone(), Activation::Sigmoid).as_vec());
         let logits = logits.as_vec();
-        let n = mu_v.len() / LATENT;
+        let n = mu_v.len() / L;
         let input = &images[done * SIDE * SIDE..(done + n) * SIDE * SIDE];
         for (x, l) in input.chunks(SIDE * SIDE).zip(logits.chunks(SIDE * SIDE)) {
             r.bce.push(bce_with_logits(x, l));
         }
-        for (m, v) in mu_v.chunks(LATENT).zip(lv_v.chunks(LATENT)) {
+        for (m, v) in mu_v.chunks(L).zip(lv_v.chunks(L)) {
             r.kl.push(kl_to_standard_normal(m, v));
         }
         r.encoding.mu.extend(mu_v);
@@ -226,13 +253,13 @@ pub fn reconstruct_from_run(
 }
 
 type LatentRows = Tensor<(usize, usize), f32, Cpu>;
-type Model = Vae<LATENT, f32, Cpu>;
+type Model<const L: usize> = Vae<L, f32, Cpu>;
 
 /// Runs the encoder over `images` a chunk at a time, handing each chunk's (mu, logvar) on.
-fn for_chunks(
-    vae: &Model,
+fn for_chunks<const L: usize>(
+    vae: &Model<L>,
     images: &[f32],
-    each: &mut dyn FnMut(&Model, LatentRows, LatentRows) -> Result<(), TrainError>,
+    each: &mut dyn FnMut(&Model<L>, LatentRows, LatentRows) -> Result<(), TrainError>,
 ) -> Result<(), TrainError> {
     let dev = Cpu::default();
     for chunk in images.chunks(CHUNK * SIDE * SIDE) {
@@ -304,7 +331,7 @@ pub fn kl_to_standard_normal(mu: &[f32], logvar: &[f32]) -> f64 {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn write_csv(path: &Path, groups: &[(&str, &Encoding)]) -> Result<(), TrainError> {
-    let latent = groups.first().map_or(LATENT, |g| g.1.latent);
+    let latent = groups.first().map_or(2, |g| g.1.latent);
     if groups.iter().any(|g| g.1.latent != latent) {
         return Err(TrainError::Metric(format!(
             "{}: encodings of different latent lengths",

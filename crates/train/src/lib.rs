@@ -2,7 +2,7 @@
 //!
 //! FIDLE's notebooks go: parameters, data, networks, training, history, new sheep. This crate
 //! does each step as a library call that the `mouton` CLI wraps:
-//! - [`config`]: presets (`sheep1`, `sheep2`), per-loss defaults, overrides, `config.toml`;
+//! - [`config`]: presets (`sheep1`, `sheep2`, `vae`), per-loss defaults, overrides, `config.toml`;
 //! - [`data`]: the training images (any Quick Draw format, or synthetic sheep);
 //! - [`optim`]: Adam and RMSprop with checkpointable state;
 //! - [`trainer`]: the loop for GAN, non-saturating GAN, LSGAN, hinge, WGAN and WGAN-GP with
@@ -13,7 +13,8 @@
 //!   metrics and sample grids as TensorBoard event files;
 //! - [`sampling`], [`eval`], [`plot`]: drawing new sheep, latent interpolation, quality
 //!   metrics against real drawings, loss curves and latent-space scatters; [`encoding`]: a
-//!   VAE's encodings and reconstructions of given images.
+//!   VAE's encodings and reconstructions of given images; [`pca`]: the principal plane that
+//!   draws a latent space of more than two dimensions.
 //!
 //! Everything random derives from the run's seed ([`rng`]), so the same seed gives the same
 //! run on the CPU, and a resumed run continues exactly as an uninterrupted one would.
@@ -31,6 +32,7 @@ pub mod encoding;
 pub mod eval;
 pub mod metrics;
 pub mod optim;
+pub mod pca;
 pub mod plot;
 pub mod rng;
 pub mod run_lock;

@@ -83,6 +83,8 @@ pub fn latent_chunks(
 /// // rounding of differently blocked products).
 /// let one = generate(&mut g, &latent(0, 0, 70)[69 * 128..], &dev)?;
 /// assert!(one.iter().zip(&images[69 * 784..]).all(|(a, b)| (a - b).abs() < 1e-5));
+/// // Values that are not whole latent vectors are an error, not a panic.
+/// assert!(generate(&mut g, &[0.0; 130], &dev).is_err());
 /// # Ok::<(), mouton_train::TrainError>(())
 /// ```
 pub fn generate<G, B>(g: &mut G, z: &[f32], dev: &B) -> Result<Vec<f32>, TrainError>
@@ -91,6 +93,12 @@ where
     B: Layers<f32>,
 {
     let k = g.latent();
+    if !z.len().is_multiple_of(k) {
+        return Err(TrainError::Config(format!(
+            "{} latent values are not whole vectors of this generator's {k}",
+            z.len()
+        )));
+    }
     let mut out = Vec::new();
     for chunk in z.chunks(64 * k) {
         let n = chunk.len() / k;
@@ -347,9 +355,11 @@ pub fn generate_each(
     let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
     let which = (pick, weights);
     if cfg.generator == crate::config::GeneratorArch::Vae {
-        return generate_with::<mouton_models::vae::Vae<2, f32, Cpu>, (), Cpu>(
-            &cfg, run_dir, which, z, each,
-        );
+        return crate::with_vae_latent!(cfg.vae_latent(), L => {
+            generate_with::<mouton_models::vae::Vae<L, f32, Cpu>, (), Cpu>(
+                &cfg, run_dir, which, z, each,
+            )
+        });
     }
     crate::with_architectures!(cfg, Cpu, generate_with(&cfg, run_dir, which, z, each))
 }
@@ -382,9 +392,12 @@ where
 /// ```
 /// use mouton_train::config::{Preset, TrainConfig};
 /// # let dir = tempfile::tempdir()?;
-/// let cfg = TrainConfig::preset(Preset::Vae);
+/// let mut cfg = TrainConfig::preset(Preset::Vae);
 /// std::fs::write(dir.path().join("config.toml"), cfg.to_toml())?;
 /// assert_eq!(mouton_train::sampling::run_latent(dir.path())?, 2);
+/// cfg.latent_dim = Some(16);
+/// std::fs::write(dir.path().join("config.toml"), cfg.to_toml())?;
+/// assert_eq!(mouton_train::sampling::run_latent(dir.path())?, 16);
 /// // No run there: the error names the missing file.
 /// let err = mouton_train::sampling::run_latent(&dir.path().join("nope")).unwrap_err();
 /// assert!(err.to_string().contains("config.toml"), "{err}");
@@ -393,7 +406,7 @@ where
 pub fn run_latent(run_dir: &std::path::Path) -> Result<usize, TrainError> {
     let cfg = crate::config::TrainConfig::load(&run_dir.join("config.toml"))?;
     Ok(match cfg.generator {
-        crate::config::GeneratorArch::Vae => 2,
+        crate::config::GeneratorArch::Vae => cfg.vae_latent(),
         crate::config::GeneratorArch::DcganG => mouton_models::dcgan::DCGAN_LATENT,
         _ => LATENT,
     })

@@ -455,6 +455,37 @@ macro_rules! with_architectures {
     }};
 }
 
+/// Runs `$body` with the const `$L` set to `$latent`, one of
+/// [`VAE_LATENT_DIMS`](crate::config::VAE_LATENT_DIMS) (the VAE's latent size is a type
+/// parameter); any other size is a configuration error.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! with_vae_latent {
+    ($latent:expr, $L:ident => $body:expr) => {
+        match $latent {
+            2 => {
+                const $L: usize = 2;
+                $body
+            }
+            4 => {
+                const $L: usize = 4;
+                $body
+            }
+            8 => {
+                const $L: usize = 8;
+                $body
+            }
+            16 => {
+                const $L: usize = 16;
+                $body
+            }
+            other => Err($crate::TrainError::Config(format!(
+                "latent_dim: {other}: must be 2, 4, 8 or 16"
+            ))),
+        }
+    };
+}
+
 /// Whether `run_dir` can take a run: it must be a folder or not exist yet, hold no run unless
 /// `resume`, and not be in use by another training ([`run_lock`](crate::run_lock)). [`train`]
 /// checks this too, under the lock; call it first to refuse before loading data.
@@ -542,7 +573,8 @@ pub fn train(
             "cuDNN applies to CUDA runs only (--device cuda)".into(),
         )),
         DeviceChoice::Cpu if cfg.loss == LossKind::Vae => {
-            run_vae(cfg, data, run_dir, opts, on_event, &Cpu::default())
+            let dev = Cpu::default();
+            with_vae_latent!(cfg.vae_latent(), L => run_vae::<L, _>(cfg, data, run_dir, opts, on_event, &dev))
         }
         DeviceChoice::Cpu => {
             let dev = Cpu::default();
@@ -567,7 +599,7 @@ fn train_cuda(
     mouton_models::layers::set_cudnn_convs(opts.cudnn)
         .map_err(|e| TrainError::Device(format!("cuda:{ordinal}: {e}")))?;
     if cfg.loss == LossKind::Vae {
-        return run_vae(cfg, data, run_dir, opts, on_event, &dev);
+        return with_vae_latent!(cfg.vae_latent(), L => run_vae::<L, _>(cfg, data, run_dir, opts, on_event, &dev));
     }
     with_architectures!(
         cfg,
@@ -981,7 +1013,7 @@ where
 }
 
 /// VAE training: one update per step of `reconstruction BCE + kl_weight x KL`.
-fn run_vae<B: Layers<f32>>(
+fn run_vae<const L: usize, B: Layers<f32>>(
     cfg: &TrainConfig,
     data: &TrainingData,
     run_dir: &Path,
@@ -990,15 +1022,15 @@ fn run_vae<B: Layers<f32>>(
     dev: &B,
 ) -> Result<Summary, TrainError> {
     use mouton_losses::vae::{kl_divergence, reconstruction_bce, reparameterize, vae_loss, KlForm};
-    let vae: mouton_models::vae::Vae<2, f32, B> = build_on(cfg, 0, dev);
-    let ema: Option<mouton_models::vae::Vae<2, f32, B>> = cfg.ema.map(|_| build_on(cfg, 0, dev));
+    let vae: mouton_models::vae::Vae<L, f32, B> = build_on(cfg, 0, dev);
+    let ema: Option<mouton_models::vae::Vae<L, f32, B>> = cfg.ema.map(|_| build_on(cfg, 0, dev));
     let form = if cfg.kl_fidle_no_half {
         KlForm::FidleNoHalf
     } else {
         KlForm::Exact
     };
     let inject_at = opts.inject_nan_at_step;
-    let mut step_fn = |vae: &mut mouton_models::vae::Vae<2, f32, B>,
+    let mut step_fn = |vae: &mut mouton_models::vae::Vae<L, f32, B>,
                        _: &mut (),
                        opt: &mut Optimizer<f32, B>,
                        _: &mut Optimizer<f32, B>,

@@ -184,3 +184,91 @@ fn only_a_vae_run_encodes_and_only_whole_images() {
     let err = encode_from_run(&vae, Pick::Step(3), Weights::Average, &images).unwrap_err();
     assert!(err.to_string().contains("there are steps 8"), "{err}");
 }
+
+/// Every latent size the trainer builds: a run trains, saves the size in `config.toml`, and
+/// every reader of the run (sampling, encoding, reconstruction) builds that size again: the
+/// encodings are the checkpoint's own network's, bit for bit, and the decoded samples are
+/// the decoder's at the run's latent length.
+#[test]
+fn every_latent_size_trains_and_is_read_back_at_its_size() {
+    use mouton_train::config::VAE_LATENT_DIMS;
+    use mouton_train::sampling::{generate_from_run, latent_of, run_latent};
+    let tmp = tempfile::tempdir().unwrap();
+    for l in VAE_LATENT_DIMS {
+        let run = tmp.path().join(format!("vae{l}"));
+        let cfg = Overrides {
+            preset: Some(Preset::Vae),
+            latent_dim: Some(l),
+            synthetic_count: Some(80),
+            batch_size: Some(16),
+            max_steps: Some(2),
+            seed: Some(5),
+            swd_projections: Some(8),
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        let data = trained(&cfg, &run);
+        let text = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        assert!(text.contains(&format!("latent_dim = {l}\n")), "{text}");
+        assert_eq!(run_latent(&run).unwrap(), l);
+        let images = &data.validation.as_slice()[..3 * 784];
+        let (enc, loaded) = encode_from_run(&run, Pick::Newest, Weights::Average, images).unwrap();
+        assert_eq!((enc.latent, enc.len(), loaded.step), (l, 3, 2));
+        // The run's network, loaded by hand at its size.
+        let dev = Cpu::default();
+        let x = dev.tensor_from_vec(images.to_vec(), (3usize, 1usize, 28usize, 28usize));
+        let z = latent_of(1, 0, 5, l);
+        let (mu, logvar, decoded) = mouton_train::with_vae_latent!(l, L => {
+            let mut vae: Vae<L, f32, Cpu> = build(&cfg, 0);
+            load_generator(&run, Pick::Newest, Weights::Trained, &mut vae).unwrap();
+            let (mu, logvar) = vae.encode(x).unwrap();
+            let logits = vae.decode(dev.tensor_from_vec(z.clone(), (5usize, l))).unwrap();
+            Ok::<_, TrainError>((mu.as_vec(), logvar.as_vec(), logits.sigmoid().as_vec()))
+        })
+        .unwrap();
+        assert_eq!((enc.mu, enc.logvar), (mu, logvar), "latent {l}");
+        let (samples, _) = generate_from_run(&run, Pick::Newest, Weights::Average, &z).unwrap();
+        assert_eq!(samples.len(), 5 * 784);
+        let worst = samples
+            .iter()
+            .zip(&decoded)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-6, "latent {l}: samples differ by {worst}");
+        // A vector of another length is not a latent point of this run.
+        let short = latent_of(1, 0, 1, l + 1);
+        assert!(generate_from_run(&run, Pick::Newest, Weights::Average, &short).is_err());
+    }
+}
+
+/// Sizes the trainer does not build, and a latent size for a GAN, are refused before
+/// anything is written; a `config.toml` from before `latent_dim` existed reads as 2.
+#[test]
+fn other_latent_sizes_are_refused_and_old_runs_read_as_two() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (preset, l, says) in [
+        (Preset::Vae, 3, "latent_dim: must be 2, 4, 8 or 16"),
+        (Preset::Vae, 32, "latent_dim: must be 2, 4, 8 or 16"),
+        (Preset::Sheep2, 2, "latent_dim: sets the VAE's latent size"),
+    ] {
+        let mut cfg = TrainConfig::preset(preset);
+        (cfg.synthetic_count, cfg.max_steps, cfg.latent_dim) = (200, Some(1), Some(l));
+        let run = tmp.path().join(format!("{l}"));
+        let data = data::load(&TrainConfig {
+            latent_dim: None,
+            ..cfg.clone()
+        })
+        .unwrap();
+        let err = train(&cfg, &data, &run, &RunOptions::default(), &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains(says), "{err}");
+        assert!(!run.exists(), "{l}: {run:?} was created");
+    }
+    let cfg = TrainConfig::preset(Preset::Vae);
+    let old = cfg.to_toml().replace("latent_dim = 2\n", "");
+    assert_ne!(old, cfg.to_toml());
+    let path = tmp.path().join("config.toml");
+    std::fs::write(&path, old).unwrap();
+    let loaded = TrainConfig::load(&path).unwrap();
+    assert_eq!((loaded.latent_dim, loaded.vae_latent()), (None, 2));
+}
