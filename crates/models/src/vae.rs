@@ -168,13 +168,23 @@ where
     E: Dtype + Real,
     D: Layers<E>,
 {
-    /// (mu, log sigma^2) for images (N, 1, 28, 28). Both outputs carry the input's tape (mu's
-    /// holds the encoder's operations; log sigma^2's graph shares them through merged tapes).
-    #[allow(clippy::type_complexity)]
-    pub fn encode<T: Tape<E, D>>(
+    /// The encoder's hidden layer (N, 16) after its ReLU, the features both latent heads read
+    /// for images (N, 1, 28, 28). A unit that is 0 for every image is dead: the heads cannot
+    /// vary along it.
+    ///
+    /// ```
+    /// use dfdx::prelude::*;
+    /// use mouton_models::vae::Vae;
+    /// let dev = Cpu::default();
+    /// let vae = Vae::<2, f32, Cpu>::build(&dev);
+    /// let h = vae.hidden(dev.ones_like(&(3usize, 1usize, 28usize, 28usize))).unwrap();
+    /// assert_eq!(h.shape().concrete(), [3, 16]);
+    /// assert!(h.as_vec().iter().all(|&v| v >= 0.0));
+    /// ```
+    pub fn hidden<T: Tape<E, D>>(
         &self,
         x: Nchw<E, T, D>,
-    ) -> Result<(Latent<E, T, D>, Latent<E, T, D>), GeometryError> {
+    ) -> Result<Tensor<(usize, Const<16>), E, D, T>, GeometryError> {
         let (n, c, h, w) = *x.shape();
         if (c, h, w) != (1, 28, 28) {
             return Err(GeometryError::Invalid(
@@ -183,10 +193,21 @@ where
         }
         let x = activation(self.enc1.forward(x)?, Activation::Relu);
         let x = activation(self.enc2.forward(x)?, Activation::Relu);
-        let h = activation(
+        Ok(activation(
             self.enc_dense.forward(x.reshape_like(&(n, Const::<3136>))),
             Activation::Relu,
-        );
+        ))
+    }
+
+    /// (mu, log sigma^2) for images (N, 1, 28, 28). Both outputs carry the input's tape (mu's
+    /// holds the encoder's operations; log sigma^2's graph shares them through merged tapes).
+    #[allow(clippy::type_complexity)]
+    pub fn encode<T: Tape<E, D>>(
+        &self,
+        x: Nchw<E, T, D>,
+    ) -> Result<(Latent<E, T, D>, Latent<E, T, D>), GeometryError> {
+        let n = x.shape().0;
+        let h = self.hidden(x)?;
         // Two heads on one hidden layer: the tape goes with mu, a tapeless copy feeds
         // log sigma^2, whose graph is then merged back.
         let h2 = h.with_empty_tape();

@@ -5,8 +5,6 @@
 //! `cargo run --release -p mouton-train --example vae_hidden_units -- RUN IMAGES [FORMAT]`
 
 use dfdx::prelude::*;
-use mouton_models::layers::activation;
-use mouton_models::ops::activation::Activation;
 use mouton_models::vae::Vae;
 use mouton_train::checkpoint::{load_generator, Pick, Weights};
 use mouton_train::config::TrainConfig;
@@ -32,13 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("{}: step {}, latent {L}, {n} images", run.display(), loaded.step);
         let dev = Cpu::default();
         let x = dev.tensor_from_vec(pixels.to_vec(), (n, 1usize, 28usize, 28usize));
-        let x = activation(vae.enc1.forward(x)?, Activation::Relu);
-        let x = activation(vae.enc2.forward(x)?, Activation::Relu);
-        let h = activation(
-            vae.enc_dense.forward(x.reshape_like(&(n, Const::<3136>))),
-            Activation::Relu,
-        )
-        .as_vec();
+        let h = vae.hidden(x)?.as_vec();
         let mut counts = [0usize; 16];
         for row in h.chunks(16) {
             for (c, &v) in counts.iter_mut().zip(row) {

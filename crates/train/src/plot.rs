@@ -107,12 +107,7 @@ pub fn loss_png(steps: &[StepRecord], path: &Path) -> Result<(), TrainError> {
         }
         root.present().map_err(|e| fail(e.to_string()))?;
     }
-    let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| fail("buffer size".into()))?;
-    mouton_data::write_atomically(path, |f| {
-        img.write_to(f, image::ImageFormat::Png)
-            .map_err(std::io::Error::other)
-    })?;
-    Ok(())
+    write_rgb_png(path, w, h, buf)
 }
 
 /// The colours of [`latent_scatter_png`]'s groups, in order (Tableau 10), with their names.
@@ -271,10 +266,17 @@ pub fn latent_scatter_png(groups: &[&[f32]], px: u32, path: &Path) -> Result<Fra
         chart.draw_series(points).map_err(|e| fail(e.to_string()))?;
         root.present().map_err(|e| fail(e.to_string()))?;
     }
-    let img = image::RgbImage::from_raw(px, px, buf).ok_or_else(|| fail("buffer size".into()))?;
+    write_rgb_png(path, px, px, buf)?;
+    Ok(frame)
+}
+
+/// Writes a drawn RGB buffer as a PNG, atomically.
+fn write_rgb_png(path: &Path, w: u32, h: u32, buf: Vec<u8>) -> Result<(), TrainError> {
+    let img = image::RgbImage::from_raw(w, h, buf)
+        .ok_or_else(|| TrainError::Metric(format!("{}: buffer size", path.display())))?;
     mouton_data::write_atomically(path, |f| {
         img.write_to(f, image::ImageFormat::Png)
             .map_err(std::io::Error::other)
     })?;
-    Ok(frame)
+    Ok(())
 }
