@@ -41,7 +41,8 @@ def main(run):
         return n
 
     checked = check(steps, "train",
-                    ["d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "gp"])
+                    ["d_loss", "g_loss", "d_real", "d_fake", "grad_norm_d", "grad_norm_g", "gp",
+                     "recon", "kl", "kl_weight"])
     # An epoch stopped early and resumed has two records; TensorBoard keeps both steps.
     checked += check(epochs, "quality",
                      ["swd", "swd_real_baseline", "diversity_ratio", "swd_trained"])

@@ -62,24 +62,34 @@ def losses(model, x, z):
     return bce
 
 
-def run(images, latent, seed, epochs):
+def kl_factor(step, steps_per_epoch, warmup_epochs):
+    """The KL weight's ramp: 0 at the first step, 1 after `warmup_epochs` epochs (linear)."""
+    if warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, step / (warmup_epochs * steps_per_epoch))
+
+
+def run(images, latent, seed, epochs, kl_weight=1.0, warmup=0.0):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     model = Vae(latent)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     order = rng.permutation(len(images))
     train, held = images[order[: int(0.9 * len(images))]], images[order[int(0.9 * len(images)) :]]
+    steps_per_epoch = len(train) // 64
+    step = 0
     for _ in range(epochs):
         perm = rng.permutation(len(train))
-        for b in range(len(train) // 64):
+        for b in range(steps_per_epoch):
             x = torch.from_numpy(train[perm[b * 64 : (b + 1) * 64]])
             mu, logvar = model.encode(x)
             z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
             bce = losses(model, x, z).mean()
             kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).mean()
             opt.zero_grad()
-            (bce + kl).backward()
+            (bce + kl_weight * kl_factor(step, steps_per_epoch, warmup) * kl).backward()
             opt.step()
+            step += 1
     with torch.no_grad():
         x = torch.from_numpy(images)
         alive = int((model.hidden(x) > 0).any(0).sum())
@@ -96,15 +106,20 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--kl-weight", type=float, default=1.0)
+    p.add_argument("--kl-warmup", type=float, default=0.0, help="epochs of a linear KL ramp")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     raw = np.fromfile(a.bitmaps, dtype=np.uint8)
     images = (raw.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
-    print(f"torch {torch.__version__}, {len(images)} images, {a.epochs} epochs")
+    print(
+        f"torch {torch.__version__}, {len(images)} images, {a.epochs} epochs, "
+        f"KL weight {a.kl_weight}, KL warm-up {a.kl_warmup} epochs"
+    )
     for latent in a.latent:
         for seed in a.seeds:
             t = time.time()
-            alive, bce, kl = run(images, latent, seed, a.epochs)
+            alive, bce, kl = run(images, latent, seed, a.epochs, a.kl_weight, a.kl_warmup)
             print(
                 f"latent {latent} seed {seed}: {alive} of 16 hidden units alive, BCE {bce:.2f} "
                 f"KL {kl:.2f} nats per image (all {len(images)} images, decoded from mu), "

@@ -435,3 +435,63 @@ fn a_vae_with_four_latent_dimensions_draws_its_principal_plane() {
         .code(2)
         .stderr(predicate::str::contains("not latent_dim"));
 }
+
+#[test]
+fn a_kl_warm_up_is_saved_recorded_and_kept_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 72 synthetic sheep, 65 for training, batch 16: 4 steps per epoch; half an epoch of ramp
+    // is 2 steps.
+    let run = vae_run_with(tmp.path(), "warm", &["--kl-warmup", "0.5", "--seed", "3"]);
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(config.contains("kl_warmup = 0.5"), "{config}");
+    let weights: Vec<f64> = std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["kind"] == "step")
+        .map(|r| r["kl_weight"].as_f64().unwrap())
+        .collect();
+    assert_eq!(weights, [0.0, 0.5, 1.0, 1.0]);
+
+    // The ramp changes the weights' arithmetic: a resumed run keeps it.
+    mouton()
+        .args([
+            "train",
+            "--resume",
+            "--epochs",
+            "2",
+            "--kl-warmup",
+            "1",
+            "--run-dir",
+        ])
+        .arg(&run)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("may change, not kl_warmup"));
+    mouton()
+        .args(["train", "--resume", "--epochs", "2", "--quiet", "--run-dir"])
+        .arg(&run)
+        .assert()
+        .success();
+    // A GAN has no KL term to ramp; a bad length is named.
+    for (args, says) in [
+        (
+            vec!["--kl-warmup", "2"],
+            "kl_warmup: ramps up a VAE's KL term",
+        ),
+        (
+            vec!["--preset", "vae", "--kl-warmup", "nan"],
+            "kl_warmup: must be a number of epochs",
+        ),
+    ] {
+        let dir = tmp.path().join("refused");
+        mouton()
+            .args(["train", "--max-steps", "1", "--run-dir"])
+            .arg(&dir)
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+        assert!(!dir.exists(), "{says}: a refused run leaves no directory");
+    }
+}

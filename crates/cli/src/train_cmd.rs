@@ -182,6 +182,10 @@ pub struct TrainArgs {
     /// VAE: FIDLE's KL without the 1/2.
     #[arg(long)]
     kl_fidle_no_half: bool,
+    /// VAE: raise the KL term's weight linearly from 0 to --kl-weight over this many epochs
+    /// (KL warm-up; FIDLE's recipe has none). Fractions of an epoch are fine.
+    #[arg(long, value_name = "EPOCHS")]
+    kl_warmup: Option<f64>,
     /// Image side in pixels: 28, or 32 / 64 with --generator dcgan-g --critic dcgan-d.
     #[arg(long)]
     image_size: Option<usize>,
@@ -258,6 +262,7 @@ impl TrainArgs {
             detect_collapse: self.detect_collapse,
             kl_weight: self.kl_weight,
             kl_fidle_no_half: self.kl_fidle_no_half.then_some(true),
+            kl_warmup: self.kl_warmup,
             image_size: self.image_size,
             latent_dim: self.latent_dim,
         }

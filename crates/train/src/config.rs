@@ -206,6 +206,13 @@ pub struct TrainConfig {
     /// VAE: drop the KL's 1/2 as FIDLE's notebooks do.
     #[serde(default)]
     pub kl_fidle_no_half: bool,
+    /// VAE: KL warm-up (annealing, Bowman et al. 2016) over this many epochs: the KL's weight
+    /// rises linearly from 0 at the first step to `kl_weight` after them, then stays there
+    /// ([`TrainConfig::kl_weight_at`]). `None` (or 0): `kl_weight` from the first step, as
+    /// FIDLE's notebooks train. On FIDLE's VAE it keeps more of the encoder's hidden units
+    /// alive (BENCHMARKS.md).
+    #[serde(default)]
+    pub kl_warmup: Option<f64>,
     /// Side of the square training images in pixels: 28 (every architecture), or 32 and 64
     /// (the DCGAN pair, dcgan-g with dcgan-d, only).
     #[serde(default = "default_image_size")]
@@ -272,6 +279,7 @@ impl TrainConfig {
             detect_collapse: None,
             kl_weight: 1.0,
             kl_fidle_no_half: false,
+            kl_warmup: None,
             image_size: 28,
             latent_dim: None,
         };
@@ -434,6 +442,17 @@ impl TrainConfig {
         if !(self.kl_weight >= 0.0 && self.kl_weight.is_finite()) {
             return bad("kl_weight", "must be finite and >= 0");
         }
+        if let Some(w) = self.kl_warmup {
+            if self.loss != LossKind::Vae {
+                return bad(
+                    "kl_warmup",
+                    "ramps up a VAE's KL term (--preset vae); a GAN loss has none",
+                );
+            }
+            if !(0.0..=1e9).contains(&w) {
+                return bad("kl_warmup", "must be a number of epochs from 0 to 1e9");
+            }
+        }
         if !pos(self.lr_g) || !pos(self.lr_d) {
             return bad("lr_g/lr_d", "learning rates must be positive and finite");
         }
@@ -507,6 +526,31 @@ impl TrainConfig {
     /// ```
     pub fn vae_latent(&self) -> usize {
         self.latent_dim.unwrap_or(2)
+    }
+
+    /// The KL term's weight in the VAE's loss at `step` (0-based: the step about to be taken)
+    /// of a run of `steps_per_epoch` steps an epoch: `kl_weight`, ramped up linearly from 0
+    /// over the first `kl_warmup` epochs when that is set. It depends on the step alone, so
+    /// a resumed run weighs each step as an uninterrupted one does.
+    ///
+    /// ```
+    /// use mouton_train::config::{Preset, TrainConfig};
+    /// let mut c = TrainConfig::preset(Preset::Vae);
+    /// assert_eq!(c.kl_weight_at(0, 14), 1.0); // no warm-up: FIDLE's recipe
+    /// c.kl_warmup = Some(2.0); // two epochs of 14 steps
+    /// c.kl_weight = 0.5;
+    /// assert_eq!(c.kl_weight_at(0, 14), 0.0);
+    /// assert_eq!(c.kl_weight_at(7, 14), 0.125);
+    /// assert_eq!(c.kl_weight_at(28, 14), 0.5);
+    /// assert_eq!(c.kl_weight_at(1_000, 14), 0.5);
+    /// ```
+    pub fn kl_weight_at(&self, step: u64, steps_per_epoch: u64) -> f64 {
+        let ramp = self.kl_warmup.unwrap_or(0.0) * steps_per_epoch as f64;
+        if ramp > 0.0 && (step as f64) < ramp {
+            self.kl_weight * (step as f64 / ramp)
+        } else {
+            self.kl_weight
+        }
     }
 
     /// The names of the fields whose values differ from `other`'s.
@@ -621,6 +665,7 @@ pub struct Overrides {
     pub detect_collapse: Option<f64>,
     pub kl_weight: Option<f64>,
     pub kl_fidle_no_half: Option<bool>,
+    pub kl_warmup: Option<f64>,
     pub image_size: Option<usize>,
     pub latent_dim: Option<usize>,
 }
@@ -690,6 +735,7 @@ impl Overrides {
             detect_collapse,
             kl_weight,
             kl_fidle_no_half,
+            kl_warmup,
             image_size,
             latent_dim
         )
@@ -757,6 +803,9 @@ impl Overrides {
         }
         if self.latent_dim.is_some() {
             c.latent_dim = self.latent_dim;
+        }
+        if self.kl_warmup.is_some() {
+            c.kl_warmup = self.kl_warmup;
         }
         c
     }

@@ -40,6 +40,10 @@ pub struct StepRecord {
     /// VAE: the KL divergence (unweighted).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub kl: Option<f64>,
+    /// VAE: the KL term's weight at this step (`kl_weight`, or less during a `kl_warmup`):
+    /// `g_loss` is `kl_weight x kl`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kl_weight: Option<f64>,
 }
 
 /// Measurements at the end of an epoch.

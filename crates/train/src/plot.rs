@@ -36,7 +36,7 @@ fn smooth(points: &[(f64, f64)], buckets: usize) -> Vec<(f64, f64)> {
 /// let rec = |step: u64| StepRecord {
 ///     kind: "step".into(), step, epoch: 1, d_loss: 1.0 / step as f64, g_loss: 0.5,
 ///     gp: None, d_real: 0.0, d_fake: 0.0, grad_norm_d: 1.0, grad_norm_g: 1.0,
-///     images_per_s: 100.0, recon: None, kl: None,
+///     images_per_s: 100.0, recon: None, kl: None, kl_weight: None,
 /// };
 /// let steps: Vec<StepRecord> = (1..=50).map(rec).collect();
 /// let path = dir.path().join("loss.png");

@@ -254,6 +254,7 @@ impl EventWriter {
             ("train/gp", r.gp),
             ("train/recon", r.recon),
             ("train/kl", r.kl),
+            ("train/kl_weight", r.kl_weight),
         ];
         v.extend(optional.iter().filter_map(|&(t, x)| Some((t, x?))));
         v.push(("speed/images_per_s", r.images_per_s));

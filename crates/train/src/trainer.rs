@@ -996,6 +996,7 @@ where
             images_per_s: 0.0,
             recon: None,
             kl: None,
+            kl_weight: None,
         })
     };
     drive(
@@ -1012,7 +1013,8 @@ where
     )
 }
 
-/// VAE training: one update per step of `reconstruction BCE + kl_weight x KL`.
+/// VAE training: one update per step of `reconstruction BCE + kl_weight x KL` (the weight
+/// ramped up over `kl_warmup` epochs when set).
 fn run_vae<const L: usize, B: Layers<f32>>(
     cfg: &TrainConfig,
     data: &TrainingData,
@@ -1030,6 +1032,7 @@ fn run_vae<const L: usize, B: Layers<f32>>(
         KlForm::Exact
     };
     let inject_at = opts.inject_nan_at_step;
+    let (per_epoch, _) = schedule(cfg, data.train.len());
     let mut step_fn = |vae: &mut mouton_models::vae::Vae<L, f32, B>,
                        _: &mut (),
                        opt: &mut Optimizer<f32, B>,
@@ -1054,7 +1057,8 @@ fn run_vae<const L: usize, B: Layers<f32>>(
         let recon = reconstruction_bce(logits, target)?;
         let kl = kl_divergence(kl_mu, kl_lv, form)?;
         let (recon_v, kl_v) = (recon.array() as f64, kl.array() as f64);
-        let loss = vae_loss(recon, kl, cfg.kl_weight);
+        let kl_weight = cfg.kl_weight_at(step, per_epoch);
+        let loss = vae_loss(recon, kl, kl_weight);
         let value = if inject_at == Some(step + 1) {
             f64::NAN
         } else {
@@ -1070,7 +1074,7 @@ fn run_vae<const L: usize, B: Layers<f32>>(
             step: step + 1,
             epoch: epoch + 1,
             d_loss: value,
-            g_loss: cfg.kl_weight * kl_v,
+            g_loss: kl_weight * kl_v,
             gp: None,
             d_real: 0.0,
             d_fake: 0.0,
@@ -1079,6 +1083,7 @@ fn run_vae<const L: usize, B: Layers<f32>>(
             images_per_s: 0.0,
             recon: Some(recon_v),
             kl: Some(kl_v),
+            kl_weight: Some(kl_weight),
         })
     };
     drive(

@@ -19,6 +19,7 @@ fn step(k: u64) -> StepRecord {
         images_per_s: 18.867144144951787 + k as f64,
         recon: None,
         kl: None,
+        kl_weight: None,
     }
 }
 

@@ -331,6 +331,89 @@ fn the_vae_trains_resumes_exactly_and_draws() {
 }
 
 #[test]
+fn a_kl_warm_up_weighs_each_step_as_scheduled_and_resumes_exactly() {
+    let vae = |epochs, max_steps, kl_weight, warmup| {
+        let mut c = Overrides {
+            preset: Some(Preset::Vae),
+            synthetic_count: Some(72),
+            validation_fraction: Some(0.2),
+            batch_size: Some(16),
+            epochs: Some(epochs),
+            max_steps,
+            seed: Some(4),
+            swd_projections: Some(8),
+            kl_weight: Some(kl_weight),
+            kl_warmup: warmup,
+            ..Default::default()
+        }
+        .resolve()
+        .unwrap();
+        c.lr_g = 3e-3;
+        c
+    };
+    let dirs: Vec<_> = (0..5).map(|_| tempfile::tempdir().unwrap()).collect();
+    let fresh = RunOptions::default();
+    // 58 training images, batch 16: 3 steps per epoch, so 3 epochs ramp over 9 steps.
+    let warm = vae(4, None, 2.0, Some(3.0));
+    run(&warm, dirs[0].path(), &fresh).unwrap();
+    let (steps, _) = metrics::read(&dirs[0].path().join("metrics.jsonl")).unwrap();
+    assert_eq!(steps.len(), 12);
+    for (i, s) in steps.iter().enumerate() {
+        let w = s.kl_weight.unwrap();
+        assert_eq!(w, 2.0 * (i as f64 / 9.0).min(1.0), "step {}", s.step);
+        assert_eq!(s.g_loss, w * s.kl.unwrap());
+        // The weight is the one the loss was built with: total = reconstruction + w KL
+        // (summed in f32).
+        let total = s.recon.unwrap() + w * s.kl.unwrap();
+        assert!((s.d_loss - total).abs() <= 1e-5 * total, "step {}", s.step);
+    }
+    assert!(steps[8].kl_weight < Some(2.0) && steps[9].kl_weight == Some(2.0));
+
+    // The first step has no KL term: it updates the weights as a run without one does.
+    run(&vae(1, Some(1), 2.0, Some(3.0)), dirs[1].path(), &fresh).unwrap();
+    run(&vae(1, Some(1), 0.0, None), dirs[2].path(), &fresh).unwrap();
+    run(&vae(1, Some(1), 2.0, None), dirs[3].path(), &fresh).unwrap();
+    let first = |d: &tempfile::TempDir| tensors(&checkpoint::path_for(d.path(), 1));
+    assert!(
+        first(&dirs[1]) == first(&dirs[2]),
+        "step 1 of a warm-up has KL weight 0"
+    );
+    assert!(
+        first(&dirs[1]) != first(&dirs[3]),
+        "the KL term moves the first step"
+    );
+
+    // Stopped inside the ramp (step 6 of 9) and resumed: the same weights bit for bit.
+    run(&vae(2, None, 2.0, Some(3.0)), dirs[4].path(), &fresh).unwrap();
+    let resume = RunOptions {
+        resume: true,
+        ..Default::default()
+    };
+    run(&warm, dirs[4].path(), &resume).unwrap();
+    assert!(
+        tensors(&checkpoint::path_for(dirs[0].path(), 12))
+            == tensors(&checkpoint::path_for(dirs[4].path(), 12))
+    );
+
+    // Only a VAE has a KL term to ramp, and the ramp is a number of epochs.
+    let mut bad = small(None, 1);
+    bad.kl_warmup = Some(1.0);
+    let err = bad.validate().unwrap_err().to_string();
+    assert!(err.contains("kl_warmup: ramps up a VAE's KL term"), "{err}");
+    for w in [-1.0, f64::NAN, f64::INFINITY, 2e9] {
+        let mut bad = vae(1, None, 1.0, None);
+        bad.kl_warmup = Some(w);
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("kl_warmup: must be a number of epochs"),
+            "{w}: {err}"
+        );
+    }
+    // 0 epochs: no ramp.
+    assert_eq!(vae(1, None, 1.0, Some(0.0)).kl_weight_at(0, 3), 1.0);
+}
+
+#[test]
 fn dcgan_trains_on_signed_pixels_and_wgan_gp_refuses_its_discriminator() {
     use mouton_train::config::{CriticArch, GeneratorArch};
     let dir = tempfile::tempdir().unwrap();
