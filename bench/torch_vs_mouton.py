@@ -6,8 +6,8 @@ Runs `target/release/examples/bench_steps` (mouton; build it with
 steps in PyTorch with the same thread count, and prints times and ratios (> 1: mouton faster):
 - FIDLE SHEEP1 generator and discriminator, forward + backward, batch 64;
 - one WGAN-GP critic step (batch 64, SHEEP2 critic, Adam; PyTorch uses double backward);
-- whole training steps: sheep1 (batch 32, BCE, one D and one G update) and sheep2 (batch 64,
-  WGAN-GP, n_critic 2), as real images per second.
+- whole training steps: sheep1 (batch 32, BCE, one D and one G update), sheep2 (batch 64,
+  WGAN-GP, n_critic 2) and the VAE preset (batch 64, latent 2), as real images per second.
 Usage: python3 bench/torch_vs_mouton.py [--repeats 5] [--threads 2]
 """
 import argparse
@@ -20,6 +20,8 @@ import time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from torch_vae_dead_units import Vae  # the VAE preset's network, in this folder
 
 
 def same_pad(x, k, s):
@@ -137,6 +139,33 @@ def torch_side(repeats):
     og = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.9))
     od = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.9))
     out["sheep2 training images/s"] = 128 / median_time(sheep2_step, max(3, repeats // 2))
+
+    # The VAE preset (latent 2, batch 64, Adam 1e-3): one update of BCE + KL.
+    vae = Vae(2)
+
+    def enc_fb():
+        vae.zero_grad()
+        mu, logvar = vae.encode(x.requires_grad_(True))
+        (mu.sum() + logvar.sum()).backward()
+    out["vae encoder fwd+bwd b64"] = median_time(enc_fb, max(11, repeats))
+    zv = torch.randn(64, 2, requires_grad=True)
+
+    def dec_fb():
+        vae.zero_grad()
+        vae.decode(zv).sum().backward()
+    out["vae decoder fwd+bwd b64"] = median_time(dec_fb, max(11, repeats))
+    ov = torch.optim.Adam(vae.parameters(), lr=1e-3, eps=1e-7)
+
+    def vae_step(b=64):
+        real = torch.rand(b, 1, 28, 28)
+        ov.zero_grad()
+        mu, logvar = vae.encode(real)
+        zs = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        bce = F.binary_cross_entropy_with_logits(vae.decode(zs), real, reduction="none")
+        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)
+        (bce.flatten(1).sum(1).mean() + kl.mean()).backward()
+        ov.step()
+    out["vae training images/s"] = 64 / median_time(vae_step, max(11, repeats))
     return out
 
 

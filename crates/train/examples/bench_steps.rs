@@ -71,9 +71,27 @@ fn main() {
     });
     println!("{{\"name\": \"wgan-gp critic step b64\", \"seconds\": {t}}}");
 
+    // The VAE preset's encoder (to mu and log sigma^2) and decoder (latent 2 to logits).
+    let vae = mouton_models::vae::Vae::<2, f32, Cpu>::build(&dev);
+    let t = time(repeats.max(11), || {
+        let (mu, logvar) = vae.encode(x.clone().traced(vae.alloc_grads())).unwrap();
+        let _ = (mu.sum::<(), _>() + logvar.sum::<(), _>()).backward();
+    });
+    println!("{{\"name\": \"vae encoder fwd+bwd b64\", \"seconds\": {t}}}");
+    let zv: Tensor<(usize, usize), f32, Cpu> = dev.sample_normal_like(&(b, 2));
+    let t = time(repeats.max(11), || {
+        let y = vae.decode(zv.clone().traced(vae.alloc_grads())).unwrap();
+        let _ = y.sum::<(), _>().backward();
+    });
+    println!("{{\"name\": \"vae decoder fwd+bwd b64\", \"seconds\": {t}}}");
+
     // Whole training steps through the real loop (synthetic data), images/s from metrics.
-    for preset in [Preset::Sheep1, Preset::Sheep2] {
-        let steps = if preset == Preset::Sheep1 { 12 } else { 6 };
+    for preset in [Preset::Sheep1, Preset::Sheep2, Preset::Vae] {
+        let steps = match preset {
+            Preset::Sheep1 => 12,
+            Preset::Sheep2 => 6,
+            Preset::Vae => 24,
+        };
         let cfg = Overrides {
             preset: Some(preset),
             max_steps: Some(steps),
@@ -96,7 +114,11 @@ fn main() {
         let rate = median(rates);
         println!(
             "{{\"name\": \"{} training images/s\", \"images_per_s\": {rate}, \"batch\": {}, \"n_critic\": {}}}",
-            if preset == Preset::Sheep1 { "sheep1" } else { "sheep2" },
+            match preset {
+                Preset::Sheep1 => "sheep1",
+                Preset::Sheep2 => "sheep2",
+                Preset::Vae => "vae",
+            },
             cfg.batch_size,
             cfg.n_critic
         );
