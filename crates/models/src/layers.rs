@@ -102,6 +102,29 @@ pub trait Layers<E: Dtype + Real>: Device<E> + TensorToArray<(), E, Array = E> {
         SW: Shape<Concrete = [usize; 4]>,
         SB: Shape<Concrete = [usize; 1]>;
 
+    /// See [`conv_transpose2d_act`]. By default [`conv_transpose2d`] then [`activation`];
+    /// the CPU fuses the two.
+    #[allow(clippy::too_many_arguments)]
+    fn conv_transpose2d_act<T, SW, SB>(
+        x: Nchw<E, T, Self>,
+        weights: &Tensor<SW, E, Self>,
+        bias: Option<&Tensor<SB, E, Self>>,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+        act: Activation,
+    ) -> Result<Nchw<E, T, Self>, GeometryError>
+    where
+        T: Tape<E, Self>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>,
+    {
+        Ok(Self::activation(
+            Self::conv_transpose2d(x, weights, bias, stride, padding, output_padding)?,
+            act,
+        ))
+    }
+
     /// See [`activation`].
     fn activation<S: Shape, T: Tape<E, Self>>(
         x: Tensor<S, E, Self, T>,
@@ -212,7 +235,31 @@ where
         SW: Shape<Concrete = [usize; 4]>,
         SB: Shape<Concrete = [usize; 1]>,
     {
-        cpu_conv_transpose2d(x, weights, bias, stride, padding, output_padding)
+        let act = Activation::Identity;
+        cpu_conv_transpose2d(x, weights, bias, stride, padding, output_padding, act)
+    }
+
+    fn conv_transpose2d_act<T, SW, SB>(
+        x: Nchw<E, T>,
+        weights: &Tensor<SW, E, Cpu>,
+        bias: Option<&Tensor<SB, E, Cpu>>,
+        stride: usize,
+        padding: usize,
+        output_padding: usize,
+        act: Activation,
+    ) -> Result<Nchw<E, T>, GeometryError>
+    where
+        T: Tape<E, Cpu>,
+        SW: Shape<Concrete = [usize; 4]>,
+        SB: Shape<Concrete = [usize; 1]>,
+    {
+        let (s, p, op) = (stride, padding, output_padding);
+        if act.derivative_from_output() {
+            cpu_conv_transpose2d(x, weights, bias, s, p, op, act)
+        } else {
+            let y = cpu_conv_transpose2d(x, weights, bias, s, p, op, Activation::Identity)?;
+            Ok(cpu_activation(y, act))
+        }
     }
 
     fn activation<S: Shape, T: Tape<E, Cpu>>(
@@ -384,6 +431,45 @@ where
     check_row_major("weights", weights)?;
     check_row_major_opt("bias", bias)?;
     D::conv_transpose2d(row_major(x), weights, bias, stride, padding, output_padding)
+}
+
+/// [`conv_transpose2d`] then `act`, as one op where the device fuses them (the CPU does for
+/// activations whose derivative follows from their output: all but a negative LeakyReLU
+/// slope): the activation is applied to the output in place, and the backward pass turns
+/// dL/dy into dL/d(pre-activation) from the kept output, with no tensor in between. Values
+/// and gradients are those of the two ops chained, to the bit.
+///
+/// ```
+/// use dfdx::prelude::*;
+/// use mouton_models::layers::{conv_transpose2d_act, no_bias};
+/// use mouton_models::ops::activation::Activation;
+/// let dev = Cpu::default();
+/// let x = dev.tensor_from_vec(vec![1.0f32, -2.0], (1usize, 1usize, 1usize, 2usize));
+/// let w = dev.tensor_from_vec(vec![1.0f32], (1usize, 1usize, 1usize, 1usize));
+/// let y = conv_transpose2d_act(x, &w, no_bias(), 1, 0, 0, Activation::Relu).unwrap();
+/// assert_eq!(y.as_vec(), [1.0, 0.0]);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose2d_act<E, D, T, SW, SB>(
+    x: Nchw<E, T, D>,
+    weights: &Tensor<SW, E, D>,
+    bias: Option<&Tensor<SB, E, D>>,
+    stride: usize,
+    padding: usize,
+    output_padding: usize,
+    act: Activation,
+) -> Result<Nchw<E, T, D>, GeometryError>
+where
+    E: Dtype + Real,
+    D: Layers<E>,
+    T: Tape<E, D>,
+    SW: Shape<Concrete = [usize; 4]>,
+    SB: Shape<Concrete = [usize; 1]>,
+{
+    check_row_major("weights", weights)?;
+    check_row_major_opt("bias", bias)?;
+    let x = row_major(x);
+    D::conv_transpose2d_act(x, weights, bias, stride, padding, output_padding, act)
 }
 
 /// `act(x)` element-wise, for a tensor of any shape, differentiable (one fused, multithreaded
@@ -752,6 +838,8 @@ where
     Ok(y.put_tape(tape))
 }
 
+/// A transposed convolution with `act` in the same op (`Identity` for a plain one; its
+/// derivative must be told from its output), as [`cpu_conv2d`] does.
 fn cpu_conv_transpose2d<E, T, SW, SB>(
     x: Nchw<E, T>,
     weights: &Tensor<SW, E, Cpu>,
@@ -759,6 +847,7 @@ fn cpu_conv_transpose2d<E, T, SW, SB>(
     stride: usize,
     padding: usize,
     output_padding: usize,
+    act: Activation,
 ) -> Result<Nchw<E, T>, GeometryError>
 where
     E: Dtype + Real,
@@ -767,7 +856,8 @@ where
     SB: Shape<Concrete = [usize; 1]>,
 {
     use crate::ops::conv_transpose2d::{
-        conv_transpose2d_backward, conv_transpose2d_forward, ConvTranspose2dGeometry,
+        conv_transpose2d_backward_bias, conv_transpose2d_backward_input,
+        conv_transpose2d_backward_weights, conv_transpose2d_forward, ConvTranspose2dGeometry,
     };
     let (n, c, h, w) = *x.shape();
     let [wc, o, kh, kw] = weights.shape().concrete();
@@ -778,6 +868,13 @@ where
     let bv = bias.map(to_vec);
     let mut out = zeros(g.sizes().2);
     conv_transpose2d_forward(&g, &xv, &wv, bv.as_deref(), &mut out);
+    let fused = act != Activation::Identity;
+    if fused {
+        out.par_chunks_mut(1 << 14)
+            .for_each(|o| act.apply_in_place(o));
+    }
+    // (copied on all threads: a megabyte-sized copy is not free)
+    let kept_y = (T::OWNS_TAPE && fused).then(|| out.par_iter().copied().collect::<Vec<E>>());
     let (oh, ow) = g.out_hw();
     let y = x.device().tensor_from_vec(out, (n, o, oh, ow));
     let (x_g, w_g, b_g, y_g) = (
@@ -787,35 +884,26 @@ where
         y.ghost(),
     );
     tape.add_backward_op(move |grads| {
-        let gy: Vec<E> = grads.get_or_alloc_mut(&y_g)?.to_vec();
-        conv_transpose2d_backward(
+        let gy = grads.get_or_alloc_mut(&y_g)?;
+        // dL/d(pre-activation), which the convolution's gradients take.
+        // (every element written, so a pooled buffer)
+        let mut gz = Scratch::new(gy.len());
+        match &kept_y {
+            Some(yv) => activation_backward_from_output(act, yv, gy, &mut gz),
+            None => gz.copy_from_slice(gy),
+        }
+        let gy = gz;
+        // dY's columns, built for the input gradient, serve the weight gradient too.
+        let kept = conv_transpose2d_backward_input(&g, &wv, &gy, grads.get_or_alloc_mut(&x_g)?);
+        conv_transpose2d_backward_weights(
             &g,
             &xv,
-            &wv,
             &gy,
-            Some(grads.get_or_alloc_mut(&x_g)?),
-            None,
-            None,
-        );
-        conv_transpose2d_backward(
-            &g,
-            &xv,
-            &wv,
-            &gy,
-            None,
-            Some(grads.get_or_alloc_mut(&w_g)?),
-            None,
+            kept.as_ref(),
+            grads.get_or_alloc_mut(&w_g)?,
         );
         if let Some(b_g) = b_g {
-            conv_transpose2d_backward(
-                &g,
-                &xv,
-                &wv,
-                &gy,
-                None,
-                None,
-                Some(grads.get_or_alloc_mut(&b_g)?),
-            );
+            conv_transpose2d_backward_bias(&g, &gy, grads.get_or_alloc_mut(&b_g)?);
         }
         Ok(())
     });

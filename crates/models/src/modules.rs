@@ -407,4 +407,15 @@ where
     pub fn forward<T: Tape<E, D>>(&self, x: Nchw<E, T, D>) -> Result<Nchw<E, T, D>, GeometryError> {
         crate::layers::conv_transpose2d(x, &self.weight, Some(&self.bias), S, P, OP)
     }
+
+    /// [`ConvTranspose2d::forward`] then `act` (fused on the CPU: see
+    /// [`conv_transpose2d_act`](crate::layers::conv_transpose2d_act)).
+    pub fn forward_act<T: Tape<E, D>>(
+        &self,
+        x: Nchw<E, T, D>,
+        act: Activation,
+    ) -> Result<Nchw<E, T, D>, GeometryError> {
+        let (w, b) = (&self.weight, Some(&self.bias));
+        crate::layers::conv_transpose2d_act(x, w, b, S, P, OP, act)
+    }
 }

@@ -230,8 +230,8 @@ where
             Activation::Relu,
         );
         let x = x.reshape_like(&(n, 64usize, 7usize, 7usize));
-        let x = activation(self.dec1.forward(x)?, Activation::Relu);
-        let x = activation(self.dec2.forward(x)?, Activation::Relu);
+        let x = self.dec1.forward_act(x, Activation::Relu)?;
+        let x = self.dec2.forward_act(x, Activation::Relu)?;
         self.dec3.forward(x)
     }
 }

@@ -5,7 +5,9 @@
 use crate::common::values;
 
 use dfdx::prelude::*;
-use mouton_models::layers::{activation, conv2d, conv2d_act, dense, no_bias};
+use mouton_models::layers::{
+    activation, conv2d, conv2d_act, conv_transpose2d, conv_transpose2d_act, dense, no_bias,
+};
 use mouton_models::ops::activation::Activation;
 use mouton_models::ops::conv2d::Padding;
 
@@ -223,6 +225,52 @@ fn fused_convolution_and_activation_equal_the_two_ops_chained() {
     }
     // Every activation had both signs to tell apart.
     let pre = conv2d(x.clone(), &w, Some(&b), 2, Padding::Same)
+        .unwrap()
+        .as_vec();
+    assert!(pre.iter().any(|&v| v > 0.0) && pre.iter().any(|&v| v < 0.0));
+}
+
+#[test]
+fn fused_transposed_convolution_and_activation_equal_the_two_ops_chained() {
+    let dev = Cpu::default();
+    // 3 images of 2 channels, 5x5 -> 4 channels, 10x10 (k 3, s 2, p 1, output padding 1).
+    let x = dev.tensor_from_vec(values(3 * 2 * 5 * 5, 21), (3usize, 2usize, 5usize, 5usize));
+    let w = dev.tensor_from_vec(values(2 * 4 * 3 * 3, 22), (2usize, 4usize, 3usize, 3usize));
+    let b = dev.tensor_from_vec(values(4, 23), (4usize,));
+    let r = dev.tensor_from_vec(
+        values(3 * 4 * 10 * 10, 24),
+        (3usize, 4usize, 10usize, 10usize),
+    );
+    for act in [
+        Activation::Identity,
+        Activation::Relu,
+        Activation::LeakyRelu(0.2),
+        Activation::LeakyRelu(-0.5), // not fused: the derivative needs the input
+        Activation::Sigmoid,
+        Activation::Tanh,
+    ] {
+        let run = |fused: bool| {
+            let xt = x.clone().trace(Gradients::leaky());
+            let y = if fused {
+                conv_transpose2d_act(xt, &w, Some(&b), 2, 1, 1, act).unwrap()
+            } else {
+                activation(conv_transpose2d(xt, &w, Some(&b), 2, 1, 1).unwrap(), act)
+            };
+            let yv = y.as_vec();
+            let g = (y * r.clone()).sum::<(), _>().backward();
+            (
+                yv,
+                g.get(&x).as_vec(),
+                g.get(&w).as_vec(),
+                g.get(&b).as_vec(),
+            )
+        };
+        let (fused, chained) = (run(true), run(false));
+        assert_eq!(fused, chained, "{act:?}");
+        assert!(fused.0.iter().any(|&v| v != 0.0), "{act:?}");
+        assert!(fused.2.iter().any(|&v| v != 0.0), "{act:?}");
+    }
+    let pre = conv_transpose2d(x.clone(), &w, Some(&b), 2, 1, 1)
         .unwrap()
         .as_vec();
     assert!(pre.iter().any(|&v| v > 0.0) && pre.iter().any(|&v| v < 0.0));

@@ -7,10 +7,15 @@
 //!
 //! [`conv2d`]: super::conv2d
 
+use rayon::prelude::*;
+
+use super::activation::Activation;
 use super::conv2d::{
-    conv2d_backward_input, conv2d_backward_weights, conv2d_forward, Conv2dGeometry, GeometryError,
-    Padding,
+    conv2d_backward_input, conv2d_backward_weights, conv2d_backward_weights_kept,
+    conv2d_forward_keep, Conv2dGeometry, GeometryError, KeptColumns, Padding,
 };
+use super::matmul::sum_lanes;
+use super::scratch::Scratch;
 use super::Real;
 
 /// Sizes of one transposed convolution.
@@ -145,29 +150,72 @@ pub fn conv_transpose2d_backward<T: Real>(
     grad_w: Option<&mut [T]>,
     grad_b: Option<&mut [T]>,
 ) {
-    let c = &g.conv;
-    if let Some(gb) = grad_b {
-        let plane = c.h * c.w;
-        assert!(
-            gb.len() == c.in_ch && grad_out.len() == c.sizes().0,
-            "slice sizes"
-        );
-        for img in grad_out.chunks(c.in_ch * plane) {
-            for (acc, ch) in gb.iter_mut().zip(img.chunks(plane)) {
-                for &v in ch {
-                    *acc += v;
-                }
-            }
-        }
-    }
-    if let Some(gx) = grad_x {
-        let mut tmp = vec![T::ZERO; gx.len()];
-        conv2d_forward(c, grad_out, weights, None, &mut tmp);
-        for (a, v) in gx.iter_mut().zip(tmp) {
-            *a += v;
-        }
-    }
+    let kept = grad_x.and_then(|gx| conv_transpose2d_backward_input(g, weights, grad_out, gx));
     if let Some(gw) = grad_w {
-        conv2d_backward_weights(c, grad_out, x, gw);
+        conv_transpose2d_backward_weights(g, x, grad_out, kept.as_ref(), gw);
     }
+    if let Some(gb) = grad_b {
+        conv_transpose2d_backward_bias(g, grad_out, gb);
+    }
+}
+
+/// `grad_x +=` the input gradient (the adjoint convolution's forward pass over `grad_out`).
+/// Returns `grad_out`'s column matrices when they are small enough to keep, for
+/// [`conv_transpose2d_backward_weights`], which would otherwise build them again.
+pub fn conv_transpose2d_backward_input<T: Real>(
+    g: &ConvTranspose2dGeometry,
+    weights: &[T],
+    grad_out: &[T],
+    grad_x: &mut [T],
+) -> Option<KeptColumns<T>> {
+    // (every element written by the convolution, so a pooled buffer)
+    let mut tmp = Scratch::new(grad_x.len());
+    let kept = conv2d_forward_keep(
+        &g.conv,
+        grad_out,
+        weights,
+        None,
+        Activation::Identity,
+        &mut tmp,
+    );
+    grad_x
+        .par_chunks_mut(1 << 14)
+        .zip(tmp.par_chunks(1 << 14))
+        .for_each(|(a, t)| a.iter_mut().zip(t).for_each(|(a, &t)| *a += t));
+    kept
+}
+
+/// `grad_w +=` the weight gradient, from the columns [`conv_transpose2d_backward_input`] kept
+/// (`kept`, built from this `grad_out`) or else from `grad_out` itself.
+pub fn conv_transpose2d_backward_weights<T: Real>(
+    g: &ConvTranspose2dGeometry,
+    x: &[T],
+    grad_out: &[T],
+    kept: Option<&KeptColumns<T>>,
+    grad_w: &mut [T],
+) {
+    match kept {
+        Some(cols) => conv2d_backward_weights_kept(cols, x, grad_w),
+        None => conv2d_backward_weights(&g.conv, grad_out, x, grad_w),
+    }
+}
+
+/// `grad_b +=` `grad_out` summed per output channel: channels in parallel, each over the
+/// images in order (the result does not depend on the thread count).
+pub fn conv_transpose2d_backward_bias<T: Real>(
+    g: &ConvTranspose2dGeometry,
+    grad_out: &[T],
+    grad_b: &mut [T],
+) {
+    let c = &g.conv;
+    let plane = c.h * c.w;
+    assert!(
+        grad_b.len() == c.in_ch && grad_out.len() == c.sizes().0,
+        "slice sizes"
+    );
+    grad_b.par_iter_mut().enumerate().for_each(|(ch, acc)| {
+        for img in grad_out.chunks(c.in_ch * plane) {
+            *acc += sum_lanes(&img[ch * plane..][..plane]);
+        }
+    });
 }
