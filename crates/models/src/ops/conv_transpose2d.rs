@@ -162,6 +162,26 @@ pub fn conv_transpose2d_backward<T: Real>(
 /// `grad_x +=` the input gradient (the adjoint convolution's forward pass over `grad_out`).
 /// Returns `grad_out`'s column matrices when they are small enough to keep, for
 /// [`conv_transpose2d_backward_weights`], which would otherwise build them again.
+///
+/// ```
+/// use mouton_models::ops::conv_transpose2d::*;
+/// let g = ConvTranspose2dGeometry::new(2, 3, 4, 4, 2, (3, 3), 2, 1, 1).unwrap(); // 4x4 -> 8x8
+/// let (nx, nw, no) = g.sizes();
+/// let x: Vec<f64> = (0..nx).map(|i| (i as f64 * 0.7).sin()).collect();
+/// let w: Vec<f64> = (0..nw).map(|i| (i as f64 * 0.3).cos()).collect();
+/// let dy: Vec<f64> = (0..no).map(|i| (i as f64 * 0.11).sin()).collect();
+/// let mut gx = vec![1.0; nx]; // gradients accumulate
+/// let kept = conv_transpose2d_backward_input(&g, &w, &dy, &mut gx);
+/// let mut gx_alone = vec![0.0; nx];
+/// conv_transpose2d_backward(&g, &x, &w, &dy, Some(&mut gx_alone), None, None);
+/// assert!(gx.iter().zip(&gx_alone).all(|(a, b)| (a - 1.0 - b).abs() < 1e-12));
+/// // The kept columns give the weight gradient computed from dY itself.
+/// let (mut a, mut b) = (vec![0.0; nw], vec![0.0; nw]);
+/// conv_transpose2d_backward_weights(&g, &x, &dy, kept.as_ref(), &mut a);
+/// conv_transpose2d_backward_weights(&g, &x, &dy, None, &mut b);
+/// assert!(kept.is_some());
+/// assert!(a.iter().zip(&b).all(|(a, b)| (a - b).abs() <= 1e-12 * a.abs().max(1.0)));
+/// ```
 pub fn conv_transpose2d_backward_input<T: Real>(
     g: &ConvTranspose2dGeometry,
     weights: &[T],
@@ -202,6 +222,14 @@ pub fn conv_transpose2d_backward_weights<T: Real>(
 
 /// `grad_b +=` `grad_out` summed per output channel: channels in parallel, each over the
 /// images in order (the result does not depend on the thread count).
+///
+/// ```
+/// use mouton_models::ops::conv_transpose2d::*;
+/// let g = ConvTranspose2dGeometry::new(2, 1, 1, 1, 2, (1, 1), 1, 0, 0).unwrap(); // 1x1 -> 1x1
+/// let mut gb = [0.5, 0.0];
+/// conv_transpose2d_backward_bias(&g, &[1.0, 10.0, 2.0, 20.0], &mut gb); // 2 images, 2 channels
+/// assert_eq!(gb, [3.5, 30.0]);
+/// ```
 pub fn conv_transpose2d_backward_bias<T: Real>(
     g: &ConvTranspose2dGeometry,
     grad_out: &[T],
