@@ -868,11 +868,8 @@ where
     let bv = bias.map(to_vec);
     let mut out = zeros(g.sizes().2);
     conv_transpose2d_forward(&g, &xv, &wv, bv.as_deref(), &mut out);
+    act.apply_in_place_par(&mut out);
     let fused = act != Activation::Identity;
-    if fused {
-        out.par_chunks_mut(1 << 14)
-            .for_each(|o| act.apply_in_place(o));
-    }
     // (copied on all threads: a megabyte-sized copy is not free)
     let kept_y = (T::OWNS_TAPE && fused).then(|| out.par_iter().copied().collect::<Vec<E>>());
     let (oh, ow) = g.out_hw();

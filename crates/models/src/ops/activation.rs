@@ -34,6 +34,14 @@ impl Activation {
         !matches!(self, Activation::LeakyRelu(s) if *s < 0.0)
     }
 
+    /// `xs[i] = act(xs[i])` on all threads, for an output already written.
+    pub(crate) fn apply_in_place_par<T: Real>(&self, xs: &mut [T]) {
+        if *self != Activation::Identity {
+            xs.par_chunks_mut(CHUNK)
+                .for_each(|c| self.apply_in_place(c));
+        }
+    }
+
     /// `xs[i] = act(xs[i])`, serially (for callers already running in parallel).
     pub(crate) fn apply_in_place<T: Real>(&self, xs: &mut [T]) {
         match *self {

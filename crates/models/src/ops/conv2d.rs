@@ -664,10 +664,19 @@ pub fn conv2d_backward_bias<T: Real>(g: &Conv2dGeometry, grad_out: &[T], grad_b:
         grad_out.len() == g.sizes().2 && grad_b.len() == g.out_ch,
         "slice sizes"
     );
-    // Channels in parallel, each summed over images in order (independent of the threads).
+    debug_assert_eq!(img_out, grad_b.len() * n);
+    add_channel_sums(grad_out, n, grad_b);
+}
+
+/// `grad_b[c] +=` the sum of channel `c`'s `plane` values over every image of `grad_out`
+/// (N, C, plane): channels in parallel, each summed over the images in order (the result
+/// does not depend on the thread count). A bias gradient, for convolutions and their
+/// transposes.
+pub(crate) fn add_channel_sums<T: Real>(grad_out: &[T], plane: usize, grad_b: &mut [T]) {
+    let img = grad_b.len() * plane;
     grad_b.par_iter_mut().enumerate().for_each(|(c, acc)| {
-        for img in grad_out.chunks(img_out) {
-            *acc += sum_lanes(&img[c * n..][..n]);
+        for one in grad_out.chunks(img) {
+            *acc += sum_lanes(&one[c * plane..][..plane]);
         }
     });
 }

@@ -11,12 +11,14 @@ use rayon::prelude::*;
 
 use super::activation::Activation;
 use super::conv2d::{
-    conv2d_backward_input, conv2d_backward_weights, conv2d_backward_weights_kept,
+    add_channel_sums, conv2d_backward_input, conv2d_backward_weights, conv2d_backward_weights_kept,
     conv2d_forward_keep, Conv2dGeometry, GeometryError, KeptColumns, Padding,
 };
-use super::matmul::sum_lanes;
 use super::scratch::Scratch;
 use super::Real;
+
+/// Elements per parallel task of the element-wise passes.
+const CHUNK: usize = 1 << 14;
 
 /// Sizes of one transposed convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,8 +201,8 @@ pub fn conv_transpose2d_backward_input<T: Real>(
         &mut tmp,
     );
     grad_x
-        .par_chunks_mut(1 << 14)
-        .zip(tmp.par_chunks(1 << 14))
+        .par_chunks_mut(CHUNK)
+        .zip(tmp.par_chunks(CHUNK))
         .for_each(|(a, t)| a.iter_mut().zip(t).for_each(|(a, &t)| *a += t));
     kept
 }
@@ -220,8 +222,8 @@ pub fn conv_transpose2d_backward_weights<T: Real>(
     }
 }
 
-/// `grad_b +=` `grad_out` summed per output channel: channels in parallel, each over the
-/// images in order (the result does not depend on the thread count).
+/// `grad_b +=` `grad_out` summed per output channel (in a fixed order: the result does not
+/// depend on the thread count).
 ///
 /// ```
 /// use mouton_models::ops::conv_transpose2d::*;
@@ -236,14 +238,9 @@ pub fn conv_transpose2d_backward_bias<T: Real>(
     grad_b: &mut [T],
 ) {
     let c = &g.conv;
-    let plane = c.h * c.w;
     assert!(
         grad_b.len() == c.in_ch && grad_out.len() == c.sizes().0,
         "slice sizes"
     );
-    grad_b.par_iter_mut().enumerate().for_each(|(ch, acc)| {
-        for img in grad_out.chunks(c.in_ch * plane) {
-            *acc += sum_lanes(&img[ch * plane..][..plane]);
-        }
-    });
+    add_channel_sums(grad_out, c.h * c.w, grad_b);
 }
